@@ -1,0 +1,29 @@
+"""tractorish: a structured-concurrency actor runtime built on trio.
+
+Actors are processes spawned under actor nurseries, supervised like trio
+tasks, talking one multiplexed msgpack protocol. Everything public is
+re-exported here; nothing a user needs lives in an underscore module.
+"""
+from ._exceptions import ActorCrashed as ActorCrashed
+from ._exceptions import AuthenticationError as AuthenticationError
+from ._exceptions import ContextCancelled as ContextCancelled
+from ._exceptions import ModuleNotExposed as ModuleNotExposed
+from ._exceptions import MsgTypeError as MsgTypeError
+from ._exceptions import NoResult as NoResult
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import RemoteActorError as RemoteActorError
+from ._exceptions import SecretError as SecretError
+from ._exceptions import TractorishError as TractorishError
+from ._exceptions import TransportClosed as TransportClosed
+from .ipc import Channel as Channel
+from .runtime import Actor as Actor
+from .runtime import NoRuntime as NoRuntime
+from .runtime import Portal as Portal
+from .runtime import RuntimeConfig as RuntimeConfig
+from .runtime import current_actor as current_actor
+from .runtime import is_root_process as is_root_process
+from .supervise import ActorNursery as ActorNursery
+from .supervise import open_nursery as open_nursery
+from .supervise import open_root_actor as open_root_actor
+
+__version__ = '0.1.0'

@@ -1,0 +1,118 @@
+"""The error family of tractorish.
+
+Every public error derives from :class:`TractorishError`. This module sits
+below every layer: it imports nothing from the package and does no I/O.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
+Uid = Tuple[str, str]
+
+
+class TractorishError(Exception):
+    """Root of every error raised by tractorish itself."""
+
+
+class ProtocolError(TractorishError):
+    """A peer sent bytes or messages that break the wire protocol.
+
+    Raised by the ``msg`` layer; the channel that carried the bad input is
+    closed, the actor and its other channels go on.
+    """
+
+
+class MsgTypeError(TractorishError, TypeError):
+    """A value cannot be encoded to msgpack (or a message is too large)."""
+
+
+class TransportClosed(TractorishError, ConnectionError):
+    """The channel to a peer is closed, or the peer went away."""
+
+
+class AuthenticationError(TractorishError, PermissionError):
+    """A peer failed the handshake: wrong protocol, wrong or no secret."""
+
+
+class SecretError(TractorishError):
+    """The shared secret cannot be loaded safely (e.g. a readable file)."""
+
+
+class ModuleNotExposed(TractorishError, ModuleNotFoundError):
+    """A call named a module the actor does not expose in ``enable_modules``."""
+
+
+class ActorCrashed(TractorishError):
+    """An actor process died without reporting an error or result.
+
+    Carries the actor's ``name``, ``pid`` and ``returncode`` (negative for a
+    signal, as :mod:`subprocess` reports it).
+    """
+
+    def __init__(self, message: str, *, name: str = '', pid: Optional[int] = None,
+                 returncode: Optional[int] = None, stderr_tail: str = '') -> None:
+        super().__init__(message)
+        self.name = name
+        self.pid = pid
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class RemoteActorError(TractorishError):
+    """An exception raised in another actor, boxed and sent to us.
+
+    ``boxed_type`` is the original exception class when it is importable
+    here (already imported in this process), else ``None``; ``type_str`` is
+    its name in any case. ``src_uid`` names the actor where it was raised,
+    ``relay_uids`` the actors that passed it on, ``tb_str`` is the remote
+    traceback text.
+    """
+
+    def __init__(self, message: str, *, type_str: str = '', tb_str: str = '',
+                 src_uid: Optional[Uid] = None, boxed_type_path: str = '',
+                 boxed_type: Optional[type] = None,
+                 relay_uids: Sequence[Uid] = (),
+                 payload: Optional[dict] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type_str = type_str
+        self.tb_str = tb_str
+        self.src_uid = src_uid
+        self.boxed_type_path = boxed_type_path
+        self.boxed_type = boxed_type
+        self.relay_uids = list(relay_uids)
+        self.payload = payload or {}
+
+    def __str__(self) -> str:
+        who = self.src_uid[0] if self.src_uid else '?'
+        head = f'{self.type_str} in actor {who!r}: {self.message}'
+        if self.tb_str:
+            return f'{head}\n\n------ remote traceback ------\n{self.tb_str.rstrip()}'
+        return head
+
+    def __reduce__(self) -> Any:  # keep the boxed data through pickling
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type, message: str, state: dict) -> 'RemoteActorError':
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class ContextCancelled(RemoteActorError):
+    """A remote task was cancelled; ``canceller`` is the uid that asked.
+
+    Raised at the caller only when someone else asked for the cancellation;
+    a caller that cancelled its own call sees its own cancellation instead.
+    """
+
+    @property
+    def canceller(self) -> Optional[Uid]:
+        canceller = self.payload.get('canceller')
+        return tuple(canceller) if canceller else None  # type: ignore[return-value]
+
+
+class NoResult(TractorishError, RuntimeError):
+    """A result was asked of an actor that was not started to produce one."""

@@ -1,0 +1,185 @@
+"""``Channel``: framed msgpack messages over one trio byte stream.
+
+This is the only module where trio's and the OS's stream errors become
+:class:`TransportClosed`. Writes go through one writer task per channel,
+which coalesces whatever messages are queued into one ``send_all``: a lone
+message is written at once, a burst costs one syscall per batch, and a
+sender cancelled while waiting for room never leaves half a message on the
+wire. Senders wait while more than ``high_water`` bytes are queued, so a
+slow peer slows its senders down instead of growing this process.
+"""
+from __future__ import annotations
+
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Deque, Optional, Tuple
+
+import trio
+
+from .._exceptions import ProtocolError, TransportClosed
+from ..msg import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
+
+READ_SIZE = 256 * 1024
+HIGH_WATER = 1024 * 1024
+CLOSE_FLUSH_TIMEOUT = 2.0
+
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class Channel:
+    """A bidirectional message channel to one peer.
+
+    Use it through :func:`open_channel` (or the ipc connect/serve helpers),
+    which run its writer task. ``peer_uid`` and ``peer_info`` are set by the
+    handshake.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, *,
+                 max_msg_size: int = DEFAULT_MAX_MSG_SIZE,
+                 high_water: int = HIGH_WATER, name: str = '') -> None:
+        self._stream = stream
+        self._encoder = Encoder(max_msg_size)
+        self._decoder = Decoder(max_msg_size)
+        self._received: Deque[dict] = deque()
+        self._pending = bytearray()
+        self._high_water = high_water
+        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._space_lot = trio.lowlevel.ParkingLot()
+        self._flushed_lot = trio.lowlevel.ParkingLot()
+        self._writing = False
+        self._send_error: Optional[TransportClosed] = None
+        self._eof = False
+        self._closed = False
+        self.name = name
+        self.peer_uid: Optional[Tuple[str, str]] = None
+        self.peer_info: dict = {}
+
+    def __repr__(self) -> str:
+        peer = self.peer_uid[0] if self.peer_uid else '?'
+        return f'<Channel {self.name or id(self)} peer={peer}>'
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._send_error is not None
+
+    # --- sending ------------------------------------------------------------
+
+    async def send(self, msg: Any) -> None:
+        """Queue ``msg`` for the writer.
+
+        Raises :class:`MsgTypeError` if ``msg`` cannot be encoded and
+        :class:`TransportClosed` if the channel is closed. Blocks only while
+        the peer is not keeping up; cancelling it then sends nothing.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data = self._encoder.encode(msg)
+        while True:
+            if self._send_error is not None:
+                raise self._send_error
+            if self._closed:
+                raise TransportClosed(f'{self!r} is closed')
+            if len(self._pending) < self._high_water:
+                break
+            await self._space_lot.park()
+        self._pending += data
+        self._writer_lot.unpark()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is handed to the OS."""
+        while (self._pending or self._writing) and self._send_error is None:
+            await self._flushed_lot.park()
+
+    async def _write_loop(self) -> None:
+        while True:
+            while not self._pending:
+                if self._closed:
+                    return
+                await self._writer_lot.park()
+            batch, self._pending = self._pending, bytearray()
+            self._space_lot.unpark_all()
+            self._writing = True
+            try:
+                await self._stream.send_all(batch)
+            except _STREAM_ERRORS as err:
+                self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
+                return
+            finally:
+                self._writing = False
+                self._flushed_lot.unpark_all()
+                self._space_lot.unpark_all()
+
+    # --- receiving ----------------------------------------------------------
+
+    async def receive(self) -> dict:
+        """The next message; :class:`TransportClosed` once the peer is gone.
+
+        A malformed message raises :class:`ProtocolError`; the channel is
+        useless after that and should be closed.
+        """
+        while not self._received:
+            if self._eof:
+                raise TransportClosed(f'{self!r}: peer closed the connection')
+            try:
+                data = await self._stream.receive_some(READ_SIZE)
+            except _STREAM_ERRORS as err:
+                self._eof = True
+                raise TransportClosed(f'{self!r}: receive failed: {err!r}') from err
+            if not data:
+                self._eof = True
+                if self._decoder.buffered:
+                    raise ProtocolError(
+                        f'{self!r}: peer closed in the middle of a message')
+                continue
+            self._received.extend(self._decoder.feed(data))
+        return self._received.popleft()
+
+    def __aiter__(self) -> AsyncIterator[dict]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict]:
+        """Messages until the peer closes cleanly."""
+        while True:
+            try:
+                msg = await self.receive()
+            except TransportClosed:
+                if self._eof and not self._received:
+                    return
+                raise
+            yield msg
+
+    # --- closing ------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Flush what is queued (for up to 2 s), then close the stream.
+
+        Safe to call twice; runs even inside a cancelled scope.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._writer_lot.unpark_all()
+        self._space_lot.unpark_all()
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(CLOSE_FLUSH_TIMEOUT):
+                await self.flush()
+            try:
+                await self._stream.aclose()
+            except _STREAM_ERRORS:
+                pass
+
+
+@asynccontextmanager
+async def open_channel(stream: trio.abc.Stream, **kwargs: Any) -> AsyncIterator[Channel]:
+    """Run a :class:`Channel` over ``stream``; close both on exit."""
+    chan = Channel(stream, **kwargs)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chan._write_loop)
+            try:
+                yield chan
+            finally:
+                await chan.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)

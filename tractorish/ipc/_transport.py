@@ -1,0 +1,196 @@
+"""Connecting, listening and the authenticated handshake.
+
+The handshake (DESIGN sections 3 and 5), for connector C and acceptor A::
+
+    C -> A  hello{uid, proto, nonce_c}      A -> C  hello{uid, proto, nonce_a}
+    C -> A  auth(HMAC(secret, "connect", nonce_a, nonce_c))
+    A checks it; on failure A closes without proving anything itself
+    A -> C  auth(HMAC(secret, "accept", nonce_c, nonce_a))
+
+The direction label stops a peer from reflecting one side's proof back at
+it; the fresh nonces stop replays. Nothing but ``hello`` and ``auth`` is
+read before the handshake completes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket as stdlib_socket
+import stat
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable, List, Optional, Sequence, Tuple
+
+import trio
+import trio.testing
+
+from .._exceptions import AuthenticationError, ProtocolError, TransportClosed
+from ..msg import PROTOCOL_VERSION, auth, hello, message_kind
+from ._addr import Address, format_addr, normalize_addr
+from ._channel import Channel, open_channel
+from ._secret import macs_equal, make_mac
+
+log = logging.getLogger('tractorish.ipc')
+
+HANDSHAKE_TIMEOUT = 10.0
+_CONNECT_LABEL = b'tractorish-connect'
+_ACCEPT_LABEL = b'tractorish-accept'
+
+
+async def _receive_kind(chan: Channel, kind: str) -> Any:
+    try:
+        msg = await chan.receive()
+    except TransportClosed as err:
+        raise AuthenticationError(f'peer hung up during the handshake ({err})') from err
+    if message_kind(msg) != kind:
+        raise AuthenticationError(
+            f'expected {kind!r} during the handshake, got {message_kind(msg)!r}')
+    return msg[kind]
+
+
+async def handshake(chan: Channel, *, uid: Sequence[str], secret: bytes,
+                    initiator: bool, info: Optional[dict] = None) -> dict:
+    """Exchange hellos and prove the shared secret; return the peer's hello.
+
+    Raises :class:`AuthenticationError` on any failure; the caller closes
+    the channel. Sets ``chan.peer_uid`` and ``chan.peer_info``.
+    """
+    nonce = secrets.token_bytes(16)
+    await chan.send(hello(uid, nonce, **(info or {})))
+    try:
+        peer = await _receive_kind(chan, 'hello')
+    except ProtocolError as err:
+        raise AuthenticationError(f'bad handshake message: {err}') from err
+    if peer['proto'] != PROTOCOL_VERSION:
+        raise AuthenticationError(
+            f'peer speaks protocol {peer["proto"]}, we speak {PROTOCOL_VERSION}')
+    peer_nonce = peer['nonce']
+    if initiator:
+        await chan.send(auth(make_mac(secret, _CONNECT_LABEL, peer_nonce, nonce)))
+        proof = await _receive_kind(chan, 'auth')
+        expected = make_mac(secret, _ACCEPT_LABEL, nonce, peer_nonce)
+    else:
+        proof = await _receive_kind(chan, 'auth')
+        expected = make_mac(secret, _CONNECT_LABEL, nonce, peer_nonce)
+    if not macs_equal(proof, expected):
+        raise AuthenticationError(
+            f'peer {peer["uid"][0]!r} failed authentication (wrong secret)')
+    if not initiator:
+        await chan.send(auth(make_mac(secret, _ACCEPT_LABEL, peer_nonce, nonce)))
+    chan.peer_uid = (peer['uid'][0], peer['uid'][1])
+    chan.peer_info = peer
+    return peer
+
+
+async def open_stream_to(addr: Address) -> trio.abc.Stream:
+    """A raw byte stream to ``addr``; :class:`TransportClosed` if refused."""
+    try:
+        if isinstance(addr, str):
+            return await trio.open_unix_socket(addr)
+        return await trio.open_tcp_stream(addr[0], addr[1])
+    except OSError as err:
+        raise TransportClosed(
+            f'cannot connect to {format_addr(addr)}: {err.strerror or err}') from err
+
+
+@asynccontextmanager
+async def connect(addr: Address, *, uid: Sequence[str], secret: bytes,
+                  info: Optional[dict] = None,
+                  timeout: float = HANDSHAKE_TIMEOUT,
+                  **chan_kwargs: Any) -> AsyncIterator[Channel]:
+    """Connect to ``addr`` and run the handshake; yield the channel."""
+    addr = normalize_addr(addr)
+    with trio.fail_after(timeout):
+        stream = await open_stream_to(addr)
+    async with open_channel(stream, name=format_addr(addr), **chan_kwargs) as chan:
+        with trio.move_on_after(timeout) as scope:
+            await handshake(chan, uid=uid, secret=secret, initiator=True, info=info)
+        if scope.cancelled_caught:
+            raise AuthenticationError(f'handshake with {format_addr(addr)} timed out')
+        yield chan
+
+
+async def open_listener(addr: Address) -> Tuple[trio.SocketListener, Address]:
+    """Bind ``addr`` (port 0 picks a free port); return it and the real address."""
+    addr = normalize_addr(addr)
+    if isinstance(addr, str):
+        sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+        try:
+            _remove_stale_socket(addr)
+            await sock.bind(addr)
+            os.chmod(addr, 0o600)
+            sock.listen(512)
+        except BaseException:
+            sock.close()
+            raise
+        return trio.SocketListener(sock), addr
+    listeners = await trio.open_tcp_listeners(addr[1], host=addr[0])
+    for extra in listeners[1:]:  # one address family is enough
+        await extra.aclose()
+    bound = listeners[0].socket.getsockname()
+    return listeners[0], (addr[0], bound[1])
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(f'{path} exists and is not a socket')
+    probe = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # nobody listens: left over by a dead process
+        return
+    finally:
+        probe.close()
+    raise OSError(f'{path} is in use by a live listener')
+
+
+Handler = Callable[[Channel], Awaitable[None]]
+
+
+async def serve_listener(listener: trio.SocketListener, addr: Address,
+                         handler: Handler, *, uid: Sequence[str], secret: bytes,
+                         info: Optional[dict] = None,
+                         handler_nursery: Optional[trio.Nursery] = None,
+                         task_status: Any = trio.TASK_STATUS_IGNORED,
+                         **chan_kwargs: Any) -> None:
+    """Accept connections forever; run ``handler`` on each authenticated one.
+
+    A connection that fails the handshake is logged and closed; the listener
+    goes on. Removes a UDS path when it stops.
+    """
+    async def on_stream(stream: trio.abc.Stream) -> None:
+        async with open_channel(stream, **chan_kwargs) as chan:
+            try:
+                with trio.fail_after(HANDSHAKE_TIMEOUT):
+                    await handshake(chan, uid=uid, secret=secret,
+                                    initiator=False, info=info)
+            except (AuthenticationError, ProtocolError, TransportClosed,
+                    trio.TooSlowError) as err:
+                log.warning('refused a connection on %s: %s', format_addr(addr), err)
+                return
+            await handler(chan)
+
+    try:
+        await trio.serve_listeners(
+            on_stream, [listener], handler_nursery=handler_nursery,
+            task_status=task_status)
+    finally:
+        if isinstance(addr, str):
+            try:
+                os.unlink(addr)
+            except OSError:
+                pass
+
+
+@asynccontextmanager
+async def open_memory_channel_pair(**chan_kwargs: Any) -> AsyncIterator[List[Channel]]:
+    """Two connected channels over an in-memory stream, for tests."""
+    left, right = trio.testing.memory_stream_pair()
+    async with open_channel(left, name='left', **chan_kwargs) as a:
+        async with open_channel(right, name='right', **chan_kwargs) as b:
+            yield [a, b]

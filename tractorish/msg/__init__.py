@@ -1,0 +1,22 @@
+"""The wire protocol, sans-I/O: shapes, codec, framing, dialog, errors."""
+from ._codec import DEFAULT_MAX_MSG_SIZE as DEFAULT_MAX_MSG_SIZE
+from ._codec import Decoder as Decoder
+from ._codec import Encoder as Encoder
+from ._dialog import Dialog as Dialog
+from ._errors import MAIN_ALIAS as MAIN_ALIAS
+from ._errors import pack_cancelled as pack_cancelled
+from ._errors import pack_error as pack_error
+from ._errors import resolve_type as resolve_type
+from ._errors import unpack_error as unpack_error
+from ._types import PROTOCOL_VERSION as PROTOCOL_VERSION
+from ._types import auth as auth
+from ._types import check_message as check_message
+from ._types import cmd as cmd
+from ._types import error as error
+from ._types import functype as functype
+from ._types import hello as hello
+from ._types import message_kind as message_kind
+from ._types import return_ as return_
+from ._types import started as started
+from ._types import stop as stop
+from ._types import yield_ as yield_

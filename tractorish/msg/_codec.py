@@ -1,0 +1,96 @@
+"""msgpack encoding and the framing decoder (sans-I/O).
+
+Messages travel back to back on a byte stream with no length prefix: each
+is one msgpack map. :class:`Decoder` is fed whatever bytes arrive and hands
+out whole, shape-checked messages. It never buffers more than the size
+limit: a message that does not fit is a :class:`ProtocolError`.
+
+This module touches no socket, no trio, no process.
+"""
+from __future__ import annotations
+
+from typing import Any, List
+
+import msgpack
+
+from .._exceptions import MsgTypeError, ProtocolError
+from ._types import check_message
+
+DEFAULT_MAX_MSG_SIZE = 32 * 1024 * 1024
+
+# The errors msgpack raises on malformed input; each becomes ProtocolError.
+_MSGPACK_ERRORS = (
+    msgpack.FormatError, msgpack.StackError, msgpack.BufferFull,
+    msgpack.OutOfData, ValueError, TypeError, UnicodeDecodeError,
+    OverflowError,
+)
+
+
+class Encoder:
+    """Turns messages into bytes; one per channel (not shared by threads)."""
+
+    def __init__(self, max_msg_size: int = DEFAULT_MAX_MSG_SIZE) -> None:
+        self.max_msg_size = max_msg_size
+        self._packer = msgpack.Packer(use_bin_type=True, datetime=True)
+
+    def encode(self, msg: Any) -> bytes:
+        """Encode one message; raise :class:`MsgTypeError` if it cannot be."""
+        try:
+            data = self._packer.pack(msg)
+        except (TypeError, ValueError, OverflowError) as err:
+            # the packer keeps partial output after a failure; start clean
+            self._packer.reset()
+            raise MsgTypeError(f'cannot encode to msgpack: {err}') from err
+        if len(data) > self.max_msg_size:
+            raise MsgTypeError(
+                f'message of {len(data)} bytes exceeds the limit of '
+                f'{self.max_msg_size} bytes')
+        return data
+
+
+class Decoder:
+    """Feed bytes in, take whole messages out.
+
+    After a :class:`ProtocolError` the decoder stays broken: the stream it
+    was reading cannot be trusted to be in sync any more.
+    """
+
+    def __init__(self, max_msg_size: int = DEFAULT_MAX_MSG_SIZE) -> None:
+        self.max_msg_size = max_msg_size
+        self._unpacker = msgpack.Unpacker(
+            raw=False, strict_map_key=False, timestamp=3,
+            max_buffer_size=max_msg_size)
+        self._fed = 0
+        self._error: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not yet form a whole message."""
+        return self._fed - self._unpacker.tell()
+
+    def feed(self, data: bytes) -> List[dict]:
+        """Take ``data`` and return every message it completes, in order."""
+        if self._error is not None:
+            raise self._error
+        out: List[dict] = []
+        view = memoryview(data)
+        try:
+            while view:
+                # never hand msgpack more than fits under the limit, so a
+                # huge read cannot be refused while its messages are small
+                room = self.max_msg_size - self.buffered
+                if room <= 0:
+                    raise ProtocolError(
+                        f'message exceeds the limit of {self.max_msg_size} bytes')
+                piece, view = view[:room], view[room:]
+                self._unpacker.feed(piece)
+                self._fed += len(piece)
+                for msg in self._unpacker:
+                    out.append(check_message(msg))
+        except ProtocolError as err:
+            self._error = err
+            raise
+        except _MSGPACK_ERRORS as err:
+            self._error = ProtocolError(f'malformed msgpack: {err!r}')
+            raise self._error from err
+        return out

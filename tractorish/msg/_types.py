@@ -1,0 +1,155 @@
+"""Message shapes: constructors and validation (sans-I/O).
+
+The rules, as data (DESIGN.md section 3). Every message is one map:
+
+=================  ============================================  ===========
+kind               shape                                          direction
+=================  ============================================  ===========
+``hello``          ``{'hello': {'uid': [name, uuid], 'proto': 1,  each way,
+                   'nonce': bytes, ...}}``                        first
+``auth``           ``{'auth': bytes}``                            handshake
+``cmd``            ``{'cmd': [ns, func, kwargs, uid, cid]}``      caller→callee
+``functype``       ``{'functype': t, 'cid': cid}``                callee→caller
+``return``         ``{'return': value, 'cid': cid}``              callee→caller
+``started``        ``{'started': value, 'cid': cid}``             callee→caller
+``yield``          ``{'yield': value, 'cid': cid}``               both ways
+``stop``           ``{'stop': True, 'cid': cid}``                 both ways
+``error``          ``{'error': {...}, 'cid': cid}``               both ways
+=================  ============================================  ===========
+
+:func:`check_message` is on the per-message path: it does the least work
+that still rejects every shape a handler could trip over.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+from .._exceptions import ProtocolError
+
+PROTOCOL_VERSION = 1
+
+FUNCTYPES = frozenset({'asyncfunc', 'asyncgen', 'context'})
+
+# kinds keyed by cid, with the type their payload must have (None: any)
+_CID_KINDS: Dict[str, Optional[type]] = {
+    'functype': str,
+    'return': None,
+    'started': None,
+    'yield': None,
+    'stop': None,
+    'error': dict,
+}
+# the error payload's required fields
+ERROR_FIELDS = ('type_str', 'tb_str', 'src_uid', 'boxed_type_path')
+
+
+def _fail(msg: Any, why: str) -> ProtocolError:
+    text = repr(msg)
+    if len(text) > 200:
+        text = text[:200] + '...'
+    return ProtocolError(f'{why}: {text}')
+
+
+def check_message(msg: Any) -> dict:
+    """Return ``msg`` if it has a valid shape, else raise ProtocolError."""
+    if type(msg) is not dict:
+        raise _fail(msg, 'a message must be a map')
+    if len(msg) == 2:
+        cid = msg.get('cid')
+        if type(cid) is str:
+            for kind, payload in msg.items():
+                if kind == 'cid':
+                    continue
+                if kind not in _CID_KINDS:
+                    raise _fail(msg, f'unknown message kind {kind!r}')
+                want = _CID_KINDS[kind]
+                if want is not None and type(payload) is not want:
+                    raise _fail(msg, f'bad {kind!r} payload')
+                if kind == 'functype' and payload not in FUNCTYPES:
+                    raise _fail(msg, f'unknown functype {payload!r}')
+                if kind == 'error' and not all(f in payload for f in ERROR_FIELDS):
+                    raise _fail(msg, 'error payload lacks a required field')
+            return msg
+    elif len(msg) == 1:
+        if 'cmd' in msg:
+            _check_cmd(msg)
+            return msg
+        if 'hello' in msg:
+            _check_hello(msg)
+            return msg
+        if 'auth' in msg and type(msg['auth']) is bytes:
+            return msg
+    raise _fail(msg, 'unknown message shape')
+
+
+def _check_uid(uid: Any) -> bool:
+    return (type(uid) is list and len(uid) == 2
+            and type(uid[0]) is str and type(uid[1]) is str)
+
+
+def _check_cmd(msg: dict) -> None:
+    cmd = msg['cmd']
+    if not (type(cmd) is list and len(cmd) == 5):
+        raise _fail(msg, "'cmd' must be [ns, func, kwargs, uid, cid]")
+    ns, func, kwargs, uid, cid = cmd
+    if type(ns) is not str or type(func) is not str or type(cid) is not str:
+        raise _fail(msg, "'cmd' ns, func and cid must be strings")
+    if type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
+        raise _fail(msg, "'cmd' kwargs must be a map with string keys")
+    if not _check_uid(uid):
+        raise _fail(msg, "'cmd' uid must be [name, uuid]")
+
+
+def _check_hello(msg: dict) -> None:
+    hello = msg['hello']
+    if type(hello) is not dict or not _check_uid(hello.get('uid')):
+        raise _fail(msg, "'hello' must carry a uid [name, uuid]")
+    if type(hello.get('proto')) is not int or type(hello.get('nonce')) is not bytes:
+        raise _fail(msg, "'hello' must carry an int proto and a bytes nonce")
+
+
+def message_kind(msg: dict) -> str:
+    """The kind of a checked message (its non-``cid`` key)."""
+    for key in msg:
+        if key != 'cid':
+            return key
+    raise _fail(msg, 'message has no kind')
+
+
+# --- constructors -----------------------------------------------------------
+
+def cmd(ns: str, func: str, kwargs: dict, uid: Sequence[str], cid: str) -> dict:
+    return {'cmd': [ns, func, kwargs, list(uid), cid]}
+
+
+def functype(kind: str, cid: str) -> dict:
+    return {'functype': kind, 'cid': cid}
+
+
+def return_(value: Any, cid: str) -> dict:
+    return {'return': value, 'cid': cid}
+
+
+def started(value: Any, cid: str) -> dict:
+    return {'started': value, 'cid': cid}
+
+
+def yield_(value: Any, cid: str) -> dict:
+    return {'yield': value, 'cid': cid}
+
+
+def stop(cid: str) -> dict:
+    return {'stop': True, 'cid': cid}
+
+
+def error(payload: dict, cid: str) -> dict:
+    return {'error': payload, 'cid': cid}
+
+
+def hello(uid: Sequence[str], nonce: bytes, **extra: Any) -> dict:
+    return {'hello': {'uid': list(uid), 'proto': PROTOCOL_VERSION,
+                      'nonce': nonce, **extra}}
+
+
+def auth(mac: bytes) -> dict:
+    return {'auth': mac}

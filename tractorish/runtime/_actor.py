@@ -1,0 +1,418 @@
+"""``Actor``: one process's runtime.
+
+It listens, serves every channel with one reader task, runs each ``cmd`` as
+a task of its own, routes replies to the calls waiting for them, and shuts
+down gracefully on request. It does not spawn processes (that is the spawn
+layer's job) and has no opinion on supervision.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import itertools
+import logging
+import os
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
+
+import trio
+
+from .. import msg
+from .._exceptions import ModuleNotExposed, ProtocolError, TransportClosed
+from .._groups import collapsing_groups
+from ..ipc import Address, Channel, addr_to_wire, connect, load_secret
+from ..ipc import normalize_addr, open_listener, serve_listener
+from ._call import Call, ChanState, RpcTask, channel_gone
+from ._config import RuntimeConfig
+
+log = logging.getLogger('tractorish.runtime')
+
+Uid = Tuple[str, str]
+
+CONTEXT_ATTR = '_tractorish_context'
+
+# The runtime's own methods a peer may call under the namespace 'self'.
+SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info'})
+
+
+def load_main_module(main_ref: Optional[dict]) -> ModuleType:
+    """Load the root program's main module without running it as __main__."""
+    if not main_ref:
+        raise ModuleNotExposed('the parent program has no importable main module')
+    if msg.MAIN_ALIAS in sys.modules:
+        return sys.modules[msg.MAIN_ALIAS]
+    spec_name = main_ref.get('spec')
+    if spec_name:
+        module = importlib.import_module(spec_name)
+        sys.modules[msg.MAIN_ALIAS] = module
+        return module
+    path = main_ref['path']
+    spec = importlib.util.spec_from_file_location(msg.MAIN_ALIAS, path)
+    if spec is None or spec.loader is None:
+        raise ModuleNotExposed(f'cannot load the main module from {path!r}')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[msg.MAIN_ALIAS] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[msg.MAIN_ALIAS]
+        raise
+    return module
+
+
+def functype_of(fn: Any) -> str:
+    if getattr(fn, CONTEXT_ATTR, False):
+        return 'context'
+    if inspect.isasyncgenfunction(fn):
+        return 'asyncgen'
+    if inspect.iscoroutinefunction(fn):
+        return 'asyncfunc'
+    raise TypeError(f'{fn!r} is not an async function, async generator or context')
+
+
+class Actor:
+    """The runtime of one process: a name, a uid, exposed modules, channels.
+
+    Built by :func:`open_root_actor` in the root and by the child bootstrap
+    in spawned actors; user code reaches it through :func:`current_actor`.
+    """
+
+    def __init__(self, name: str, *, enable_modules: Sequence[str] = (),
+                 config: Optional[RuntimeConfig] = None, is_root: bool = False,
+                 uid: Optional[Sequence[str]] = None,
+                 main_ref: Optional[dict] = None,
+                 parent_addr: Optional[Address] = None,
+                 registry_addrs: Sequence[Address] = ()) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f'an actor name must be a non-empty string, not {name!r}')
+        self.config = config or RuntimeConfig()
+        if self.config.secret is None:
+            self.config.secret = load_secret()
+        self.name = name
+        self.uid: Uid = (uid[0], uid[1]) if uid else (name, uuid.uuid4().hex)
+        self.is_root = is_root
+        self.enable_modules: List[str] = list(enable_modules)
+        self.main_ref = main_ref
+        self.parent_addr = parent_addr
+        self.registry_addrs = [normalize_addr(a) for a in registry_addrs]
+        self.listen_addrs: List[Address] = []
+        self.started_at = time.time()
+        self._modules: Dict[str, ModuleType] = {}
+        self._states: Dict[Channel, ChanState] = {}
+        self._peers: Dict[Uid, List[Channel]] = {}
+        self._peer_lot = trio.lowlevel.ParkingLot()
+        self._expected: Dict[Uid, Optional[Channel]] = {}
+        self._cid_counter = itertools.count()
+        self._service: Optional[trio.Nursery] = None
+        self._shutdown_requested = trio.Event()
+        self._shutdown_done = trio.Event()
+        self._canceller: Optional[Uid] = None
+        self.parent_chan: Optional[Channel] = None
+
+    def __repr__(self) -> str:
+        return f'<Actor {self.name!r} {self.uid[1][:8]}>'
+
+    # --- modules ------------------------------------------------------------
+
+    def load_modules(self) -> None:
+        """Import every module in ``enable_modules`` (``'__main__'`` included)."""
+        for name in self.enable_modules:
+            if name in self._modules:
+                continue
+            if name == '__main__':
+                self._modules[name] = (
+                    sys.modules['__main__'] if self.is_root
+                    else load_main_module(self.main_ref))
+            else:
+                self._modules[name] = importlib.import_module(name)
+
+    def expose_module(self, name: str) -> None:
+        """Add ``name`` to the exposed modules, importing it now."""
+        if name not in self.enable_modules:
+            self.enable_modules.append(name)
+        self.load_modules()
+
+    def _resolve(self, ns: str, func_name: str) -> Callable[..., Any]:
+        """The function a ``cmd`` names; never imports anything."""
+        if ns == 'self':
+            if func_name not in SELF_METHODS:
+                raise AttributeError(f'the runtime has no method {func_name!r}')
+            return getattr(self, '_rpc' + (func_name if func_name[0] == '_' else '_' + func_name))
+        module = self._modules.get(ns)
+        if module is None:
+            raise ModuleNotExposed(
+                f'module {ns!r} is not exposed by actor {self.name!r} '
+                f'(enable_modules={self.enable_modules})')
+        fn = getattr(module, func_name, None)
+        if fn is None:
+            raise AttributeError(f'module {ns!r} has no function {func_name!r}')
+        if getattr(fn, '__module__', None) != module.__name__:
+            raise ModuleNotExposed(
+                f'{ns}.{func_name} is defined in module '
+                f'{getattr(fn, "__module__", "?")!r}, which is not exposed')
+        return fn
+
+    # --- serving ------------------------------------------------------------
+
+    @asynccontextmanager
+    async def open_runtime(self) -> AsyncIterator['Actor']:
+        """Listen and serve until the block exits or shutdown is requested.
+
+        On exit, remote tasks are cancelled gracefully and channels closed.
+        """
+        with collapsing_groups():
+            async with trio.open_nursery() as service:
+                self._service = service
+                await self._start_listener(service)
+                service.start_soon(self._watch_shutdown, service.cancel_scope)
+                try:
+                    yield self
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._shutdown(self._canceller)
+                    service.cancel_scope.cancel()
+
+    def _default_listen_addr(self) -> Address:
+        if self.config.transport == 'uds':
+            base = self.config.uds_dir or os.path.join(
+                tempfile.gettempdir(), f'tractorish-{os.getuid()}')
+            os.makedirs(base, mode=0o700, exist_ok=True)
+            return os.path.join(base, f'{self.name[:40]}-{self.uid[1][:12]}.sock')
+        return (self.config.host, 0)
+
+    async def _start_listener(self, service: trio.Nursery,
+                              addr: Optional[Address] = None) -> None:
+        listener, bound = await open_listener(addr or self._default_listen_addr())
+        self.listen_addrs.append(bound)
+        await service.start(lambda task_status: serve_listener(
+            listener, bound, self._serve_channel, uid=self.uid,
+            secret=self.config.secret, info=self.hello_info(),
+            max_msg_size=self.config.max_msg_size, task_status=task_status))
+
+    def hello_info(self, **extra: Any) -> dict:
+        return {'addrs': [addr_to_wire(a) for a in self.listen_addrs],
+                'pid': os.getpid(), **extra}
+
+    async def connect_and_serve(self, addr: Address, *,
+                                info: Optional[dict] = None,
+                                task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect to ``addr`` and serve the channel until it closes."""
+        async with connect(addr, uid=self.uid, secret=self.config.secret,  # type: ignore[arg-type]
+                           info=info or self.hello_info(),
+                           max_msg_size=self.config.max_msg_size) as chan:
+            await self._serve_channel(chan, task_status=task_status)
+
+    async def open_channel_to(self, addr: Address) -> Channel:
+        """A served channel to the actor at ``addr``, lasting as the runtime."""
+        assert self._service is not None, 'runtime not running'
+        return await self._service.start(self.connect_and_serve, addr)
+
+    async def _serve_channel(self, chan: Channel, *,
+                             task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """The one reader of ``chan``: dispatch every message it carries."""
+        state = ChanState(chan)
+        self._states[chan] = state
+        assert chan.peer_uid is not None
+        self._peers.setdefault(chan.peer_uid, []).append(chan)
+        if chan.peer_uid in self._expected and self._expected[chan.peer_uid] is None:
+            self._expected[chan.peer_uid] = chan
+        self._peer_lot.unpark_all()
+        task_status.started(chan)
+        try:
+            async for message in chan:
+                cid = message.get('cid')
+                if cid is None:
+                    self._start_rpc(state, message)
+                    continue
+                call = state.calls.get(cid)
+                if call is not None:
+                    call.deliver(message)
+                    continue
+                task = state.tasks.get(cid)
+                if task is not None:
+                    task.deliver(message)
+                else:
+                    log.debug('%r: dropped a late %r message for call %s',
+                              chan, msg.message_kind(message), cid)
+        except ProtocolError as err:
+            log.error('closing the channel to %r after a protocol error: %s',
+                      chan.peer_uid, err)
+        except TransportClosed as err:
+            log.debug('channel to %r closed: %s', chan.peer_uid, err)
+        finally:
+            self._drop_channel(state)
+            await chan.aclose()
+
+    def _drop_channel(self, state: ChanState) -> None:
+        chan = state.chan
+        self._states.pop(chan, None)
+        peers = self._peers.get(chan.peer_uid, [])  # type: ignore[arg-type]
+        if chan in peers:
+            peers.remove(chan)
+        if not peers:
+            self._peers.pop(chan.peer_uid, None)  # type: ignore[arg-type]
+        for call in state.calls.values():
+            call.fail(channel_gone(chan))
+        for task in state.tasks.values():  # nobody is left to report to
+            task.cancel(chan.peer_uid)
+        self._peer_lot.unpark_all()
+
+    def _start_rpc(self, state: ChanState, message: dict) -> None:
+        command = message.get('cmd')
+        if command is None:
+            raise ProtocolError(
+                f'unexpected {msg.message_kind(message)!r} message after the handshake')
+        ns, func_name, kwargs, caller, cid = command
+        if cid in state.tasks:
+            raise ProtocolError(f'call id {cid!r} is already in use')
+        task = RpcTask(cid, (caller[0], caller[1]), is_runtime_call=ns == 'self')
+        state.tasks[cid] = task
+        assert self._service is not None
+        self._service.start_soon(self._run_rpc, state, task, ns, func_name, kwargs)
+
+    async def _run_rpc(self, state: ChanState, task: RpcTask, ns: str,
+                       func_name: str, kwargs: dict) -> None:
+        chan, cid = state.chan, task.cid
+        try:
+            try:
+                fn = self._resolve(ns, func_name)
+                functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
+            except Exception as err:
+                await self._send_error(chan, err, cid)
+                return
+            with task.scope:
+                await chan.send(msg.functype(functype, cid))
+                if ns == 'self':
+                    result = await fn(state, task, **kwargs)
+                else:
+                    result = await self._invoke(fn, functype, kwargs, state, task)
+                await chan.send(msg.return_(result, cid))
+            if task.scope.cancelled_caught:
+                await self._send_payload(chan, msg.pack_cancelled(
+                    self.uid, task.canceller, f'{ns}.{func_name}'), cid)
+        except Exception as err:
+            await self._send_error(chan, err, cid)
+        finally:
+            state.tasks.pop(cid, None)
+            task.done.set()
+
+    async def _invoke(self, fn: Callable[..., Any], functype: str, kwargs: dict,
+                      state: ChanState, task: RpcTask) -> Any:
+        if functype == 'asyncfunc':
+            return await fn(**kwargs)
+        raise TypeError(f'{fn.__qualname__} is a {functype}: call it with '
+                        f'open_stream_from / open_context, not run')
+
+    async def _send_error(self, chan: Channel, err: BaseException, cid: str) -> None:
+        await self._send_payload(chan, msg.pack_error(err, self.uid), cid)
+
+    async def _send_payload(self, chan: Channel, payload: dict, cid: str) -> None:
+        try:
+            await chan.send(msg.error(payload, cid))
+        except TransportClosed:
+            log.debug('could not report an error for call %s: %r is closed', cid, chan)
+
+    # --- calling ------------------------------------------------------------
+
+    async def start_call(self, chan: Channel, ns: str, func_name: str,
+                         kwargs: dict) -> Call:
+        """Send a ``cmd`` on ``chan``; return the :class:`Call` for its replies."""
+        state = self._states.get(chan)
+        if state is None:
+            raise channel_gone(chan)
+        cid = str(next(self._cid_counter))
+        call = Call(self, state, cid, ns, func_name)
+        state.calls[cid] = call
+        try:
+            await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid))
+        except BaseException:
+            state.calls.pop(cid, None)
+            raise
+        return call
+
+    def expect_peer(self, uid: Uid) -> None:
+        """Keep the first channel ``uid`` opens to us for :meth:`wait_for_expected`."""
+        self._expected[uid] = None
+
+    async def wait_for_expected(self, uid: Uid) -> Channel:
+        """The first channel of an expected peer, even if it closed since."""
+        try:
+            while self._expected.get(uid) is None:
+                await self._peer_lot.park()
+            return self._expected[uid]  # type: ignore[return-value]
+        finally:
+            self._expected.pop(uid, None)
+
+    async def wait_for_peer(self, uid: Uid) -> Channel:
+        """Wait until the actor ``uid`` has a channel to us; return it."""
+        while not self._peers.get(uid):
+            await self._peer_lot.park()
+        return self._peers[uid][0]
+
+    def channels_to(self, uid: Uid) -> List[Channel]:
+        return list(self._peers.get(uid, ()))
+
+    # --- the runtime's own methods ('self' namespace) -----------------------
+
+    async def _rpc_cancel(self, state: ChanState, task: RpcTask) -> bool:
+        self.cancel_soon(task.caller_uid)
+        return True
+
+    async def _rpc_cancel_task(self, state: ChanState, task: RpcTask, cid: str) -> bool:
+        target = state.tasks.get(cid)
+        if target is None or target is task:
+            return False
+        target.cancel(task.caller_uid)
+        await target.done.wait()
+        return True
+
+    async def _rpc_get_info(self, state: ChanState, task: RpcTask) -> dict:
+        return {'uid': list(self.uid), 'pid': os.getpid(),
+                'addrs': [addr_to_wire(a) for a in self.listen_addrs],
+                'modules': list(self.enable_modules),
+                'parent': list(self.parent_chan.peer_uid)
+                if self.parent_chan and self.parent_chan.peer_uid else None,
+                'started_at': self.started_at}
+
+    # --- shutdown -----------------------------------------------------------
+
+    def cancel_soon(self, requester: Optional[Uid] = None) -> None:
+        """Ask the runtime to shut down gracefully; never blocks."""
+        if not self._shutdown_requested.is_set():
+            self._canceller = requester
+            self._shutdown_requested.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._shutdown_requested.is_set()
+
+    async def wait_for_shutdown(self) -> None:
+        await self._shutdown_done.wait()
+
+    async def _watch_shutdown(self, scope: trio.CancelScope) -> None:
+        await self._shutdown_requested.wait()
+        with trio.CancelScope(shield=True):
+            await self._shutdown(self._canceller)
+        scope.cancel()
+
+    async def _shutdown(self, requester: Optional[Uid]) -> None:
+        """Cancel every remote task (each tells its caller), then close channels."""
+        if self._shutdown_done.is_set():
+            return
+        self._shutdown_requested.set()
+        tasks = [t for s in list(self._states.values()) for t in s.tasks.values()]
+        for task in tasks:
+            if not task.is_runtime_call:  # let 'cancel' itself answer
+                task.cancel(requester)
+        with trio.move_on_after(self.config.cancel_timeout):
+            for task in tasks:
+                await task.done.wait()
+        for state in list(self._states.values()):
+            await state.chan.aclose()
+        self._shutdown_done.set()

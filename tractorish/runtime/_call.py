@@ -1,0 +1,181 @@
+"""The two ends of one call id on one channel.
+
+:class:`Call` is the caller's end: it queues what the callee sends, checks
+the order against the dialog table, and on an early exit asks the callee to
+cancel through ``_cancel_task``. :class:`RpcTask` is the callee's end: the
+cancel scope of the task serving the call and the queue of what the caller
+sends into a context stream.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple
+
+import trio
+
+from .._exceptions import ProtocolError, TransportClosed
+from ..ipc import Channel
+from ..msg import Dialog, message_kind, unpack_error
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+
+# How long a cancelled caller waits for the callee to confirm the remote
+# task is gone before giving up on it.
+CANCEL_ACK_TIMEOUT = 3.0
+
+
+class Inbox:
+    """An unbounded FIFO of messages that one task reads."""
+
+    __slots__ = ('_items', '_lot', '_error')
+
+    def __init__(self) -> None:
+        self._items: Deque[dict] = deque()
+        self._lot = trio.lowlevel.ParkingLot()
+        self._error: Optional[BaseException] = None
+
+    def put(self, msg: dict) -> None:
+        self._items.append(msg)
+        self._lot.unpark()
+
+    def fail(self, error: BaseException) -> None:
+        """No more messages will come; readers get ``error`` once drained."""
+        self._error = error
+        self._lot.unpark_all()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get_nowait(self) -> Optional[dict]:
+        return self._items.popleft() if self._items else None
+
+    async def get(self) -> dict:
+        while not self._items:
+            if self._error is not None:
+                raise self._error
+            await self._lot.park()
+        return self._items.popleft()
+
+
+class ChanState:
+    """What the runtime tracks per served channel, by call id."""
+
+    __slots__ = ('chan', 'calls', 'tasks')
+
+    def __init__(self, chan: Channel) -> None:
+        self.chan = chan
+        self.calls: Dict[str, 'Call'] = {}
+        self.tasks: Dict[str, 'RpcTask'] = {}
+
+
+class RpcTask:
+    """The callee's record of one task serving a call."""
+
+    __slots__ = ('cid', 'caller_uid', 'scope', 'canceller', 'done', 'inbox',
+                 'dialog', 'is_runtime_call')
+
+    def __init__(self, cid: str, caller_uid: Tuple[str, str],
+                 is_runtime_call: bool = False) -> None:
+        self.cid = cid
+        self.is_runtime_call = is_runtime_call
+        self.caller_uid = caller_uid
+        self.scope = trio.CancelScope()
+        self.canceller: Optional[Tuple[str, str]] = None
+        self.done = trio.Event()
+        self.inbox = Inbox()
+        self.dialog: Optional[Dialog] = None  # set once a stream is open
+
+    def cancel(self, canceller: Optional[Tuple[str, str]]) -> None:
+        if self.canceller is None:
+            self.canceller = canceller
+        self.scope.cancel()
+
+    def deliver(self, msg: dict) -> None:
+        if self.dialog is None:
+            raise ProtocolError(
+                f'caller sent {message_kind(msg)!r} to call {self.cid!r}, '
+                f'which has no open stream')
+        self.dialog.receive(message_kind(msg))
+        self.inbox.put(msg)
+
+
+class Call:
+    """The caller's end of one call; use as ``async with`` to clean up."""
+
+    __slots__ = ('actor', 'state', 'cid', 'dialog', 'inbox', 'functype',
+                 'cancel_on_exit', 'ns', 'func')
+
+    def __init__(self, actor: 'Actor', state: ChanState, cid: str,
+                 ns: str, func: str) -> None:
+        self.actor = actor
+        self.state = state
+        self.cid = cid
+        self.ns = ns
+        self.func = func
+        self.dialog = Dialog.for_caller()
+        self.inbox = Inbox()
+        self.functype: Optional[str] = None
+        self.cancel_on_exit = True
+
+    @property
+    def chan(self) -> Channel:
+        return self.state.chan
+
+    def deliver(self, msg: dict) -> None:
+        kind = message_kind(msg)
+        self.dialog.receive(kind, msg['functype'] if kind == 'functype' else '')
+        self.inbox.put(msg)
+
+    async def receive(self) -> dict:
+        """The callee's next message; a remote error is raised here."""
+        msg = await self.inbox.get()
+        if 'error' in msg:
+            raise unpack_error(msg['error'])
+        return msg
+
+    async def receive_functype(self) -> str:
+        self.functype = (await self.receive())['functype']
+        return self.functype
+
+    async def result(self) -> Any:
+        """Wait for the ``return`` of an ``asyncfunc`` call."""
+        if self.functype is None:
+            await self.receive_functype()
+        return (await self.receive())['return']
+
+    async def __aenter__(self) -> 'Call':
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            if self.cancel_on_exit and not self.dialog.done:
+                await self.cancel_remote()
+        finally:
+            self.state.calls.pop(self.cid, None)
+
+    async def cancel_remote(self) -> bool:
+        """Ask the callee to cancel this call's task and wait (bounded) for it.
+
+        Shielded: runs even when the caller is being cancelled. Returns True
+        if the callee confirmed.
+        """
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + CANCEL_ACK_TIMEOUT
+            try:
+                ack = await self.actor.start_call(
+                    self.chan, 'self', '_cancel_task', {'cid': self.cid})
+                ack.cancel_on_exit = False
+                async with ack:
+                    return bool(await ack.result())
+            except TransportClosed:
+                return False
+        return False
+
+    def fail(self, error: BaseException) -> None:
+        self.inbox.fail(error)
+
+
+def channel_gone(chan: Channel) -> TransportClosed:
+    who = chan.peer_uid[0] if chan.peer_uid else repr(chan)
+    return TransportClosed(f'lost the channel to actor {who!r}')

@@ -1,0 +1,49 @@
+"""Runtime settings, grouped in one object shared by a tree."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional
+
+from ..msg import DEFAULT_MAX_MSG_SIZE
+
+TRANSPORT_ENV = 'TRACTORISH_TRANSPORT'
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    """How an actor tree runs; children inherit their parent's.
+
+    ``transport`` is ``'tcp'`` (default, or ``$TRACTORISH_TRANSPORT``) or
+    ``'uds'``; ``host`` is the address TCP listeners bind (loopback unless
+    told otherwise); ``uds_dir`` holds the Unix socket files. Teardown waits
+    ``cancel_timeout`` for an actor to acknowledge a graceful cancel,
+    ``grace_period`` more for it to exit, then sends SIGTERM and after
+    ``term_timeout`` SIGKILL.
+    """
+
+    secret: Optional[bytes] = None
+    loglevel: Optional[str] = None
+    transport: str = dataclasses.field(
+        default_factory=lambda: os.environ.get(TRANSPORT_ENV, 'tcp'))
+    host: str = '127.0.0.1'
+    uds_dir: Optional[str] = None
+    max_msg_size: int = DEFAULT_MAX_MSG_SIZE
+    cancel_timeout: float = 3.0
+    grace_period: float = 3.0
+    term_timeout: float = 2.0
+    start_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.transport not in ('tcp', 'uds'):
+            raise ValueError(f"transport must be 'tcp' or 'uds', not {self.transport!r}")
+        if self.max_msg_size <= 0:
+            raise ValueError('max_msg_size must be positive')
+
+    def to_wire(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: Any) -> 'RuntimeConfig':
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(data).items() if k in names})

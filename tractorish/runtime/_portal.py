@@ -1,0 +1,145 @@
+"""``Portal``: the calling side's handle on one remote actor."""
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+
+import outcome
+import trio
+
+from .._exceptions import NoResult, TransportClosed
+from ..msg import MAIN_ALIAS
+from ._actor import CONTEXT_ATTR
+
+if TYPE_CHECKING:
+    from ..ipc import Channel
+    from ._actor import Actor
+
+log = logging.getLogger('tractorish.runtime')
+
+
+def function_ref(fn: Callable[..., Any]) -> Tuple[str, str]:
+    """The ``(ns, func)`` pair naming ``fn`` on the wire."""
+    module = getattr(fn, '__module__', None)
+    name = getattr(fn, '__name__', None)
+    if not module or not name or getattr(fn, '__qualname__', name) != name:
+        raise TypeError(f'{fn!r} is not a module-level function, so no actor '
+                        f'can look it up by name')
+    return ('__main__' if module == MAIN_ALIAS else module), name
+
+
+class Portal:
+    """Call functions in one remote actor over one channel.
+
+    Obtained from :meth:`ActorNursery.start_actor`, ``run_in_actor`` or
+    discovery. Every call is independent: many may run at once, each on its
+    own call id.
+    """
+
+    def __init__(self, actor: 'Actor', channel: 'Channel') -> None:
+        self.actor = actor
+        self.channel = channel
+        self._final: Optional[outcome.Outcome] = None
+        self._final_event: Optional[trio.Event] = None
+
+    def __repr__(self) -> str:
+        peer = self.channel.peer_uid[0] if self.channel.peer_uid else '?'
+        return f'<Portal to {peer!r}>'
+
+    @property
+    def peer_uid(self) -> Optional[Tuple[str, str]]:
+        return self.channel.peer_uid
+
+    async def run(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """Run the async function ``fn(**kwargs)`` in the remote actor.
+
+        ``fn`` must be defined at module level in a module the remote actor
+        exposes. Returns its result; a remote exception is raised here as
+        :class:`RemoteActorError`. If the caller is cancelled while waiting,
+        the remote task is cancelled too (and this waits, shielded, up to a
+        few seconds for the remote side to confirm) before ``Cancelled``
+        propagates.
+        """
+        if inspect.isasyncgenfunction(fn) or getattr(fn, CONTEXT_ATTR, False):
+            kind = 'an async generator' if inspect.isasyncgenfunction(fn) else 'a context'
+            use = 'open_stream_from' if kind == 'an async generator' else 'open_context'
+            raise TypeError(f'{fn.__name__} is {kind}: use Portal.{use}, not run')
+        ns, name = function_ref(fn)
+        return await self.run_from_ns(ns, name, **kwargs)
+
+    async def run_from_ns(self, namespace_path: str, function_name: str,
+                          **kwargs: Any) -> Any:
+        """Run ``namespace_path.function_name(**kwargs)`` remotely.
+
+        As :meth:`run`, naming the function by module path and name;
+        ``'self'`` names the remote runtime's own methods.
+        """
+        call = await self.actor.start_call(
+            self.channel, namespace_path, function_name, kwargs)
+        async with call:
+            functype = await call.receive_functype()
+            if functype != 'asyncfunc':
+                raise TypeError(
+                    f'{namespace_path}.{function_name} is a remote {functype}: '
+                    f'use open_stream_from / open_context, not run')
+            return await call.result()
+
+    # --- run_in_actor results ----------------------------------------------
+
+    def _expect_result(self) -> None:
+        self._final_event = trio.Event()
+
+    def _set_result(self, result: outcome.Outcome) -> None:
+        self._final = result
+        if self._final_event is not None:
+            self._final_event.set()
+
+    async def wait_for_result(self) -> Any:
+        """The result of the function this actor was started to run.
+
+        Only for portals from :meth:`ActorNursery.run_in_actor`; raises
+        :class:`NoResult` otherwise. Re-raises the remote error, if any.
+        Cancelling the wait leaves the actor running.
+        """
+        if self._final_event is None:
+            raise NoResult(f'{self!r} was not started by run_in_actor: it has no result')
+        await self._final_event.wait()
+        assert self._final is not None
+        return self._final.unwrap() if isinstance(self._final, outcome.Value) \
+            else _reraise(self._final)
+
+    async def result(self) -> Any:
+        """Alias of :meth:`wait_for_result` (tractor's older name)."""
+        return await self.wait_for_result()
+
+    # --- lifetime -----------------------------------------------------------
+
+    async def cancel_actor(self, timeout: Optional[float] = None) -> bool:
+        """Ask the remote actor to shut down gracefully.
+
+        Returns True if it acknowledged within ``timeout`` (default: the
+        runtime's ``cancel_timeout``), False if it did not or is already
+        gone. Shielded from the caller's cancellation for that long.
+        """
+        if self.channel.closed:
+            return False
+        timeout = self.actor.config.cancel_timeout if timeout is None else timeout
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + timeout
+            try:
+                call = await self.actor.start_call(self.channel, 'self', 'cancel', {})
+                call.cancel_on_exit = False
+                async with call:
+                    return bool(await call.result())
+            except TransportClosed:
+                return False
+        log.warning('%r did not acknowledge cancel within %.1fs', self, timeout)
+        return False
+
+
+def _reraise(result: outcome.Outcome) -> Any:
+    # a fresh copy of the error each time: raising one exception object from
+    # several places would splice their tracebacks together
+    error = result.error  # type: ignore[attr-defined]
+    raise error.with_traceback(None)

@@ -1,0 +1,174 @@
+"""The ``trio`` spawn backend: a fresh interpreter per actor.
+
+The child runs ``python -m tractorish._child``; everything it needs (uid,
+parent address, modules, settings, the secret) is written to its stdin and
+never appears on its command line. It connects back to its parent, whose
+listener hands us the channel. This module starts and reaps processes; it
+does not decide when (that is the supervise layer's job).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from typing import Any, Dict, Optional, Sequence
+
+import msgpack
+import trio
+
+import tractorish
+
+from .._exceptions import ActorCrashed
+from ..ipc import addr_to_wire
+from ..msg import unpack_error
+from ..runtime import Actor, Portal
+
+log = logging.getLogger('tractorish.spawn')
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(tractorish.__file__)))
+
+
+def main_module_ref(actor: Actor) -> Optional[Dict[str, str]]:
+    """How a child can load this program's main module, if it can."""
+    if not actor.is_root:
+        return actor.main_ref
+    main = sys.modules.get('__main__')
+    spec = getattr(main, '__spec__', None)
+    if spec is not None and spec.name not in ('__main__', None):
+        return {'spec': spec.name}
+    path = getattr(main, '__file__', None)
+    if path:
+        return {'path': os.path.abspath(path)}
+    return None
+
+
+def _child_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    paths = env.get('PYTHONPATH', '').split(os.pathsep) if env.get('PYTHONPATH') else []
+    if _PACKAGE_PARENT not in paths:
+        env['PYTHONPATH'] = os.pathsep.join([_PACKAGE_PARENT, *paths])
+    return env
+
+
+class ChildProcess:
+    """One spawned actor: its process, and its portal once it connected."""
+
+    def __init__(self, name: str, uid: Sequence[str], proc: trio.Process,
+                 parent: Actor) -> None:
+        self.name = name
+        self.uid = (uid[0], uid[1])
+        self.proc = proc
+        self.parent = parent
+        self.portal: Optional[Portal] = None
+        self.cancel_requested = False
+        self._reap_lock = trio.Lock()
+
+    def __repr__(self) -> str:
+        return f'<ChildProcess {self.name!r} pid={self.proc.pid}>'
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.proc.returncode
+
+    async def wait(self) -> int:
+        return await self.proc.wait()
+
+    def crashed_error(self) -> ActorCrashed:
+        code = self.proc.returncode
+        how = (f'was killed by signal {signal.Signals(-code).name}'
+               if code is not None and code < 0 else f'exited with code {code}')
+        return ActorCrashed(f'actor {self.name!r} (pid {self.pid}) {how}',
+                            name=self.name, pid=self.pid, returncode=code)
+
+    async def reap(self, *, graceful: bool = True) -> int:
+        """End the process and wait for it: cancel, then SIGTERM, then SIGKILL.
+
+        Shielded from cancellation and bounded by the config's timeouts, so
+        it always returns with the process gone. Safe to call concurrently.
+        """
+        config = self.parent.config
+        self.cancel_requested = True
+        with trio.CancelScope(shield=True):
+            async with self._reap_lock:
+                if self.proc.returncode is None and graceful and self.portal:
+                    await self.portal.cancel_actor(timeout=config.cancel_timeout)
+                    with trio.move_on_after(config.grace_period):
+                        await self.proc.wait()
+                if self.proc.returncode is None and graceful:
+                    log.warning('%r did not exit after cancel; sending SIGTERM', self)
+                    self.proc.terminate()
+                    with trio.move_on_after(config.term_timeout):
+                        await self.proc.wait()
+                if self.proc.returncode is None:
+                    if graceful:
+                        log.warning('%r ignored SIGTERM; sending SIGKILL', self)
+                    self.proc.kill()
+                return await self.proc.wait()
+
+
+async def spawn_actor(parent: Actor, name: str, *,
+                      enable_modules: Sequence[str] = (),
+                      loglevel: Optional[str] = None) -> ChildProcess:
+    """Start an actor process and wait until it has connected back.
+
+    Raises :class:`RemoteActorError` if the child could not import its
+    modules, :class:`ActorCrashed` if it died before connecting. Cancelling
+    this kills the half-started child.
+    """
+    if not parent.listen_addrs:
+        raise RuntimeError(f'{parent!r} is not listening: open its runtime first')
+    uid = (name, uuid.uuid4().hex)
+    config = parent.config.to_wire()
+    if loglevel is not None:
+        config['loglevel'] = loglevel
+    bootstrap = msgpack.packb({
+        'uid': list(uid),
+        'parent_addr': addr_to_wire(parent.listen_addrs[0]),
+        'parent_pid': os.getpid(),
+        'enable_modules': list(enable_modules),
+        'config': config,
+        'sys_path': list(sys.path),
+        'cwd': os.getcwd(),
+        'main_ref': main_module_ref(parent),
+        'registry_addrs': [addr_to_wire(a) for a in parent.registry_addrs],
+    }, use_bin_type=True)
+    parent.expect_peer(uid)
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, '-m', 'tractorish._child'],
+        stdin=subprocess.PIPE, env=_child_env())
+    child = ChildProcess(name, uid, proc, parent)
+    try:
+        assert proc.stdin is not None
+        await proc.stdin.send_all(bootstrap)
+        await proc.stdin.aclose()
+        chan = await _wait_connected(child, parent.config.start_timeout)
+        error = chan.peer_info.get('startup_error')
+        if error:
+            raise unpack_error(error)
+        child.portal = Portal(parent, chan)
+        return child
+    except BaseException:
+        await child.reap(graceful=False)
+        raise
+
+
+async def _wait_connected(child: ChildProcess, timeout: float) -> Any:
+    chan = None
+    with trio.fail_after(timeout):
+        async with trio.open_nursery() as nursery:
+            async def watch_exit() -> None:
+                await child.proc.wait()
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(watch_exit)
+            chan = await child.parent.wait_for_expected(child.uid)
+            nursery.cancel_scope.cancel()
+    if chan is None:
+        raise child.crashed_error()
+    return chan
