@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Deque, Optional, Tuple
 import trio
 
 from .._exceptions import ProtocolError, TransportClosed
+from .._groups import collapsing_groups
 from ..msg import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
 
 READ_SIZE = 256 * 1024
@@ -173,13 +174,14 @@ async def open_channel(stream: trio.abc.Stream, **kwargs: Any) -> AsyncIterator[
     """Run a :class:`Channel` over ``stream``; close both on exit."""
     chan = Channel(stream, **kwargs)
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(chan._write_loop)
-            try:
-                yield chan
-            finally:
-                await chan.aclose()
-                nursery.cancel_scope.cancel()
+        with collapsing_groups():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(chan._write_loop)
+                try:
+                    yield chan
+                finally:
+                    await chan.aclose()
+                    nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)

@@ -41,7 +41,9 @@ async def _receive_kind(chan: Channel, kind: str) -> Any:
     try:
         msg = await chan.receive()
     except TransportClosed as err:
-        raise AuthenticationError(f'peer hung up during the handshake ({err})') from err
+        raise AuthenticationError(
+            'the peer closed the connection during the handshake: it refused '
+            'us (a different secret?) or is not a tractorish actor') from err
     if message_kind(msg) != kind:
         raise AuthenticationError(
             f'expected {kind!r} during the handshake, got {message_kind(msg)!r}')

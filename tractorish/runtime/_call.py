@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple
 
 import trio
 
-from .._exceptions import ProtocolError, TransportClosed
+from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, message_kind, unpack_error
 
@@ -147,12 +147,27 @@ class Call:
     async def __aenter__(self) -> 'Call':
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if self.cancel_on_exit and not self.dialog.done:
                 await self.cancel_remote()
+                failure = self._failure_during_cancel()
+                if failure is not None and isinstance(exc, trio.Cancelled):
+                    # the remote task failed before (or while) it was
+                    # cancelled: an error is news, never swallowed
+                    raise failure
         finally:
             self.state.calls.pop(self.cid, None)
+
+    def _failure_during_cancel(self) -> Optional[RemoteActorError]:
+        """The remote error left in the inbox, if it was not the cancel's."""
+        while True:
+            msg = self.inbox.get_nowait()
+            if msg is None:
+                return None
+            if 'error' in msg:
+                error = unpack_error(msg['error'])
+                return None if isinstance(error, ContextCancelled) else error
 
     async def cancel_remote(self) -> bool:
         """Ask the callee to cancel this call's task and wait (bounded) for it.

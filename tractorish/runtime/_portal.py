@@ -1,11 +1,11 @@
 """``Portal``: the calling side's handle on one remote actor."""
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
-import outcome
 import trio
 
 from .._exceptions import NoResult, TransportClosed
@@ -40,7 +40,8 @@ class Portal:
     def __init__(self, actor: 'Actor', channel: 'Channel') -> None:
         self.actor = actor
         self.channel = channel
-        self._final: Optional[outcome.Outcome] = None
+        self._final_value: Any = None
+        self._final_error: Optional[BaseException] = None
         self._final_event: Optional[trio.Event] = None
 
     def __repr__(self) -> str:
@@ -90,8 +91,8 @@ class Portal:
     def _expect_result(self) -> None:
         self._final_event = trio.Event()
 
-    def _set_result(self, result: outcome.Outcome) -> None:
-        self._final = result
+    def _set_result(self, value: Any = None, error: Optional[BaseException] = None) -> None:
+        self._final_value, self._final_error = value, error
         if self._final_event is not None:
             self._final_event.set()
 
@@ -105,9 +106,11 @@ class Portal:
         if self._final_event is None:
             raise NoResult(f'{self!r} was not started by run_in_actor: it has no result')
         await self._final_event.wait()
-        assert self._final is not None
-        return self._final.unwrap() if isinstance(self._final, outcome.Value) \
-            else _reraise(self._final)
+        if self._final_error is not None:
+            # a copy with a fresh traceback each time: raising one exception
+            # object from several places would splice their tracebacks
+            raise copy.copy(self._final_error).with_traceback(None)
+        return self._final_value
 
     async def result(self) -> Any:
         """Alias of :meth:`wait_for_result` (tractor's older name)."""
@@ -137,9 +140,3 @@ class Portal:
         log.warning('%r did not acknowledge cancel within %.1fs', self, timeout)
         return False
 
-
-def _reraise(result: outcome.Outcome) -> Any:
-    # a fresh copy of the error each time: raising one exception object from
-    # several places would splice their tracebacks together
-    error = result.error  # type: ignore[attr-defined]
-    raise error.with_traceback(None)

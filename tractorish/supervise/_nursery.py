@@ -12,7 +12,6 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
 
-import outcome
 import trio
 
 from .._exceptions import NoResult, TransportClosed
@@ -113,16 +112,16 @@ class ActorNursery:
             with trio.move_on_after(_EXIT_AFTER_DISCONNECT):
                 await child.wait()
             crashed = child.crashed_error()
-            portal._set_result(outcome.Error(crashed))
+            portal._set_result(error=crashed)
             raise crashed from err
         except Exception as err:
-            portal._set_result(outcome.Error(err))
+            portal._set_result(error=err)
             raise
         except BaseException:
-            portal._set_result(outcome.Error(NoResult(
-                f'actor {child.name!r} was cancelled before it returned')))
+            portal._set_result(error=NoResult(
+                f'actor {child.name!r} was cancelled before it returned'))
             raise
-        portal._set_result(outcome.Value(result))
+        portal._set_result(result)
         await child.reap()
 
 

@@ -1,0 +1,111 @@
+"""Functions the integration tests run inside actors.
+
+Kept apart from the test modules so that children import only this (and
+not pytest) when they expose it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import trio
+
+import tractorish
+
+_cancelled_count = 0
+
+
+async def echo(value):
+    return value
+
+
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+async def getpid() -> int:
+    return os.getpid()
+
+
+async def raise_value_error(text: str = 'bad value'):
+    raise ValueError(text)
+
+
+class CustomError(Exception):
+    """An error class only this module defines."""
+
+
+async def raise_custom():
+    raise CustomError('custom failure')
+
+
+async def is_imported(module: str) -> bool:
+    return module in sys.modules
+
+
+async def sleep_forever_counting_cancels():
+    global _cancelled_count
+    try:
+        await trio.sleep_forever()
+    finally:
+        _cancelled_count += 1
+
+
+async def cancelled_count() -> int:
+    return _cancelled_count
+
+
+async def sleep(seconds: float) -> float:
+    await trio.sleep(seconds)
+    return seconds
+
+
+async def return_unencodable():
+    return object()
+
+
+async def actor_info() -> dict:
+    actor = tractorish.current_actor()
+    return {'name': actor.name, 'is_root': tractorish.is_root_process(),
+            'pid': os.getpid(), 'ppid': os.getppid(), 'cwd': os.getcwd()}
+
+
+async def spawn_grandchild_result(a: int, b: int) -> list:
+    """Open a nursery here and return a grandchild's result with our name."""
+    async with tractorish.open_nursery() as an:
+        portal = await an.run_in_actor(grandchild_add, a=a, b=b)
+        result = await portal.result()
+    return [tractorish.current_actor().name, result]
+
+
+async def grandchild_add(a: int, b: int) -> dict:
+    return {'sum': a + b, 'name': tractorish.current_actor().name,
+            'ppid': os.getppid()}
+
+
+async def hold_tree(pidfile: str, depth: int) -> None:
+    """Start a chain of ``depth`` more actors below us; write every pid."""
+    with open(pidfile, 'a') as f:
+        f.write(f'{os.getpid()}\n')
+    if depth <= 0:
+        await trio.sleep_forever()
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor(f'level{depth}', enable_modules=[__name__])
+        await portal.run(hold_tree, pidfile=pidfile, depth=depth - 1)
+
+
+async def exit_hard(code: int = 3) -> None:
+    os._exit(code)
+
+
+def write_marker(path: str) -> None:
+    Path(path).write_text('imported')
+
+
+async def fail_when_cancelled(text: str = 'failed while cancelled'):
+    """Sleep; when cancelled, fail in cleanup (an error that must not be lost)."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        raise RuntimeError(text)

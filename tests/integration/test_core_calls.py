@@ -1,0 +1,176 @@
+"""Calls into real actor processes: values, errors, exposure, cancellation."""
+from __future__ import annotations
+
+import datetime
+import os
+
+import msgpack
+import pytest
+import trio
+
+import actor_funcs
+import tractorish
+from tractorish import ModuleNotExposed, RemoteActorError
+
+EVERY_TYPE = [
+    None, True, False, 0, -1, 2**63 - 1, -2**63, 2**64 - 1, 1.5, -0.0,
+    '', 'héllo ✓ 漢字', b'', b'\x00\xff' * 100, [], [1, [2, [3]]],
+    {}, {'a': {1: 'int key', 'b': [None]}},
+    datetime.datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc),
+    msgpack.ExtType(42, b'opaque'),
+    'x' * 100_000,
+]
+
+
+async def test_round_trip_of_every_msgpack_type():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('echo', enable_modules=['actor_funcs'])
+        for value in EVERY_TYPE:
+            assert await portal.run(actor_funcs.echo, value=value) == value
+        # tuples travel as arrays
+        assert await portal.run(actor_funcs.echo, value=(1, 'a')) == [1, 'a']
+        await portal.cancel_actor()
+
+
+async def test_wrong_kwargs_give_boxed_type_error():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('adder', enable_modules=['actor_funcs'])
+        with pytest.raises(RemoteActorError) as info:
+            await portal.run(actor_funcs.add, a=1, c=2)
+        assert info.value.boxed_type is TypeError
+        assert "'c'" in info.value.message
+        # the actor goes on serving
+        assert await portal.run(actor_funcs.add, a=1, b=2) == 3
+        await portal.cancel_actor()
+
+
+async def test_module_outside_enable_modules_is_not_exposed_nor_imported():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('guarded', enable_modules=['actor_funcs'])
+        with pytest.raises(RemoteActorError) as info:
+            await portal.run_from_ns('not_exposed_mod', 'secret_function')
+        assert info.value.boxed_type is ModuleNotExposed
+        assert 'not_exposed_mod' in info.value.message
+        assert not await portal.run(actor_funcs.is_imported, module='not_exposed_mod')
+        # a function imported into an exposed module is not exposed either
+        with pytest.raises(RemoteActorError) as info:
+            await portal.run_from_ns('actor_funcs', 'Path')
+        assert info.value.boxed_type is ModuleNotExposed
+        with pytest.raises(RemoteActorError) as info:
+            await portal.run_from_ns('self', 'load_modules')
+        assert info.value.boxed_type is AttributeError
+        await portal.cancel_actor()
+
+
+async def test_remote_exception_keeps_type_and_traceback():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('raiser', enable_modules=['actor_funcs'])
+        with pytest.raises(RemoteActorError) as info:
+            await portal.run(actor_funcs.raise_value_error, text='it broke')
+        err = info.value
+        assert err.boxed_type is ValueError
+        assert err.type_str == 'ValueError'
+        assert err.src_uid == portal.peer_uid
+        assert 'raise_value_error' in err.tb_str and 'it broke' in err.tb_str
+        assert 'ValueError: it broke' in err.tb_str
+        with pytest.raises(RemoteActorError) as info:
+            await portal.run(actor_funcs.raise_custom)
+        assert info.value.boxed_type is actor_funcs.CustomError
+        await portal.cancel_actor()
+
+
+async def test_unencodable_return_is_a_boxed_error():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('badret', enable_modules=['actor_funcs'])
+        with pytest.raises(RemoteActorError) as info:
+            await portal.run(actor_funcs.return_unencodable)
+        assert info.value.boxed_type is tractorish.MsgTypeError
+        await portal.cancel_actor()
+
+
+async def test_unencodable_argument_fails_locally():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('badarg', enable_modules=['actor_funcs'])
+        with pytest.raises(tractorish.MsgTypeError):
+            await portal.run(actor_funcs.echo, value=object())
+        assert await portal.run(actor_funcs.echo, value=1) == 1
+        await portal.cancel_actor()
+
+
+async def test_move_on_after_cancels_the_remote_task_and_actor_keeps_serving():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('sleeper', enable_modules=['actor_funcs'])
+        start = trio.current_time()
+        with trio.move_on_after(0.2) as scope:
+            await portal.run(actor_funcs.sleep_forever_counting_cancels)
+        assert scope.cancelled_caught
+        assert trio.current_time() - start < 1.0
+        # the remote task really ended (its finally ran) before we went on
+        assert await portal.run(actor_funcs.cancelled_count) == 1
+        assert await portal.run(actor_funcs.add, a=2, b=2) == 4
+        await portal.cancel_actor()
+
+
+async def test_many_concurrent_calls_on_one_portal_are_isolated():
+    results = {}
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('multi', enable_modules=['actor_funcs'])
+
+        async def one(i: int) -> None:
+            if i % 10 == 3:
+                with pytest.raises(RemoteActorError):
+                    await portal.run(actor_funcs.raise_value_error)
+            elif i % 10 == 7:
+                with trio.move_on_after(0.05):
+                    await portal.run(actor_funcs.sleep, seconds=10)
+            else:
+                results[i] = await portal.run(actor_funcs.add, a=i, b=1)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(60):
+                nursery.start_soon(one, i)
+        await portal.cancel_actor()
+    assert results == {i: i + 1 for i in range(60) if i % 10 not in (3, 7)}
+
+
+async def test_portal_run_rejects_generators_and_local_functions():
+    async def local():
+        return 1
+
+    async def agen():
+        yield 1
+
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('picky', enable_modules=['actor_funcs'])
+        with pytest.raises(TypeError, match='module-level'):
+            await portal.run(local)
+        with pytest.raises(TypeError, match='open_stream_from'):
+            await portal.run(agen)
+        await portal.cancel_actor()
+
+
+async def test_child_knows_itself_and_inherits_cwd():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('self-aware', enable_modules=['actor_funcs'])
+        info = await portal.run(actor_funcs.actor_info)
+        assert info['name'] == 'self-aware'
+        assert info['is_root'] is False
+        assert info['ppid'] == os.getpid()
+        assert info['cwd'] == os.getcwd()
+        assert tractorish.is_root_process()
+        assert tractorish.current_actor().is_root
+        await portal.cancel_actor()
+    with pytest.raises(tractorish.NoRuntime):
+        tractorish.current_actor()
+
+
+async def test_uds_transport(tmp_path):
+    config = tractorish.RuntimeConfig(transport='uds', uds_dir=str(tmp_path))
+    async with tractorish.open_nursery(config=config) as an:
+        portal = await an.start_actor('unix', enable_modules=['actor_funcs'])
+        assert isinstance(tractorish.current_actor().listen_addrs[0], str)
+        assert await portal.run(actor_funcs.add, a=20, b=22) == 42
+        result = await portal.run(actor_funcs.spawn_grandchild_result, a=1, b=2)
+        assert result[1]['sum'] == 3
+        await portal.cancel_actor()
+    assert not list(tmp_path.glob('*.sock'))
