@@ -91,23 +91,29 @@ class Channel:
             await self._flushed_lot.park()
 
     async def _write_loop(self) -> None:
-        while True:
-            while not self._pending:
-                if self._closed:
-                    return
-                await self._writer_lot.park()
-            batch, self._pending = self._pending, bytearray()
-            self._space_lot.unpark_all()
-            self._writing = True
-            try:
-                await self._stream.send_all(batch)
-            except _STREAM_ERRORS as err:
-                self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
-                return
-            finally:
-                self._writing = False
-                self._flushed_lot.unpark_all()
+        # Shielded: queued messages still go out while the scope that owns
+        # the channel is being cancelled (e.g. a cancel request to a peer).
+        # It ends once the channel is closed and drained, or the stream broke;
+        # aclose() closes the stream under a stuck send_all to guarantee that.
+        with trio.CancelScope(shield=True):
+            while True:
+                while not self._pending:
+                    if self._closed:
+                        return
+                    await self._writer_lot.park()
+                batch, self._pending = self._pending, bytearray()
                 self._space_lot.unpark_all()
+                self._writing = True
+                try:
+                    await self._stream.send_all(batch)
+                except _STREAM_ERRORS as err:
+                    self._send_error = TransportClosed(
+                        f'{self!r}: send failed: {err!r}')
+                    return
+                finally:
+                    self._writing = False
+                    self._flushed_lot.unpark_all()
+                    self._space_lot.unpark_all()
 
     # --- receiving ----------------------------------------------------------
 

@@ -1,0 +1,52 @@
+"""Every program under examples/ runs, and so does the demo command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / 'examples').glob('*.py'))
+
+# what each example must print (a line that only a working run produces)
+EXPECTED = {
+    'quickstart.py': ['1 + 2 = 3', "remote ValueError from 'worker'",
+                      'still serving: 42', 'one-shot result: 5'],
+    'parallel_primes.py': ['total: 17984 primes below 200000'],
+    'nested_tree.py': ['leaf-1', 'leaf-3', ': 9'],
+    'one_cancels_all.py': ["'flaky_worker' raised RuntimeError"],
+}
+
+
+def run(args, timeout=90):
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f'exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}'
+    return proc.stdout
+
+
+def test_every_example_is_checked():
+    assert {p.name for p in EXAMPLES} == set(EXPECTED)
+
+
+@pytest.mark.parametrize('path', EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path):
+    out = run([sys.executable, str(path)])
+    for line in EXPECTED[path.name]:
+        assert line in out
+
+
+def test_demo_command():
+    out = run([sys.executable, '-m', 'tractorish', 'demo',
+               '--workers', '2', '--limit', '50000', '--chunks', '5'])
+    assert '5133 primes below 50,000, counted by 2 actors' in out
+    assert out.count('primes in [') == 5
+
+
+def test_demo_rejects_bad_arguments():
+    proc = subprocess.run([sys.executable, '-m', 'tractorish', 'demo', '--workers', '0'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert '--workers must be at least 1' in proc.stderr
