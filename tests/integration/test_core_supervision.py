@@ -166,3 +166,15 @@ async def test_root_kwargs_are_refused_inside_a_running_tree():
         with pytest.raises(RuntimeError):
             async with tractorish.open_root_actor():
                 pass
+
+
+async def test_an_idle_actor_outlives_trio_worker_threads():
+    # PR_SET_PDEATHSIG fires when the thread that forked a child exits; trio
+    # retires idle worker threads after 10 s, so a child forked from one
+    # would die here. The spawn backend forks from the trio thread.
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('patient', enable_modules=['actor_funcs'])
+        await trio.to_thread.run_sync(lambda: None)  # make trio start a thread
+        await trio.sleep(11.5)
+        assert await portal.run(actor_funcs.add, a=1, b=2) == 3
+        await portal.cancel_actor()

@@ -340,6 +340,9 @@ class Actor:
         """Keep the first channel ``uid`` opens to us for :meth:`wait_for_expected`."""
         self._expected[uid] = None
 
+    def forget_expected(self, uid: Uid) -> None:
+        self._expected.pop(uid, None)
+
     async def wait_for_expected(self, uid: Uid) -> Channel:
         """The first channel of an expected peer, even if it closed since."""
         try:
@@ -347,7 +350,7 @@ class Actor:
                 await self._peer_lot.park()
             return self._expected[uid]  # type: ignore[return-value]
         finally:
-            self._expected.pop(uid, None)
+            self.forget_expected(uid)
 
     async def wait_for_peer(self, uid: Uid) -> Channel:
         """Wait until the actor ``uid`` has a channel to us; return it."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from typing import Any, Dict, Optional, Sequence
@@ -25,6 +24,7 @@ from .._exceptions import ActorCrashed
 from ..ipc import addr_to_wire
 from ..msg import unpack_error
 from ..runtime import Actor, Portal
+from ._process import ActorProcess
 
 log = logging.getLogger('tractorish.spawn')
 
@@ -56,7 +56,7 @@ def _child_env() -> Dict[str, str]:
 class ChildProcess:
     """One spawned actor: its process, and its portal once it connected."""
 
-    def __init__(self, name: str, uid: Sequence[str], proc: trio.Process,
+    def __init__(self, name: str, uid: Sequence[str], proc: ActorProcess,
                  parent: Actor) -> None:
         self.name = name
         self.uid = (uid[0], uid[1])
@@ -140,14 +140,14 @@ async def spawn_actor(parent: Actor, name: str, *,
         'registry_addrs': [addr_to_wire(a) for a in parent.registry_addrs],
     }, use_bin_type=True)
     parent.expect_peer(uid)
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, '-m', 'tractorish._child'],
-        stdin=subprocess.PIPE, env=_child_env())
+    try:
+        proc = ActorProcess([sys.executable, '-m', 'tractorish._child'],
+                            stdin_data=bootstrap, env=_child_env())
+    except BaseException:
+        parent.forget_expected(uid)
+        raise
     child = ChildProcess(name, uid, proc, parent)
     try:
-        assert proc.stdin is not None
-        await proc.stdin.send_all(bootstrap)
-        await proc.stdin.aclose()
         chan = await _wait_connected(child, parent.config.start_timeout)
         error = chan.peer_info.get('startup_error')
         if error:
