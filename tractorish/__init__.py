@@ -17,9 +17,13 @@ from ._exceptions import TractorishError as TractorishError
 from ._exceptions import TransportClosed as TransportClosed
 from .ipc import Channel as Channel
 from .runtime import Actor as Actor
+from .runtime import BroadcastReceiver as BroadcastReceiver
+from .runtime import Context as Context
+from .runtime import MsgStream as MsgStream
 from .runtime import NoRuntime as NoRuntime
 from .runtime import Portal as Portal
 from .runtime import RuntimeConfig as RuntimeConfig
+from .runtime import context as context
 from .runtime import current_actor as current_actor
 from .runtime import is_root_process as is_root_process
 from .supervise import ActorNursery as ActorNursery

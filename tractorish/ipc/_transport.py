@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, List, Optional, Sequence, Tuple
 
 import trio
-import trio.testing
+
 
 from .._exceptions import AuthenticationError, ProtocolError, TransportClosed
 from ..msg import PROTOCOL_VERSION, auth, hello, message_kind
@@ -192,7 +192,8 @@ async def serve_listener(listener: trio.SocketListener, addr: Address,
 @asynccontextmanager
 async def open_memory_channel_pair(**chan_kwargs: Any) -> AsyncIterator[List[Channel]]:
     """Two connected channels over an in-memory stream, for tests."""
-    left, right = trio.testing.memory_stream_pair()
+    import trio.testing  # only here: it is slow to import
+    left, right = trio.testing.lockstep_stream_pair()
     async with open_channel(left, name='left', **chan_kwargs) as a:
         async with open_channel(right, name='right', **chan_kwargs) as b:
             yield [a, b]

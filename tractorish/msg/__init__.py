@@ -12,6 +12,7 @@ from ._types import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._types import auth as auth
 from ._types import check_message as check_message
 from ._types import cmd as cmd
+from ._types import credit as credit
 from ._types import error as error
 from ._types import functype as functype
 from ._types import hello as hello

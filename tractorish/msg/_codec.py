@@ -61,12 +61,13 @@ class Decoder:
             raw=False, strict_map_key=False, timestamp=3,
             max_buffer_size=max_msg_size)
         self._fed = 0
+        self._msg_start = 0  # stream offset where the current message began
         self._error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
         """Bytes held that do not yet form a whole message."""
-        return self._fed - self._unpacker.tell()
+        return self._fed - self._msg_start
 
     def feed(self, data: bytes) -> List[dict]:
         """Take ``data`` and return every message it completes, in order."""
@@ -86,6 +87,7 @@ class Decoder:
                 self._unpacker.feed(piece)
                 self._fed += len(piece)
                 for msg in self._unpacker:
+                    self._msg_start = self._unpacker.tell()
                     out.append(check_message(msg))
         except ProtocolError as err:
             self._error = err

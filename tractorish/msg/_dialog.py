@@ -10,13 +10,18 @@ What the caller may receive from the callee::
     sent --functype:asyncfunc--> awaiting_return --return--> done
     sent --functype:asyncgen---> streaming --yield--> streaming --stop--> done
     sent --functype:context----> awaiting_started --started--> open
-    open --yield--> open --stop--> callee_stopped --return--> done
+    open --yield|credit--> open --stop--> callee_stopped --return--> done
     open --return--> done
 
-What the callee may receive from the caller (contexts and two-way
-generators only)::
+What the callee may receive from the caller: nothing for an ``asyncfunc``;
+for an ``asyncgen``, credit and values for its ``yield`` (two-way
+generators); for a ``context``, its stream::
 
-    open --yield--> open --stop--> done
+    generator --credit|yield--> generator --stop--> done
+    context --credit|yield--> context --stop--> caller_stopped
+
+``credit`` grants the receiver of it the right to send that many more
+``yield`` messages (flow control, see docs/flow-control.md).
 """
 from __future__ import annotations
 
@@ -33,15 +38,26 @@ CALLER_TABLE: Dict[Tuple[str, str], str] = {
     ('streaming', 'stop'): 'done',
     ('awaiting_started', 'started'): 'open',
     ('open', 'yield'): 'open',
+    ('open', 'credit'): 'open',
     ('open', 'stop'): 'callee_stopped',
     ('open', 'return'): 'done',
+    ('callee_stopped', 'credit'): 'callee_stopped',
     ('callee_stopped', 'return'): 'done',
 }
 
 CALLEE_TABLE: Dict[Tuple[str, str], str] = {
-    ('open', 'yield'): 'open',
-    ('open', 'stop'): 'done',
+    ('generator', 'credit'): 'generator',
+    ('generator', 'yield'): 'generator',
+    ('generator', 'stop'): 'done',
+    ('context', 'credit'): 'context',
+    ('context', 'yield'): 'context',
+    ('context', 'stop'): 'caller_stopped',
+    ('caller_stopped', 'credit'): 'caller_stopped',
 }
+
+# where the callee's dialog starts, by functype
+CALLEE_START = {'asyncfunc': 'no_stream', 'asyncgen': 'generator',
+                'context': 'context'}
 
 
 class Dialog:
@@ -58,8 +74,8 @@ class Dialog:
         return cls(CALLER_TABLE, 'sent')
 
     @classmethod
-    def for_callee(cls) -> 'Dialog':
-        return cls(CALLEE_TABLE, 'open')
+    def for_callee(cls, functype: str) -> 'Dialog':
+        return cls(CALLEE_TABLE, CALLEE_START[functype])
 
     @property
     def done(self) -> bool:

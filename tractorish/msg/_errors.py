@@ -56,22 +56,26 @@ def pack_error(exc: BaseException, src_uid: Sequence[str],
 
 def resolve_type(path: str) -> Optional[type]:
     """The exception class at ``path`` if it is already imported here."""
-    module_name, _, qualname = path.rpartition('.')
-    if not module_name:
+    parts = path.split('.')
+    # the longest imported module prefix, then the qualname inside it
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = '.'.join(parts[:cut])
+        if module_name == 'builtins':
+            module: Any = builtins
+        elif module_name == '__main__':
+            module = sys.modules.get(MAIN_ALIAS) or sys.modules.get('__main__')
+        else:
+            module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        obj: Any = module
+        for part in parts[cut:]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return None
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            return obj
         return None
-    if module_name == 'builtins':
-        module: Any = builtins
-    elif module_name == '__main__':
-        module = sys.modules.get(MAIN_ALIAS) or sys.modules.get('__main__')
-    else:
-        module = sys.modules.get(module_name)
-    obj: Any = module
-    for part in qualname.split('.') if module is not None else ():
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    if isinstance(obj, type) and issubclass(obj, BaseException):
-        return obj
     return None
 
 

@@ -14,6 +14,7 @@ kind               shape                                          direction
 ``started``        ``{'started': value, 'cid': cid}``             callee→caller
 ``yield``          ``{'yield': value, 'cid': cid}``               both ways
 ``stop``           ``{'stop': True, 'cid': cid}``                 both ways
+``credit``         ``{'credit': n, 'cid': cid}``                  both ways
 ``error``          ``{'error': {...}, 'cid': cid}``               both ways
 =================  ============================================  ===========
 
@@ -22,6 +23,7 @@ that still rejects every shape a handler could trip over.
 """
 from __future__ import annotations
 
+import reprlib
 from typing import Any, Dict, Optional, Sequence
 
 from .._exceptions import ProtocolError
@@ -38,15 +40,20 @@ _CID_KINDS: Dict[str, Optional[type]] = {
     'yield': None,
     'stop': None,
     'error': dict,
+    'credit': int,
 }
+MAX_CREDIT = 1 << 20
 # the error payload's required fields
 ERROR_FIELDS = ('type_str', 'tb_str', 'src_uid', 'boxed_type_path')
 
 
+_short_repr = reprlib.Repr()
+_short_repr.maxlevel = 4
+_short_repr.maxstring = _short_repr.maxother = 60
+
+
 def _fail(msg: Any, why: str) -> ProtocolError:
-    text = repr(msg)
-    if len(text) > 200:
-        text = text[:200] + '...'
+    text = _short_repr.repr(msg)
     return ProtocolError(f'{why}: {text}')
 
 
@@ -69,6 +76,8 @@ def check_message(msg: Any) -> dict:
                     raise _fail(msg, f'unknown functype {payload!r}')
                 if kind == 'error' and not all(f in payload for f in ERROR_FIELDS):
                     raise _fail(msg, 'error payload lacks a required field')
+                if kind == 'credit' and not 0 < payload <= MAX_CREDIT:
+                    raise _fail(msg, 'credit must be between 1 and 2**20')
             return msg
     elif len(msg) == 1:
         if 'cmd' in msg:
@@ -140,6 +149,10 @@ def yield_(value: Any, cid: str) -> dict:
 
 def stop(cid: str) -> dict:
     return {'stop': True, 'cid': cid}
+
+
+def credit(n: int, cid: str) -> dict:
+    return {'credit': n, 'cid': cid}
 
 
 def error(payload: dict, cid: str) -> dict:

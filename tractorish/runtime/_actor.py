@@ -7,6 +7,7 @@ layer's job) and has no opinion on supervision.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -30,12 +31,12 @@ from ..ipc import Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import normalize_addr, open_listener, serve_listener
 from ._call import Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
+from ._context import CONTEXT_ATTR, run_context
+from ._stream import drive_generator
 
 log = logging.getLogger('tractorish.runtime')
 
 Uid = Tuple[str, str]
-
-CONTEXT_ATTR = '_tractorish_context'
 
 # The runtime's own methods a peer may call under the namespace 'self'.
 SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info'})
@@ -67,13 +68,14 @@ def load_main_module(main_ref: Optional[dict]) -> ModuleType:
 
 
 def functype_of(fn: Any) -> str:
+    """How a function is called remotely; plain functions run in a thread."""
     if getattr(fn, CONTEXT_ATTR, False):
         return 'context'
     if inspect.isasyncgenfunction(fn):
         return 'asyncgen'
-    if inspect.iscoroutinefunction(fn):
+    if inspect.iscoroutinefunction(fn) or inspect.isfunction(fn):
         return 'asyncfunc'
-    raise TypeError(f'{fn!r} is not an async function, async generator or context')
+    raise TypeError(f'{fn!r} is not a function, async generator or context')
 
 
 class Actor:
@@ -260,6 +262,7 @@ class Actor:
         for call in state.calls.values():
             call.fail(channel_gone(chan))
         for task in state.tasks.values():  # nobody is left to report to
+            task.fail(channel_gone(chan))
             task.cancel(chan.peer_uid)
         self._peer_lot.unpark_all()
 
@@ -271,43 +274,46 @@ class Actor:
         ns, func_name, kwargs, caller, cid = command
         if cid in state.tasks:
             raise ProtocolError(f'call id {cid!r} is already in use')
-        task = RpcTask(cid, (caller[0], caller[1]), is_runtime_call=ns == 'self')
-        state.tasks[cid] = task
         assert self._service is not None
-        self._service.start_soon(self._run_rpc, state, task, ns, func_name, kwargs)
-
-    async def _run_rpc(self, state: ChanState, task: RpcTask, ns: str,
-                       func_name: str, kwargs: dict) -> None:
-        chan, cid = state.chan, task.cid
+        # resolved here, not in the task, so that the call's dialog is set
+        # before the caller's next message (say, stream credit) is read
         try:
-            try:
-                fn = self._resolve(ns, func_name)
-                functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
-            except Exception as err:
-                await self._send_error(chan, err, cid)
-                return
+            fn = self._resolve(ns, func_name)
+            functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
+        except Exception as err:
+            self._service.start_soon(self._send_error, state.chan, err, cid)
+            return
+        task = RpcTask(state, cid, (caller[0], caller[1]), functype,
+                       is_runtime_call=ns == 'self')
+        state.tasks[cid] = task
+        self._service.start_soon(self._run_rpc, task, fn, functype, ns, func_name, kwargs)
+
+    async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
+                       ns: str, func_name: str, kwargs: dict) -> None:
+        chan, cid = task.chan, task.cid
+        try:
             with task.scope:
                 await chan.send(msg.functype(functype, cid))
                 if ns == 'self':
-                    result = await fn(state, task, **kwargs)
-                else:
-                    result = await self._invoke(fn, functype, kwargs, state, task)
-                await chan.send(msg.return_(result, cid))
+                    await chan.send(msg.return_(await fn(task, **kwargs), cid))
+                elif functype == 'asyncgen':
+                    await drive_generator(fn, kwargs, task)
+                elif functype == 'context':
+                    await chan.send(msg.return_(await run_context(self, fn, kwargs, task), cid))
+                elif inspect.iscoroutinefunction(fn):
+                    await chan.send(msg.return_(await fn(**kwargs), cid))
+                else:  # a plain function: in a thread, so it cannot stall us
+                    result = await trio.to_thread.run_sync(
+                        functools.partial(fn, **kwargs), abandon_on_cancel=True)
+                    await chan.send(msg.return_(result, cid))
             if task.scope.cancelled_caught:
                 await self._send_payload(chan, msg.pack_cancelled(
                     self.uid, task.canceller, f'{ns}.{func_name}'), cid)
         except Exception as err:
             await self._send_error(chan, err, cid)
         finally:
-            state.tasks.pop(cid, None)
+            task.state.tasks.pop(cid, None)
             task.done.set()
-
-    async def _invoke(self, fn: Callable[..., Any], functype: str, kwargs: dict,
-                      state: ChanState, task: RpcTask) -> Any:
-        if functype == 'asyncfunc':
-            return await fn(**kwargs)
-        raise TypeError(f'{fn.__qualname__} is a {functype}: call it with '
-                        f'open_stream_from / open_context, not run')
 
     async def _send_error(self, chan: Channel, err: BaseException, cid: str) -> None:
         await self._send_payload(chan, msg.pack_error(err, self.uid), cid)
@@ -363,19 +369,19 @@ class Actor:
 
     # --- the runtime's own methods ('self' namespace) -----------------------
 
-    async def _rpc_cancel(self, state: ChanState, task: RpcTask) -> bool:
+    async def _rpc_cancel(self, task: RpcTask) -> bool:
         self.cancel_soon(task.caller_uid)
         return True
 
-    async def _rpc_cancel_task(self, state: ChanState, task: RpcTask, cid: str) -> bool:
-        target = state.tasks.get(cid)
+    async def _rpc_cancel_task(self, task: RpcTask, cid: str) -> bool:
+        target = task.state.tasks.get(cid)
         if target is None or target is task:
             return False
         target.cancel(task.caller_uid)
         await target.done.wait()
         return True
 
-    async def _rpc_get_info(self, state: ChanState, task: RpcTask) -> dict:
+    async def _rpc_get_info(self, task: RpcTask) -> dict:
         return {'uid': list(self.uid), 'pid': os.getpid(),
                 'addrs': [addr_to_wire(a) for a in self.listen_addrs],
                 'modules': list(self.enable_modules),

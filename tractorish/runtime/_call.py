@@ -16,6 +16,7 @@ import trio
 from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, message_kind, unpack_error
+from ._stream import DEFAULT_WINDOW, SendCredit
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -69,63 +70,83 @@ class ChanState:
         self.tasks: Dict[str, 'RpcTask'] = {}
 
 
-class RpcTask:
-    """The callee's record of one task serving a call."""
-
-    __slots__ = ('cid', 'caller_uid', 'scope', 'canceller', 'done', 'inbox',
-                 'dialog', 'is_runtime_call')
-
-    def __init__(self, cid: str, caller_uid: Tuple[str, str],
-                 is_runtime_call: bool = False) -> None:
-        self.cid = cid
-        self.is_runtime_call = is_runtime_call
-        self.caller_uid = caller_uid
-        self.scope = trio.CancelScope()
-        self.canceller: Optional[Tuple[str, str]] = None
-        self.done = trio.Event()
-        self.inbox = Inbox()
-        self.dialog: Optional[Dialog] = None  # set once a stream is open
-
-    def cancel(self, canceller: Optional[Tuple[str, str]]) -> None:
-        if self.canceller is None:
-            self.canceller = canceller
-        self.scope.cancel()
-
-    def deliver(self, msg: dict) -> None:
-        if self.dialog is None:
-            raise ProtocolError(
-                f'caller sent {message_kind(msg)!r} to call {self.cid!r}, '
-                f'which has no open stream')
-        self.dialog.receive(message_kind(msg))
-        self.inbox.put(msg)
+# Beyond this many undelivered stream values, a peer is sending without
+# credit: a protocol error, not a reason to grow.
+MAX_UNREAD = 4 * DEFAULT_WINDOW
 
 
-class Call:
-    """The caller's end of one call; use as ``async with`` to clean up."""
+_ENDINGS = frozenset({'stop', 'error', 'return'})
 
-    __slots__ = ('actor', 'state', 'cid', 'dialog', 'inbox', 'functype',
-                 'cancel_on_exit', 'ns', 'func')
 
-    def __init__(self, actor: 'Actor', state: ChanState, cid: str,
-                 ns: str, func: str) -> None:
-        self.actor = actor
+class _End:
+    """What both ends of a call share: the inbox, send credit, the dialog."""
+
+    __slots__ = ('state', 'cid', 'dialog', 'inbox', 'send_credit')
+
+    def __init__(self, state: ChanState, cid: str, dialog: Dialog) -> None:
         self.state = state
         self.cid = cid
-        self.ns = ns
-        self.func = func
-        self.dialog = Dialog.for_caller()
+        self.dialog = dialog
         self.inbox = Inbox()
-        self.functype: Optional[str] = None
-        self.cancel_on_exit = True
+        self.send_credit = SendCredit()
 
     @property
     def chan(self) -> Channel:
         return self.state.chan
 
     def deliver(self, msg: dict) -> None:
+        """Route one inbound message for this call id (the reader's hot path)."""
         kind = message_kind(msg)
         self.dialog.receive(kind, msg['functype'] if kind == 'functype' else '')
+        if kind == 'credit':
+            self.send_credit.grant(msg['credit'])
+            return
+        if kind in _ENDINGS:
+            # the other side stopped or ended: nobody will take more values
+            self.send_credit.close(trio.BrokenResourceError(
+                f'the other side of call {self.cid} closed its stream'))
+        elif len(self.inbox) >= MAX_UNREAD:
+            raise ProtocolError(f'peer sent call {self.cid} more values than it was granted')
         self.inbox.put(msg)
+
+    def fail(self, error: BaseException) -> None:
+        self.inbox.fail(error)
+        self.send_credit.close(error)
+
+
+class RpcTask(_End):
+    """The callee's end of one call: the task serving it and its scope."""
+
+    __slots__ = ('caller_uid', 'scope', 'canceller', 'done', 'is_runtime_call')
+
+    def __init__(self, state: ChanState, cid: str, caller_uid: Tuple[str, str],
+                 functype: str, is_runtime_call: bool = False) -> None:
+        super().__init__(state, cid, Dialog.for_callee(functype))
+        self.is_runtime_call = is_runtime_call
+        self.caller_uid = caller_uid
+        self.scope = trio.CancelScope()
+        self.canceller: Optional[Tuple[str, str]] = None
+        self.done = trio.Event()
+
+    def cancel(self, canceller: Optional[Tuple[str, str]]) -> None:
+        if self.canceller is None:
+            self.canceller = canceller
+        self.scope.cancel()
+
+
+class Call(_End):
+    """The caller's end of one call; use as ``async with`` to clean up."""
+
+    __slots__ = ('actor', 'functype', 'cancel_on_exit', 'ns', 'func')
+
+    def __init__(self, actor: 'Actor', state: ChanState, cid: str,
+                 ns: str, func: str) -> None:
+        super().__init__(state, cid, Dialog.for_caller())
+        self.actor = actor
+        self.ns = ns
+        self.func = func
+        self.functype: Optional[str] = None
+        self.cancel_on_exit = True
 
     async def receive(self) -> dict:
         """The callee's next message; a remote error is raised here."""
@@ -186,10 +207,6 @@ class Call:
             except TransportClosed:
                 return False
         return False
-
-    def fail(self, error: BaseException) -> None:
-        self.inbox.fail(error)
-
 
 def channel_gone(chan: Channel) -> TransportClosed:
     who = chan.peer_uid[0] if chan.peer_uid else repr(chan)

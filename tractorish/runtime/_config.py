@@ -33,12 +33,15 @@ class RuntimeConfig:
     grace_period: float = 3.0
     term_timeout: float = 2.0
     start_timeout: float = 60.0
+    stream_window: int = 512
 
     def __post_init__(self) -> None:
         if self.transport not in ('tcp', 'uds'):
             raise ValueError(f"transport must be 'tcp' or 'uds', not {self.transport!r}")
         if self.max_msg_size <= 0:
             raise ValueError('max_msg_size must be positive')
+        if not 2 <= self.stream_window <= 65536:
+            raise ValueError('stream_window must be between 2 and 65536')
 
     def to_wire(self) -> dict:
         return dataclasses.asdict(self)

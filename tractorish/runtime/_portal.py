@@ -4,13 +4,15 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple
 
 import trio
 
 from .._exceptions import NoResult, TransportClosed
 from ..msg import MAIN_ALIAS
-from ._actor import CONTEXT_ATTR
+from ._context import CONTEXT_ATTR, Context, open_context_from
+from ._stream import MsgStream
 
 if TYPE_CHECKING:
     from ..ipc import Channel
@@ -85,6 +87,47 @@ class Portal:
                     f'{namespace_path}.{function_name} is a remote {functype}: '
                     f'use open_stream_from / open_context, not run')
             return await call.result()
+
+    @asynccontextmanager
+    async def open_stream_from(self, async_gen_func: Callable[..., Any],
+                               **kwargs: Any) -> AsyncIterator[MsgStream]:
+        """Stream the values of a remote async generator.
+
+        ``async for value in stream`` reads them (flow-controlled: the
+        generator runs at most a window ahead of us); ``await
+        stream.asend(value)`` instead drives it in lock-step, the value
+        arriving as the result of the remote ``yield``. Leaving the block
+        before the generator is exhausted (break, error, cancellation)
+        cancels it remotely and waits, shielded and bounded, for its
+        ``finally`` blocks to run.
+        """
+        if not inspect.isasyncgenfunction(async_gen_func):
+            raise TypeError(f'{async_gen_func!r} is not an async generator function')
+        ns, name = function_ref(async_gen_func)
+        call = await self.actor.start_call(self.channel, ns, name, kwargs)
+        async with call:
+            functype = await call.receive_functype()
+            if functype != 'asyncgen':
+                raise TypeError(f'{ns}.{name} is a remote {functype}, not an async generator')
+            yield MsgStream(call, window=self.actor.config.stream_window,
+                            generator_caller=True)
+
+    @asynccontextmanager
+    async def open_context(self, fn: Callable[..., Any],
+                           **kwargs: Any) -> AsyncIterator[Tuple[Context, Any]]:
+        """Call the ``@context`` function ``fn``; yield ``(ctx, first)``.
+
+        ``first`` is the value the callee passed to ``ctx.started()``.
+        Leaving the block normally waits for the callee to return (see
+        :meth:`Context.result`); leaving it with an error sends the error to
+        the callee and cancels it; a remote error is raised here.
+        """
+        if not getattr(fn, CONTEXT_ATTR, False):
+            raise TypeError(f'{fn!r} is not decorated with @tractorish.context')
+        ns, name = function_ref(fn)
+        call = await self.actor.start_call(self.channel, ns, name, kwargs)
+        async with open_context_from(self.actor, call) as pair:
+            yield pair
 
     # --- run_in_actor results ----------------------------------------------
 

@@ -1,0 +1,335 @@
+"""Channel: framed messages over an in-memory stream, no sockets."""
+from __future__ import annotations
+
+import hashlib
+
+import msgpack
+import pytest
+import trio
+import trio.testing
+
+from tractorish._exceptions import MsgTypeError, ProtocolError, TransportClosed
+from tractorish.ipc import Channel, open_channel, open_memory_channel_pair
+from tractorish.msg import stop, yield_
+
+CID = 'c-1'
+TIMEOUT = 10
+
+
+def payload_for(task: int, i: int) -> bytes:
+    # sizes vary so messages straddle batch and read boundaries
+    size = 1 + (task * 7919 + i * 104729) % 20_000
+    seed = hashlib.sha256(f'{task}/{i}'.encode()).digest()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+# --- basics -------------------------------------------------------------------
+
+async def test_send_and_receive_both_ways():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            await left.send(yield_('ping', CID))
+            assert await right.receive() == yield_('ping', CID)
+            await right.send(yield_({'n': [1, 2]}, CID))
+            assert await left.receive() == yield_({'n': [1, 2]}, CID)
+
+
+async def test_messages_keep_their_order():
+    msgs = [yield_(i, CID) for i in range(2000)]
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            async with trio.open_nursery() as nursery:
+                async def send_all():
+                    for msg in msgs:
+                        await left.send(msg)
+                nursery.start_soon(send_all)
+                got = [await right.receive() for _ in msgs]
+    assert got == msgs
+
+
+async def test_many_concurrent_senders_do_not_interleave():
+    tasks, per_task = 20, 30
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair(high_water=64 * 1024) as (left, right):
+            async def sender(task):
+                for i in range(per_task):
+                    await left.send({'yield': [task, i, payload_for(task, i)],
+                                     'cid': f'task-{task}'})
+                    if i % 5 == 0:
+                        await trio.sleep(0)
+
+            got = []
+            async with trio.open_nursery() as nursery:
+                for task in range(tasks):
+                    nursery.start_soon(sender, task)
+                for _ in range(tasks * per_task):
+                    got.append(await right.receive())
+
+    seen = {}
+    for msg in got:
+        task, i, data = msg['yield']
+        assert msg['cid'] == f'task-{task}'
+        assert data == payload_for(task, i), f'message {task}/{i} corrupted'
+        seen.setdefault(task, []).append(i)
+    # each sender's own messages arrive in the order it sent them
+    assert seen == {t: list(range(per_task)) for t in range(tasks)}
+
+
+async def test_iteration_ends_on_clean_close():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            async def send_then_close():
+                for i in range(3):
+                    await left.send(yield_(i, CID))
+                await left.send(stop(CID))
+                await left.aclose()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_then_close)
+                got = [msg async for msg in right]
+    assert got == [yield_(0, CID), yield_(1, CID), yield_(2, CID), stop(CID)]
+
+
+async def test_receive_after_peer_close_raises_transport_closed():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            async def send_then_close():
+                await left.send(yield_('last', CID))
+                await left.aclose()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_then_close)
+                assert await right.receive() == yield_('last', CID)
+                with pytest.raises(TransportClosed):
+                    await right.receive()
+                # and it stays that way
+                with pytest.raises(TransportClosed):
+                    await right.receive()
+
+
+async def test_transport_closed_is_a_connection_error():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            await left.aclose()
+            with pytest.raises(ConnectionError):
+                await right.receive()
+
+
+async def test_send_on_closed_channel_raises():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            assert not left.closed
+            await left.aclose()
+            assert left.closed
+            with pytest.raises(TransportClosed):
+                await left.send(yield_(1, CID))
+            await left.aclose()  # closing twice is fine
+
+
+async def test_send_after_peer_closed_eventually_raises():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            await right.aclose()
+            with pytest.raises(TransportClosed):
+                for _ in range(1000):
+                    await left.send(yield_(b'x' * 100, CID))
+                    await trio.sleep(0.001)
+            assert left.closed
+
+
+async def test_unencodable_message_leaves_channel_usable():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            with pytest.raises(MsgTypeError):
+                await left.send(yield_(object(), CID))
+            await left.send(yield_('fine', CID))
+            assert await right.receive() == yield_('fine', CID)
+
+
+async def test_oversize_message_refused_at_sender():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair(max_msg_size=1000) as (left, right):
+            with pytest.raises(MsgTypeError):
+                await left.send(yield_(b'x' * 2000, CID))
+            await left.send(yield_(b'x' * 900, CID))
+            assert await right.receive() == yield_(b'x' * 900, CID)
+
+
+async def test_send_checkpoints_when_cancelled():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair() as (left, right):
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await left.send(yield_('never', CID))
+            assert scope.cancelled_caught
+            await left.send(yield_('after', CID))
+            assert await right.receive() == yield_('after', CID)
+
+
+async def test_flush_waits_until_the_peer_takes_the_bytes():
+    with trio.fail_after(TIMEOUT):
+        a, b = trio.testing.lockstep_stream_pair()  # no buffer at all
+        async with open_channel(a) as sender, open_channel(b) as reader:
+            await sender.send(yield_('flush me', CID))
+            flushed = trio.Event()
+
+            async def flush():
+                await sender.flush()
+                flushed.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flush)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                assert not flushed.is_set()
+                assert await reader.receive() == yield_('flush me', CID)
+                await flushed.wait()
+
+
+# --- bad input from a raw peer ------------------------------------------------
+
+async def test_garbage_from_peer_is_protocol_error():
+    with trio.fail_after(TIMEOUT):
+        ours, theirs = trio.testing.memory_stream_pair()
+        async with open_channel(ours) as chan:
+            await theirs.send_all(msgpack.packb(stop(CID)) + b'\xc1\xc1')
+            with pytest.raises(ProtocolError):
+                await chan.receive()
+
+
+async def test_peer_over_the_size_limit_is_protocol_error():
+    with trio.fail_after(TIMEOUT):
+        ours, theirs = trio.testing.memory_stream_pair()
+        async with open_channel(ours, max_msg_size=1000) as chan:
+            await theirs.send_all(msgpack.packb(yield_(b'y' * 5000, CID)))
+            with pytest.raises(ProtocolError):
+                await chan.receive()
+
+
+@pytest.mark.parametrize('partial', [
+    b'\x82\xa3ci',                    # inside a key
+    b'\x82\xa3cid\xa1c\xa5yi',        # inside the second key
+    b'\x82\xa3cid\xa1c',              # right after a whole key/value pair
+    b'\x82\xa3cid\xa1c\xa5yield\x92\x01',  # inside an array, after an item
+], ids=['in-key', 'in-second-key', 'after-pair', 'in-array'])
+async def test_peer_vanishing_mid_message_is_protocol_error(partial):
+    with trio.fail_after(TIMEOUT):
+        ours, theirs = trio.testing.memory_stream_pair()
+        async with open_channel(ours) as chan:
+            await theirs.send_all(msgpack.packb(stop(CID)) + partial)
+            await theirs.aclose()
+            assert await chan.receive() == stop(CID)
+            with pytest.raises(ProtocolError, match='middle of a message'):
+                await chan.receive()
+
+
+# --- flow control -------------------------------------------------------------
+
+HIGH_WATER = 4096
+MSG_BYTES = 1000
+
+
+@pytest.fixture
+def quick_close(monkeypatch):
+    # these tests close channels whose peer never reads what is queued
+    import tractorish.ipc._channel as channel_module
+    monkeypatch.setattr(channel_module, 'CLOSE_FLUSH_TIMEOUT', 0.2)
+
+
+async def _sender_stalls(sender: Channel, reader: Channel) -> None:
+    """With nobody reading, a sender must block after about HIGH_WATER bytes."""
+    sent = 0
+    msg = yield_(b'x' * MSG_BYTES, CID)
+    cap = 500  # 500 kB: far beyond any sane bound, and quick to reach
+
+    async def send_until_cap():
+        nonlocal sent
+        while sent < cap:
+            await sender.send(msg)
+            sent += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send_until_cap)
+        with trio.move_on_after(2):
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+        stalled_at = sent
+        await trio.sleep(0.2)
+        assert sent == stalled_at, 'sender kept going while nobody reads'
+        # bounded: one batch in the stream plus the queue, each about
+        # HIGH_WATER plus one message
+        assert 0 < stalled_at * MSG_BYTES <= 2 * (HIGH_WATER + 2 * MSG_BYTES), (
+            f'{stalled_at} messages of {MSG_BYTES} bytes accepted while nobody '
+            f'reads, with high_water={HIGH_WATER}')
+        assert len(sender._pending) <= HIGH_WATER + 2 * MSG_BYTES
+
+        # a slow reader: every message still arrives, in order
+        for _ in range(stalled_at + 20):
+            assert await reader.receive() == msg
+            await trio.sleep(0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_slow_reader_blocks_sender_over_a_stream_without_buffer(quick_close):
+    with trio.fail_after(TIMEOUT):
+        a, b = trio.testing.lockstep_stream_pair()
+        async with open_channel(a, high_water=HIGH_WATER) as sender:
+            async with open_channel(b) as reader:
+                await _sender_stalls(sender, reader)
+
+
+async def test_slow_reader_blocks_sender_over_memory_pair(quick_close):
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair(high_water=HIGH_WATER) as (sender, reader):
+            await _sender_stalls(sender, reader)
+
+
+async def test_cancelled_blocked_sender_sends_nothing(quick_close):
+    with trio.fail_after(TIMEOUT):
+        a, b = trio.testing.lockstep_stream_pair()
+        async with open_channel(a, high_water=HIGH_WATER) as sender:
+            async with open_channel(b) as reader:
+                filler = yield_(b'f' * MSG_BYTES, CID)
+                queued = 0
+                async with trio.open_nursery() as nursery:
+                    async def fill():
+                        nonlocal queued
+                        while True:
+                            await sender.send(filler)
+                            queued += 1
+                    nursery.start_soon(fill)
+                    await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                    # the filler is now parked waiting for room
+                    nursery.cancel_scope.cancel()
+                assert queued > 0
+
+                got = []
+                async with trio.open_nursery() as nursery:
+                    async def read_to_the_end():
+                        while True:
+                            msg = await reader.receive()
+                            got.append(msg)
+                            if msg == stop('the-end'):
+                                return
+                    nursery.start_soon(read_to_the_end)
+                    await sender.send(stop('the-end'))
+                assert got == [filler] * queued + [stop('the-end')]
+
+
+async def test_closing_wakes_a_blocked_sender(quick_close):
+    with trio.fail_after(TIMEOUT):
+        a, b = trio.testing.lockstep_stream_pair()
+        async with open_channel(a, high_water=HIGH_WATER) as sender:
+            async with open_channel(b):
+                raised = []
+
+                async def fill():
+                    try:
+                        while True:
+                            await sender.send(yield_(b'f' * MSG_BYTES, CID))
+                    except TransportClosed as err:
+                        raised.append(err)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(fill)
+                    await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                    await sender.aclose()
+                assert len(raised) == 1

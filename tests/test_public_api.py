@@ -1,0 +1,30 @@
+"""The public surface: everything a user needs, exported from the top."""
+import tractorish
+
+EXPECTED = {
+    'Actor', 'ActorCrashed', 'ActorNursery', 'AuthenticationError',
+    'BroadcastReceiver', 'Channel', 'Context', 'ContextCancelled',
+    'ModuleNotExposed', 'MsgStream', 'MsgTypeError', 'NoResult', 'NoRuntime',
+    'Portal', 'ProtocolError', 'RemoteActorError', 'RuntimeConfig',
+    'SecretError', 'TractorishError', 'TransportClosed', 'context',
+    'current_actor', 'is_root_process', 'open_nursery', 'open_root_actor',
+}
+
+
+def test_exported_names():
+    public = {name for name in vars(tractorish) if not name.startswith('_')}
+    modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise'}
+    assert public - modules == EXPECTED
+
+
+def test_every_public_error_derives_from_the_root():
+    for name in EXPECTED:
+        obj = getattr(tractorish, name)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert issubclass(obj, tractorish.TractorishError), name
+
+
+def test_builtin_bases_where_they_help():
+    assert issubclass(tractorish.TransportClosed, ConnectionError)
+    assert issubclass(tractorish.ModuleNotExposed, ModuleNotFoundError)
+    assert issubclass(tractorish.ContextCancelled, tractorish.RemoteActorError)

@@ -1,0 +1,188 @@
+"""``Context``: a call with a start value, a two-way stream and a result.
+
+The callee is a ``@context`` function. It hands the caller a first value
+with ``ctx.started()``; then either side may ``open_stream()``, and the
+callee's return value ends the call. Cancellation: ``ctx.cancel()`` on the
+caller cancels the callee and is not raised back at the caller; a cancel
+asked for by anyone else reaches the caller as :class:`ContextCancelled`.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple, TypeVar
+
+import trio
+
+from .. import msg
+from .._exceptions import ContextCancelled, MsgTypeError, TransportClosed
+from ._stream import DEFAULT_WINDOW, MsgStream
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+    from ._call import Call, RpcTask
+
+CONTEXT_ATTR = '_tractorish_context'
+
+
+F = TypeVar('F', bound=Callable[..., Any])
+
+
+def context(fn: F) -> F:
+    """Mark an async function as a context: called with ``ctx`` first.
+
+    Callers reach it with ``Portal.open_context(fn, **kwargs)``.
+    """
+    if not callable(fn):
+        raise TypeError(f'@context decorates a function, not {fn!r}')
+    setattr(fn, CONTEXT_ATTR, True)
+    return fn
+
+
+class Context:
+    """One side of a context call; both sides get one."""
+
+    def __init__(self, actor: 'Actor', end: 'Call | RpcTask', *, side: str,
+                 window: int = DEFAULT_WINDOW) -> None:
+        self._actor = actor
+        self._end = end
+        self.side = side
+        self._window = window
+        self._started = side == 'caller'  # the caller gets one only once started
+        self._stream_opened = False
+        self._final: Optional[dict] = None
+        self._cancel_called = False
+
+    def __repr__(self) -> str:
+        return f'<Context {self.side} cid={self.cid} peer={self.peer_uid}>'
+
+    @property
+    def cid(self) -> str:
+        return self._end.cid
+
+    @property
+    def chan(self) -> Any:
+        return self._end.chan
+
+    @property
+    def peer_uid(self) -> Optional[Tuple[str, str]]:
+        return self.chan.peer_uid
+
+    @property
+    def cancel_called(self) -> bool:
+        """True once this side called :meth:`cancel`."""
+        return self._cancel_called
+
+    async def started(self, value: Any = None) -> None:
+        """Send the caller its first value; call it exactly once, first.
+
+        Raises ``RuntimeError`` on the caller's side, when called twice, or
+        after the stream was opened.
+        """
+        if self.side != 'callee':
+            raise RuntimeError('only the called side of a context calls started()')
+        if self._started:
+            raise RuntimeError('ctx.started() was already called for this context')
+        self._started = True
+        await self.chan.send(msg.started(value, self.cid))
+
+    @asynccontextmanager
+    async def open_stream(self) -> AsyncIterator[MsgStream]:
+        """Open this side's end of the context's two-way stream.
+
+        Leaving the block sends ``stop``: the other side's iteration ends.
+        Once per context, and on the callee only after ``started()``.
+        """
+        if not self._started:
+            raise RuntimeError('call ctx.started() before ctx.open_stream()')
+        if self._stream_opened:
+            raise RuntimeError('the stream of this context was already opened')
+        self._stream_opened = True
+        stream = MsgStream(self._end, window=self._window, context=self)
+        await stream._grant_initial()
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+    async def _stream_closed(self, stream: MsgStream) -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                await self.chan.send(msg.stop(self.cid))
+            except TransportClosed:
+                pass
+
+    async def cancel(self) -> None:
+        """Cancel the callee's task.
+
+        On the caller this asks the callee to cancel and waits (shielded,
+        bounded) for it to confirm; the resulting :class:`ContextCancelled`
+        is not raised here nor at the end of ``open_context``. On the callee
+        it cancels its own task; the caller then sees ``ContextCancelled``.
+        """
+        self._cancel_called = True
+        if self.side == 'caller':
+            await self._end.cancel_remote()  # type: ignore[union-attr]
+        else:
+            self._end.cancel(self._actor.uid)  # type: ignore[union-attr]
+            await trio.lowlevel.checkpoint()
+
+    async def result(self) -> Any:
+        """Wait for the callee's return value (caller side).
+
+        Stream values not read by then are dropped. Raises the callee's
+        error as :class:`RemoteActorError`, or :class:`ContextCancelled` if
+        someone other than this caller cancelled it; returns ``None`` after
+        this caller's own :meth:`cancel`.
+        """
+        if self.side != 'caller':
+            raise RuntimeError('only the calling side of a context has a result')
+        while self._final is None:
+            message = await self._end.inbox.get()
+            if 'return' in message or 'error' in message:
+                self._final = message
+        if 'return' in self._final:
+            return self._final['return']
+        error = msg.unpack_error(self._final['error'])
+        if (isinstance(error, ContextCancelled) and self._cancel_called
+                and error.canceller == self._actor.uid):
+            return None
+        raise error
+
+    async def wait_for_result(self) -> Any:
+        """Alias of :meth:`result`."""
+        return await self.result()
+
+
+async def run_context(actor: 'Actor', fn: Callable[..., Any], kwargs: dict,
+                      task: 'RpcTask') -> Any:
+    """The callee's side of a context call; returns what ``fn`` returns."""
+    ctx = Context(actor, task, side='callee', window=actor.config.stream_window)
+    result = await fn(ctx, **kwargs)
+    if not ctx._started:
+        raise RuntimeError(f'{getattr(fn, "__qualname__", fn)} returned without '
+                           f'calling ctx.started()')
+    return result
+
+
+@asynccontextmanager
+async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple[Context, Any]]:
+    """The caller's side of a context call whose ``cmd`` was sent as ``call``."""
+    async with call:
+        functype = await call.receive_functype()
+        if functype != 'context':
+            raise TypeError(f'{call.ns}.{call.func} is a remote {functype}, '
+                            f'not a @context function')
+        first = (await call.receive())['started']
+        ctx = Context(actor, call, side='caller', window=actor.config.stream_window)
+        try:
+            yield ctx, first
+        except Exception as err:
+            # tell the callee why, before leaving the block cancels it
+            with trio.CancelScope(shield=True):
+                try:
+                    await call.chan.send(msg.error(msg.pack_error(err, actor.uid), call.cid))
+                except (TransportClosed, MsgTypeError):
+                    pass
+            raise
+        await ctx.result()
+

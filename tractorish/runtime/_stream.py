@@ -1,0 +1,339 @@
+"""``MsgStream``: a stream of values inside one call, with credit flow control.
+
+Flow control (docs/flow-control.md): a side may send a ``yield`` only
+against credit the receiving side granted. A receiver grants its window
+when it opens its end of the stream, and grants again each time it has
+consumed half a window, so a producer that keeps ahead of its consumer
+stops after one window instead of growing anyone's memory, while a consumer
+that keeps up never makes it wait. Credit is per call id: one slow stream
+never stalls the other calls on its channel.
+
+Two-way generators: the caller of an ``asyncgen`` may instead drive it in
+lock-step with :meth:`MsgStream.asend`; each value sent arrives as the result
+of the remote ``yield`` and grants exactly one reply.
+"""
+from __future__ import annotations
+
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, List, Optional, Union
+
+import trio
+
+from .. import msg
+from .._exceptions import ProtocolError, TransportClosed
+from ..msg import unpack_error
+
+if TYPE_CHECKING:
+    from ._call import Call, RpcTask
+    from ._context import Context
+
+DEFAULT_WINDOW = 512
+
+
+class SendCredit:
+    """How many more ``yield`` messages this side may send."""
+
+    __slots__ = ('credit', '_lot', '_closed')
+
+    def __init__(self) -> None:
+        self.credit = 0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._closed: Optional[BaseException] = None
+
+    def grant(self, n: int) -> None:
+        self.credit += n
+        self._lot.unpark_all()
+
+    def close(self, reason: BaseException) -> None:
+        """No more sending: the peer stopped reading or went away."""
+        if self._closed is None:
+            self._closed = reason
+        self._lot.unpark_all()
+
+    async def acquire(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            if self._closed is not None:
+                raise self._closed
+            if self.credit > 0:
+                self.credit -= 1
+                return
+            await self._lot.park()
+
+
+End = Union['Call', 'RpcTask']
+
+
+class MsgStream:
+    """One side's end of a stream of values within a call.
+
+    ``receive()`` raises ``trio.EndOfChannel`` once the other side has
+    stopped, and a :class:`RemoteActorError` if it failed; ``send()`` waits
+    for credit when the other side is not keeping up and raises
+    ``trio.BrokenResourceError`` once the other side has closed its end.
+    """
+
+    def __init__(self, end: End, *, window: int = DEFAULT_WINDOW,
+                 context: Optional['Context'] = None,
+                 generator_caller: bool = False) -> None:
+        self._end = end
+        self._chan = end.chan
+        self._cid = end.cid
+        self._window = max(2, window)
+        self._context = context
+        self._generator_caller = generator_caller
+        self._mode: Optional[str] = None  # generator callers: 'bulk' | 'lockstep'
+        self._consumed = 0
+        self._eof = False
+        self._closed = False
+        self._broadcaster: Optional[_Broadcaster] = None
+
+    def __repr__(self) -> str:
+        return f'<MsgStream cid={self._cid} on {self._chan!r}>'
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- receiving ------------------------------------------------------------
+
+    async def _grant_initial(self) -> None:
+        await self._chan.send(msg.credit(self._window, self._cid))
+
+    def _take(self, message: dict) -> Any:
+        """Interpret one inbound message: a value, the end, or an error."""
+        if 'yield' in message:
+            return message['yield']
+        self._eof = True
+        if 'error' in message:
+            raise unpack_error(message['error'])
+        if 'return' in message and self._context is not None:
+            self._context._final = message  # the result, for ctx.result()
+        raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
+
+    async def _after_consume(self) -> None:
+        if self._mode == 'lockstep':
+            return
+        self._consumed += 1
+        if self._consumed >= self._window // 2:
+            granted, self._consumed = self._consumed, 0
+            try:
+                await self._chan.send(msg.credit(granted, self._cid))
+            except TransportClosed:
+                pass  # the next receive reports the lost channel
+
+    async def receive(self) -> Any:
+        """The next value; ``trio.EndOfChannel`` when the sender is done."""
+        if self._closed:
+            raise trio.ClosedResourceError(f'{self!r} is closed')
+        if self._eof:
+            raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
+        if self._generator_caller:
+            if self._mode is None:
+                self._mode = 'bulk'
+                await self._grant_initial()
+            elif self._mode == 'lockstep':
+                await self._chan.send(msg.credit(1, self._cid))
+        value = self._take(await self._end.inbox.get())
+        await self._after_consume()
+        return value
+
+    def receive_nowait(self) -> Any:
+        """The next value if one is already here, else ``trio.WouldBlock``.
+
+        Credit for what it consumes is granted by the next ``receive()``.
+        """
+        if self._eof:
+            raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
+        message = self._end.inbox.get_nowait()
+        if message is None:
+            raise trio.WouldBlock
+        if self._mode != 'lockstep':
+            self._consumed += 1
+        return self._take(message)
+
+    def __aiter__(self) -> 'MsgStream':
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    # --- sending --------------------------------------------------------------
+
+    async def send(self, value: Any) -> None:
+        """Send ``value`` to the other side (contexts only).
+
+        Waits while the other side has no room (no credit); raises
+        ``trio.BrokenResourceError`` if it closed its end.
+        """
+        if self._generator_caller:
+            raise TypeError('a generator stream is driven with asend(), not send()')
+        if self._closed:
+            raise trio.ClosedResourceError(f'{self!r} is closed')
+        await self._end.send_credit.acquire()
+        await self._chan.send(msg.yield_(value, self._cid))
+
+    async def asend(self, value: Any) -> Any:
+        """Resume the remote generator with ``value``; return what it yields next.
+
+        Only for streams from ``Portal.open_stream_from``, and only if the
+        first operation on the stream was ``asend`` (a stream first read with
+        ``receive`` lets the generator run ahead, so values could no longer
+        pair up with yields). As in Python, the first value must be ``None``.
+        """
+        if not self._generator_caller:
+            raise TypeError('asend() drives a remote generator; use send() here')
+        if self._mode is None:
+            self._mode = 'lockstep'
+        elif self._mode == 'bulk':
+            raise RuntimeError(
+                'this stream was first read with receive(), so the remote '
+                'generator runs ahead of us; use asend() from the start')
+        if self._eof:
+            raise StopAsyncIteration
+        if value is not None:  # None is a plain step, as anext() is
+            await self._chan.send(msg.yield_(value, self._cid))
+        await self._chan.send(msg.credit(1, self._cid))
+        try:
+            return self._take(await self._end.inbox.get())
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    # --- closing --------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close our end: the other side's iteration ends. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._context is not None:
+            await self._context._stream_closed(self)
+
+    async def __aenter__(self) -> 'MsgStream':
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    # --- local fan-out ----------------------------------------------------------
+
+    @asynccontextmanager
+    async def subscribe(self, max_buffer: int = 256) -> AsyncIterator['BroadcastReceiver']:
+        """A receiver that gets every value from now on, as do its siblings.
+
+        Several local tasks may each subscribe; the stream is read once and
+        every value goes to every subscriber. The slowest subscriber sets the
+        pace (up to ``max_buffer`` values may wait for it), so nothing is
+        dropped. Leaving the block unsubscribes.
+        """
+        if self._broadcaster is None:
+            self._broadcaster = _Broadcaster(self)
+        receiver = BroadcastReceiver(self._broadcaster, max_buffer)
+        self._broadcaster.subscribers.append(receiver)
+        try:
+            yield receiver
+        finally:
+            self._broadcaster.subscribers.remove(receiver)
+            self._broadcaster.lot.unpark_all()
+
+
+class _Broadcaster:
+    def __init__(self, stream: MsgStream) -> None:
+        self.stream = stream
+        self.subscribers: List['BroadcastReceiver'] = []
+        self.pulling = False
+        self.ended: Optional[BaseException] = None
+        self.lot = trio.lowlevel.ParkingLot()
+
+    def full(self) -> bool:
+        return any(len(s._queue) >= s._max for s in self.subscribers)
+
+
+class BroadcastReceiver:
+    """One subscriber's view of a broadcast stream (see ``MsgStream.subscribe``)."""
+
+    def __init__(self, broadcaster: _Broadcaster, max_buffer: int) -> None:
+        self._b = broadcaster
+        self._max = max(1, max_buffer)
+        self._queue: Deque[Any] = deque()
+
+    async def receive(self) -> Any:
+        """The next value; ``trio.EndOfChannel`` at the end of the stream."""
+        b = self._b
+        while not self._queue:
+            if b.ended is not None:
+                raise _fresh(b.ended)
+            if b.pulling or b.full():
+                await b.lot.park()
+                continue
+            b.pulling = True
+            try:
+                value = await b.stream.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError, ProtocolError,
+                    TransportClosed, Exception) as err:
+                b.ended = err
+            else:
+                for subscriber in b.subscribers:
+                    subscriber._queue.append(value)
+            finally:
+                b.pulling = False
+                b.lot.unpark_all()
+        value = self._queue.popleft()
+        b.lot.unpark_all()  # room again: a puller may be waiting for it
+        return value
+
+    def __aiter__(self) -> 'BroadcastReceiver':
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+def _fresh(err: BaseException) -> BaseException:
+    """A copy of a shared error, so each raiser gets its own traceback."""
+    import copy
+    return copy.copy(err).with_traceback(None)
+
+
+# How long a cancelled generator's ``finally`` blocks may still await.
+GENERATOR_CLOSE_GRACE = 2.0
+
+
+async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
+    """The callee's side of an ``asyncgen`` call.
+
+    Steps the generator once per credit the caller grants: with bulk credit
+    it runs ahead up to a window; a two-way caller grants one credit per
+    ``asend``, preceded by the value, which goes into the generator.
+    """
+    agen = fn(**kwargs)
+    chan, cid = task.chan, task.cid
+    try:
+        while True:
+            try:
+                await task.send_credit.acquire()
+            except trio.BrokenResourceError:
+                break  # the caller stopped: close the generator
+            value = None
+            message = task.inbox.get_nowait()
+            if message is not None:
+                if 'error' in message:
+                    raise unpack_error(message['error'])
+                value = message.get('yield')
+            try:
+                out = await (agen.asend(value) if value is not None else agen.__anext__())
+            except StopAsyncIteration:
+                break
+            await chan.send(msg.yield_(out, cid))
+        await chan.send(msg.stop(cid))
+    finally:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + GENERATOR_CLOSE_GRACE
+            await agen.aclose()
