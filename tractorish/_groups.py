@@ -10,7 +10,7 @@ from ._compat import BaseExceptionGroup
 
 
 def collapse_errors(group: BaseExceptionGroup) -> BaseException:
-    """One error as itself, several as a flat group.
+    """One error as itself, several as a flat group, Ctrl-C above all.
 
     Cancellations are dropped when a real error is there to explain them;
     a group of nothing but cancellations is returned unchanged, so that the
@@ -28,9 +28,13 @@ def collapse_errors(group: BaseExceptionGroup) -> BaseException:
     errors = [e for e in leaves if not isinstance(e, trio.Cancelled)]
     if not errors:
         return group
+    for error in errors:
+        # Ctrl-C explains whatever else broke while it tore things down
+        if isinstance(error, KeyboardInterrupt):
+            return error
     if len(errors) == 1:
         return errors[0]
-    return BaseExceptionGroup('several actors failed', errors)
+    return BaseExceptionGroup(f'{len(errors)} errors in an actor tree', errors)
 
 
 @contextmanager

@@ -90,6 +90,7 @@ class Channel:
         while (self._pending or self._writing) and self._send_error is None:
             await self._flushed_lot.park()
 
+    @trio.lowlevel.enable_ki_protection
     async def _write_loop(self) -> None:
         # Shielded: queued messages still go out while the scope that owns
         # the channel is being cancelled (e.g. a cancel request to a peer).

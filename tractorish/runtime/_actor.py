@@ -215,6 +215,7 @@ class Actor:
         assert self._service is not None, 'runtime not running'
         return await self._service.start(self.connect_and_serve, addr)
 
+    @trio.lowlevel.enable_ki_protection
     async def _serve_channel(self, chan: Channel, *,
                              task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The one reader of ``chan``: dispatch every message it carries."""

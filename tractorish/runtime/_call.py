@@ -9,7 +9,7 @@ sends into a context stream.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
 
 import trio
 
@@ -48,6 +48,11 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def has_reader(self) -> bool:
+        """True while a task is parked waiting for the next message."""
+        return bool(self._lot.statistics().tasks_waiting)
+
     def get_nowait(self) -> Optional[dict]:
         return self._items.popleft() if self._items else None
 
@@ -70,9 +75,6 @@ class ChanState:
         self.tasks: Dict[str, 'RpcTask'] = {}
 
 
-# Beyond this many undelivered stream values, a peer is sending without
-# credit: a protocol error, not a reason to grow.
-MAX_UNREAD = 4 * DEFAULT_WINDOW
 
 
 _ENDINGS = frozenset({'stop', 'error', 'return'})
@@ -81,9 +83,15 @@ _ENDINGS = frozenset({'stop', 'error', 'return'})
 class _End:
     """What both ends of a call share: the inbox, send credit, the dialog."""
 
-    __slots__ = ('state', 'cid', 'dialog', 'inbox', 'send_credit')
+    __slots__ = ('state', 'cid', 'dialog', 'inbox', 'send_credit', 'on_error',
+                 'max_unread')
 
     def __init__(self, state: ChanState, cid: str, dialog: Dialog) -> None:
+        # called when the other side reports an error, before anyone reads it
+        self.on_error: Optional[Callable[[], None]] = None
+        # more unread values than the window we granted means the peer sends
+        # without credit: a protocol error, not a reason to grow
+        self.max_unread = DEFAULT_WINDOW
         self.state = state
         self.cid = cid
         self.dialog = dialog
@@ -105,7 +113,9 @@ class _End:
             # the other side stopped or ended: nobody will take more values
             self.send_credit.close(trio.BrokenResourceError(
                 f'the other side of call {self.cid} closed its stream'))
-        elif len(self.inbox) >= MAX_UNREAD:
+            if kind == 'error' and self.on_error is not None:
+                self.on_error()
+        elif len(self.inbox) >= self.max_unread:
             raise ProtocolError(f'peer sent call {self.cid} more values than it was granted')
         self.inbox.put(msg)
 

@@ -89,8 +89,10 @@ class Context:
     async def open_stream(self) -> AsyncIterator[MsgStream]:
         """Open this side's end of the context's two-way stream.
 
-        Leaving the block sends ``stop``: the other side's iteration ends.
-        Once per context, and on the callee only after ``started()``.
+        Leaving the block normally sends ``stop``: the other side's
+        iteration ends. Leaving it with an error sends nothing here: the
+        error ends the whole call instead. Once per context, and on the
+        callee only after ``started()``.
         """
         if not self._started:
             raise RuntimeError('call ctx.started() before ctx.open_stream()')
@@ -101,8 +103,12 @@ class Context:
         await stream._grant_initial()
         try:
             yield stream
-        finally:
-            await stream.aclose()
+        except BaseException:
+            # no clean 'stop': the error (or cancel) that ends the call will
+            # tell the other side, which must not take it for a normal end
+            stream._closed = True
+            raise
+        await stream.aclose()
 
     async def _stream_closed(self, stream: MsgStream) -> None:
         with trio.CancelScope(shield=True):
@@ -174,15 +180,23 @@ async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple
                             f'not a @context function')
         first = (await call.receive())['started']
         ctx = Context(actor, call, side='caller', window=actor.config.stream_window)
-        try:
-            yield ctx, first
-        except Exception as err:
-            # tell the callee why, before leaving the block cancels it
-            with trio.CancelScope(shield=True):
-                try:
-                    await call.chan.send(msg.error(msg.pack_error(err, actor.uid), call.cid))
-                except (TransportClosed, MsgTypeError):
-                    pass
-            raise
-        await ctx.result()
-
+        with trio.CancelScope() as body:
+            def on_remote_error() -> None:
+                # the callee failed: like a failing child task, that cancels
+                # the block, unless a stream read is about to raise it anyway
+                # or we cancelled the callee ourselves
+                if not ctx._cancel_called and not call.inbox.has_reader:
+                    body.cancel()
+            call.on_error = on_remote_error
+            try:
+                yield ctx, first
+            except Exception as err:
+                if not call.dialog.done:  # tell the callee why it is cancelled
+                    with trio.CancelScope(shield=True):
+                        try:
+                            await call.chan.send(msg.error(
+                                msg.pack_error(err, actor.uid), call.cid))
+                        except (TransportClosed, MsgTypeError):
+                            pass
+                raise
+        await ctx.result()  # the callee's error, if that is what cancelled us

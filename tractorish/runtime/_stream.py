@@ -81,6 +81,7 @@ class MsgStream:
         self._chan = end.chan
         self._cid = end.cid
         self._window = max(2, window)
+        end.max_unread = self._window + 1
         self._context = context
         self._generator_caller = generator_caller
         self._mode: Optional[str] = None  # generator callers: 'bulk' | 'lockstep'

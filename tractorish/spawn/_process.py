@@ -23,8 +23,10 @@ class ActorProcess:
                  env: Optional[Dict[str, str]] = None) -> None:
         read_fd, write_fd = os.pipe()
         try:
+            # a session of its own: a terminal's Ctrl-C goes to the root
+            # alone, which then tears the tree down in order
             self._popen = subprocess.Popen(args, stdin=read_fd, env=env,
-                                           close_fds=True)
+                                           close_fds=True, start_new_session=True)
         finally:
             os.close(read_fd)
         try:
