@@ -94,7 +94,7 @@ class RemoteActorError(TractorishError):
         return (_rebuild, (type(self), self.message, self.__dict__))
 
 
-def _rebuild(cls: type, message: str, state: dict) -> 'RemoteActorError':
+def _rebuild(cls: 'type[RemoteActorError]', message: str, state: dict) -> 'RemoteActorError':
     err = cls.__new__(cls)
     Exception.__init__(err, message)
     err.__dict__.update(state)

@@ -69,7 +69,7 @@ class Decoder:
         """Bytes held that do not yet form a whole message."""
         return self._fed - self._msg_start
 
-    def feed(self, data: bytes) -> List[dict]:
+    def feed(self, data: 'bytes | bytearray') -> List[dict]:
         """Take ``data`` and return every message it completes, in order."""
         if self._error is not None:
             raise self._error

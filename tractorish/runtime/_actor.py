@@ -96,6 +96,7 @@ class Actor:
         self.config = config or RuntimeConfig()
         if self.config.secret is None:
             self.config.secret = load_secret()
+        self.secret: bytes = self.config.secret
         self.name = name
         self.uid: Uid = (uid[0], uid[1]) if uid else (name, uuid.uuid4().hex)
         self.is_root = is_root
@@ -194,7 +195,7 @@ class Actor:
         self.listen_addrs.append(bound)
         await service.start(lambda task_status: serve_listener(
             listener, bound, self._serve_channel, uid=self.uid,
-            secret=self.config.secret, info=self.hello_info(),
+            secret=self.secret, info=self.hello_info(),
             max_msg_size=self.config.max_msg_size, task_status=task_status))
 
     def hello_info(self, **extra: Any) -> dict:
@@ -205,7 +206,7 @@ class Actor:
                                 info: Optional[dict] = None,
                                 task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Connect to ``addr`` and serve the channel until it closes."""
-        async with connect(addr, uid=self.uid, secret=self.config.secret,  # type: ignore[arg-type]
+        async with connect(addr, uid=self.uid, secret=self.secret,
                            info=info or self.hello_info(),
                            max_msg_size=self.config.max_msg_size) as chan:
             await self._serve_channel(chan, task_status=task_status)

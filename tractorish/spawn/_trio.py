@@ -110,7 +110,8 @@ class ChildProcess:
                     if graceful:
                         log.warning('%r ignored SIGTERM; sending SIGKILL', self)
                     self.proc.kill()
-                return await self.proc.wait()
+                await self.proc.wait()
+        return self.proc.returncode  # type: ignore[return-value]
 
 
 async def spawn_actor(parent: Actor, name: str, *,

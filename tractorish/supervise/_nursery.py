@@ -9,6 +9,7 @@ a ``BaseExceptionGroup``.
 """
 from __future__ import annotations
 
+import functools
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -88,7 +89,7 @@ class ActorNursery:
         self.cancelled = True
         async with trio.open_nursery() as nursery:
             for child in self.children:
-                nursery.start_soon(lambda c=child: c.reap(graceful=not hard_kill))
+                nursery.start_soon(functools.partial(child.reap, graceful=not hard_kill))
 
     async def _supervise(self, child: ChildProcess, job: Optional[Job]) -> None:
         try:
