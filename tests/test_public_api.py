@@ -8,12 +8,14 @@ EXPECTED = {
     'Portal', 'ProtocolError', 'RemoteActorError', 'RuntimeConfig',
     'SecretError', 'TractorishError', 'TransportClosed', 'context',
     'current_actor', 'is_root_process', 'open_nursery', 'open_root_actor',
+    'find_actor', 'find_actors', 'get_registry', 'list_actors', 'query_actor',
+    'wait_for_actor', 'wait_for_actors',
 }
 
 
 def test_exported_names():
     public = {name for name in vars(tractorish) if not name.startswith('_')}
-    modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise'}
+    modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise', 'discovery'}
     assert public - modules == EXPECTED
 
 

@@ -15,6 +15,13 @@ from ._exceptions import RemoteActorError as RemoteActorError
 from ._exceptions import SecretError as SecretError
 from ._exceptions import TractorishError as TractorishError
 from ._exceptions import TransportClosed as TransportClosed
+from .discovery import find_actor as find_actor
+from .discovery import find_actors as find_actors
+from .discovery import get_registry as get_registry
+from .discovery import list_actors as list_actors
+from .discovery import query_actor as query_actor
+from .discovery import wait_for_actor as wait_for_actor
+from .discovery import wait_for_actors as wait_for_actors
 from .ipc import Channel as Channel
 from .runtime import Actor as Actor
 from .runtime import BroadcastReceiver as BroadcastReceiver

@@ -42,19 +42,23 @@ async def _run_child(boot: dict) -> int:
     actor = Actor(boot['uid'][0], uid=boot['uid'], config=config,
                   enable_modules=boot['enable_modules'],
                   main_ref=boot['main_ref'], parent_addr=parent_addr,
+                  parent_uid=boot.get('parent_uid'),
                   registry_addrs=boot['registry_addrs'])
     set_current_actor(actor)
     try:
         actor.load_modules()
     except Exception as err:  # report it to the parent, then leave
-        async with connect(parent_addr, uid=actor.uid, secret=config.secret,  # type: ignore[arg-type]
-                           info=actor.hello_info(startup_error=pack_error(err, actor.uid))):
+        async with connect(parent_addr, uid=actor.uid, secret=actor.secret,
+                           info=actor.hello_info(child_of=boot.get('parent_uid'),
+                                                 startup_error=pack_error(err, actor.uid))):
             pass
         return 1
 
     async def serve_parent(task_status: object) -> None:
         try:
-            await actor.connect_and_serve(parent_addr, task_status=task_status)
+            await actor.connect_and_serve(
+                parent_addr, info=actor.hello_info(child_of=boot.get('parent_uid')),
+                task_status=task_status)
         finally:
             actor.cancel_soon()  # no parent, no reason to live
 

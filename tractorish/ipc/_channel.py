@@ -54,6 +54,8 @@ class Channel:
         self.name = name
         self.peer_uid: Optional[Tuple[str, str]] = None
         self.peer_info: dict = {}
+        # which end connected: call ids are namespaced by it (see runtime)
+        self.initiator = False
 
     def __repr__(self) -> str:
         peer = self.peer_uid[0] if self.peer_uid else '?'

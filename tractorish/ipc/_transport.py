@@ -81,6 +81,7 @@ async def handshake(chan: Channel, *, uid: Sequence[str], secret: bytes,
         await chan.send(auth(make_mac(secret, _ACCEPT_LABEL, peer_nonce, nonce)))
     chan.peer_uid = (peer['uid'][0], peer['uid'][1])
     chan.peer_info = peer
+    chan.initiator = initiator
     return peer
 
 

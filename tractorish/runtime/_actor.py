@@ -41,6 +41,12 @@ Uid = Tuple[str, str]
 # The runtime's own methods a peer may call under the namespace 'self'.
 SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info'})
 
+# Services higher layers plug in (discovery's registration, for one): each is
+# ``async fn(actor, task_status)``, started in every actor's runtime before
+# it serves user code, and cancelled when the runtime ends.
+Service = Callable[..., Any]
+STARTUP_SERVICES: List[Service] = []
+
 
 def load_main_module(main_ref: Optional[dict]) -> ModuleType:
     """Load the root program's main module without running it as __main__."""
@@ -90,6 +96,7 @@ class Actor:
                  uid: Optional[Sequence[str]] = None,
                  main_ref: Optional[dict] = None,
                  parent_addr: Optional[Address] = None,
+                 parent_uid: Optional[Sequence[str]] = None,
                  registry_addrs: Sequence[Address] = ()) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f'an actor name must be a non-empty string, not {name!r}')
@@ -103,15 +110,16 @@ class Actor:
         self.enable_modules: List[str] = list(enable_modules)
         self.main_ref = main_ref
         self.parent_addr = parent_addr
+        self.parent_uid: Optional[Uid] = (parent_uid[0], parent_uid[1]) if parent_uid else None
         self.registry_addrs = [normalize_addr(a) for a in registry_addrs]
         self.listen_addrs: List[Address] = []
+        self._hello: dict = {'addrs': [], 'pid': os.getpid()}
         self.started_at = time.time()
         self._modules: Dict[str, ModuleType] = {}
         self._states: Dict[Channel, ChanState] = {}
         self._peers: Dict[Uid, List[Channel]] = {}
         self._peer_lot = trio.lowlevel.ParkingLot()
         self._expected: Dict[Uid, Optional[Channel]] = {}
-        self._cid_counter = itertools.count()
         self._service: Optional[trio.Nursery] = None
         self._shutdown_requested = trio.Event()
         self._shutdown_done = trio.Event()
@@ -172,8 +180,10 @@ class Actor:
         with collapsing_groups():
             async with trio.open_nursery() as service:
                 self._service = service
-                await self._start_listener(service)
+                await self.listen_on(self._default_listen_addr())
                 service.start_soon(self._watch_shutdown, service.cancel_scope)
+                for start_service in STARTUP_SERVICES:
+                    await service.start(start_service, self)
                 try:
                     yield self
                 finally:
@@ -189,18 +199,41 @@ class Actor:
             return os.path.join(base, f'{self.name[:40]}-{self.uid[1][:12]}.sock')
         return (self.config.host, 0)
 
-    async def _start_listener(self, service: trio.Nursery,
-                              addr: Optional[Address] = None) -> None:
-        listener, bound = await open_listener(addr or self._default_listen_addr())
+    async def listen_on(self, addr: Address) -> Address:
+        """Accept connections at ``addr`` too; return the bound address.
+
+        Raises ``OSError`` if it cannot be bound.
+        """
+        assert self._service is not None, 'runtime not running'
+        listener, bound = await open_listener(addr)
         self.listen_addrs.append(bound)
-        await service.start(lambda task_status: serve_listener(
-            listener, bound, self._serve_channel, uid=self.uid,
-            secret=self.secret, info=self.hello_info(),
-            max_msg_size=self.config.max_msg_size, task_status=task_status))
+        self._hello['addrs'] = [addr_to_wire(a) for a in self.listen_addrs]
+        await self._service.start(functools.partial(
+            serve_listener, listener, bound, self._serve_channel, uid=self.uid,
+            secret=self.secret, info=self._hello,
+            max_msg_size=self.config.max_msg_size))
+        return bound
 
     def hello_info(self, **extra: Any) -> dict:
-        return {'addrs': [addr_to_wire(a) for a in self.listen_addrs],
-                'pid': os.getpid(), **extra}
+        return {**self._hello, **extra}
+
+    @asynccontextmanager
+    async def connect_to(self, addr: Address,
+                         uid: Optional[Uid] = None) -> AsyncIterator[Channel]:
+        """A served channel to the actor at ``addr`` for the block's duration.
+
+        Reuses a channel we already have to ``uid`` (say, to a child);
+        otherwise connects, and closes that connection on exit.
+        """
+        existing = self._peers.get(uid) if uid is not None else None
+        if existing:
+            yield existing[0]
+            return
+        chan = await self.open_channel_to(addr)
+        try:
+            yield chan
+        finally:
+            await chan.aclose()
 
     async def connect_and_serve(self, addr: Address, *,
                                 info: Optional[dict] = None,
@@ -224,8 +257,9 @@ class Actor:
         self._states[chan] = state
         assert chan.peer_uid is not None
         self._peers.setdefault(chan.peer_uid, []).append(chan)
-        if chan.peer_uid in self._expected and self._expected[chan.peer_uid] is None:
-            self._expected[chan.peer_uid] = chan
+        if (self._expected.get(chan.peer_uid, False) is None
+                and chan.peer_info.get('child_of') == list(self.uid)):
+            self._expected[chan.peer_uid] = chan  # a child we spawned, reporting
         self._peer_lot.unpark_all()
         task_status.started(chan)
         try:
@@ -274,8 +308,8 @@ class Actor:
             raise ProtocolError(
                 f'unexpected {msg.message_kind(message)!r} message after the handshake')
         ns, func_name, kwargs, caller, cid = command
-        if cid in state.tasks:
-            raise ProtocolError(f'call id {cid!r} is already in use')
+        if cid in state.tasks or cid.startswith(state.cid_prefix):
+            raise ProtocolError(f'call id {cid!r} is already in use or is one of ours')
         assert self._service is not None
         # resolved here, not in the task, so that the call's dialog is set
         # before the caller's next message (say, stream credit) is read
@@ -334,7 +368,7 @@ class Actor:
         state = self._states.get(chan)
         if state is None:
             raise channel_gone(chan)
-        cid = str(next(self._cid_counter))
+        cid = state.next_cid()
         call = Call(self, state, cid, ns, func_name)
         state.calls[cid] = call
         try:

@@ -8,6 +8,7 @@ sends into a context stream.
 """
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
 
@@ -65,14 +66,24 @@ class Inbox:
 
 
 class ChanState:
-    """What the runtime tracks per served channel, by call id."""
+    """What the runtime tracks per served channel, by call id.
 
-    __slots__ = ('chan', 'calls', 'tasks')
+    Both ends of a channel start calls, and replies are routed by call id
+    alone, so the two ends draw their ids from disjoint sets: the end that
+    connected uses ``c0, c1, ...``, the end that accepted ``a0, a1, ...``.
+    """
+
+    __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter')
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
         self.calls: Dict[str, 'Call'] = {}
         self.tasks: Dict[str, 'RpcTask'] = {}
+        self.cid_prefix = 'c' if chan.initiator else 'a'
+        self._counter = itertools.count()
+
+    def next_cid(self) -> str:
+        return f'{self.cid_prefix}{next(self._counter)}'
 
 
 
@@ -84,11 +95,12 @@ class _End:
     """What both ends of a call share: the inbox, send credit, the dialog."""
 
     __slots__ = ('state', 'cid', 'dialog', 'inbox', 'send_credit', 'on_error',
-                 'max_unread')
+                 'max_unread', 'errored')
 
     def __init__(self, state: ChanState, cid: str, dialog: Dialog) -> None:
         # called when the other side reports an error, before anyone reads it
         self.on_error: Optional[Callable[[], None]] = None
+        self.errored = False  # the other side failed, or the channel did
         # more unread values than the window we granted means the peer sends
         # without credit: a protocol error, not a reason to grow
         self.max_unread = DEFAULT_WINDOW
@@ -113,15 +125,21 @@ class _End:
             # the other side stopped or ended: nobody will take more values
             self.send_credit.close(trio.BrokenResourceError(
                 f'the other side of call {self.cid} closed its stream'))
-            if kind == 'error' and self.on_error is not None:
-                self.on_error()
+            if kind == 'error':
+                self.errored = True
+                if self.on_error is not None:
+                    self.on_error()
         elif len(self.inbox) >= self.max_unread:
             raise ProtocolError(f'peer sent call {self.cid} more values than it was granted')
         self.inbox.put(msg)
 
     def fail(self, error: BaseException) -> None:
+        """The channel is gone: wake every reader and sender with ``error``."""
         self.inbox.fail(error)
         self.send_credit.close(error)
+        self.errored = True
+        if self.on_error is not None:
+            self.on_error()
 
 
 class RpcTask(_End):

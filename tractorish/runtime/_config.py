@@ -9,6 +9,11 @@ from ..msg import DEFAULT_MAX_MSG_SIZE
 
 TRANSPORT_ENV = 'TRACTORISH_TRANSPORT'
 
+# 'auto': register with the registry, and a root becomes the registrar when
+# none answers; 'serve': a root must become it; 'client': look things up
+# but do not register (command-line tools); 'off': no discovery at all.
+DISCOVERY_MODES = frozenset({'auto', 'serve', 'client', 'off'})
+
 
 @dataclasses.dataclass
 class RuntimeConfig:
@@ -19,7 +24,11 @@ class RuntimeConfig:
     told otherwise); ``uds_dir`` holds the Unix socket files. Teardown waits
     ``cancel_timeout`` for an actor to acknowledge a graceful cancel,
     ``grace_period`` more for it to exit, then sends SIGTERM and after
-    ``term_timeout`` SIGKILL.
+    ``term_timeout`` SIGKILL. ``stream_window`` is how many stream values a
+    receiver lets a sender have in flight (flow control). ``discovery`` says
+    how the actor takes part in the registry: ``'auto'`` (register; a root
+    with no registry answering becomes the registrar), ``'serve'`` (a root
+    must be the registrar), ``'client'`` (look up only) or ``'off'``.
     """
 
     secret: Optional[bytes] = None
@@ -34,12 +43,16 @@ class RuntimeConfig:
     term_timeout: float = 2.0
     start_timeout: float = 60.0
     stream_window: int = 512
+    discovery: str = 'auto'
 
     def __post_init__(self) -> None:
         if self.transport not in ('tcp', 'uds'):
             raise ValueError(f"transport must be 'tcp' or 'uds', not {self.transport!r}")
         if self.max_msg_size <= 0:
             raise ValueError('max_msg_size must be positive')
+        if self.discovery not in DISCOVERY_MODES:
+            raise ValueError(f'discovery must be one of {sorted(DISCOVERY_MODES)}, '
+                             f'not {self.discovery!r}')
         if not 2 <= self.stream_window <= 65536:
             raise ValueError('stream_window must be between 2 and 65536')
 

@@ -188,6 +188,8 @@ async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple
                 if not ctx._cancel_called and not call.inbox.has_reader:
                     body.cancel()
             call.on_error = on_remote_error
+            if call.errored:  # it failed before we were listening
+                on_remote_error()
             try:
                 yield ctx, first
             except Exception as err:

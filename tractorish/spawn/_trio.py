@@ -129,10 +129,13 @@ async def spawn_actor(parent: Actor, name: str, *,
     config = parent.config.to_wire()
     if loglevel is not None:
         config['loglevel'] = loglevel
+    if config['discovery'] == 'serve':  # one registrar per tree: the root
+        config['discovery'] = 'auto'
     bootstrap = msgpack.packb({
         'uid': list(uid),
         'parent_addr': addr_to_wire(parent.listen_addrs[0]),
         'parent_pid': os.getpid(),
+        'parent_uid': list(parent.uid),
         'enable_modules': list(enable_modules),
         'config': config,
         'sys_path': list(sys.path),

@@ -1,0 +1,14 @@
+"""Discovery: the registrar, and finding actors by name."""
+from ..runtime import _actor as _runtime_actor
+from ._client import find_actor as find_actor
+from ._client import find_actors as find_actors
+from ._client import get_registry as get_registry
+from ._client import list_actors as list_actors
+from ._client import query_actor as query_actor
+from ._client import wait_for_actor as wait_for_actor
+from ._client import wait_for_actors as wait_for_actors
+from ._service import discovery_service
+
+# every actor's runtime takes part in discovery (see DESIGN section 4)
+if discovery_service not in _runtime_actor.STARTUP_SERVICES:
+    _runtime_actor.STARTUP_SERVICES.append(discovery_service)

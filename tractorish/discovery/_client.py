@@ -1,0 +1,136 @@
+"""Finding actors by name through the registrar.
+
+Several actors may share a name. :func:`find_actor`, :func:`wait_for_actor`
+and :func:`query_actor` then pick the one that registered last (after a
+restart, the new one); :func:`find_actors` gives all of them.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import AsyncIterator, Dict, List, Optional, Sequence
+
+import trio
+
+from .._exceptions import TransportClosed
+from ..ipc import Address, normalize_addr
+from ..runtime import Portal, current_actor
+from . import _registrar
+
+
+def _registry_addrs(registry_addrs: Optional[Sequence[Address]]) -> List[Address]:
+    if registry_addrs:
+        return [normalize_addr(a) for a in registry_addrs]
+    return list(current_actor().registry_addrs)
+
+
+@asynccontextmanager
+async def get_registry(addr: Optional[Address] = None) -> AsyncIterator[Portal]:
+    """A portal to the registrar at ``addr`` (default: this tree's registry).
+
+    Raises :class:`TransportClosed` if nothing answers there.
+    """
+    actor = current_actor()
+    target = normalize_addr(addr) if addr is not None else actor.registry_addrs[0]
+    async with actor.connect_to(target) as chan:
+        yield Portal(actor, chan)
+
+
+async def _lookup(name: str, registry_addrs: Optional[Sequence[Address]]) -> List[dict]:
+    """Entries for ``name`` from the first registry that has any."""
+    for addr in _registry_addrs(registry_addrs):
+        try:
+            async with get_registry(addr) as registry:
+                entries = await registry.run(_registrar.find, name=name)
+        except TransportClosed:
+            continue
+        if entries:
+            return entries
+    return []
+
+
+@asynccontextmanager
+async def _portal_to(entry: dict) -> AsyncIterator[Portal]:
+    actor = current_actor()
+    uid = (entry['uid'][0], entry['uid'][1])
+    async with actor.connect_to(normalize_addr(entry['addrs'][0]), uid=uid) as chan:
+        yield Portal(actor, chan)
+
+
+@asynccontextmanager
+async def query_actor(name: str, registry_addrs: Optional[Sequence[Address]] = None,
+                      ) -> AsyncIterator[Optional[Address]]:
+    """The address of the actor called ``name``, or ``None``."""
+    entries = await _lookup(name, registry_addrs)
+    yield normalize_addr(entries[-1]['addrs'][0]) if entries else None
+
+
+@asynccontextmanager
+async def find_actor(name: str, registry_addrs: Optional[Sequence[Address]] = None,
+                     ) -> AsyncIterator[Optional[Portal]]:
+    """A portal to the actor called ``name``, or ``None`` if none is registered.
+
+    The connection is closed when the block exits (a channel we already had
+    to that actor, e.g. to our own child, is reused and left open).
+    """
+    entries = await _lookup(name, registry_addrs)
+    if not entries:
+        yield None
+        return
+    async with _portal_to(entries[-1]) as portal:
+        yield portal
+
+
+@asynccontextmanager
+async def find_actors(name: str, registry_addrs: Optional[Sequence[Address]] = None,
+                      ) -> AsyncIterator[List[Portal]]:
+    """Portals to every actor registered as ``name`` (maybe none), oldest first."""
+    entries = await _lookup(name, registry_addrs)
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(_portal_to(e)) for e in entries]
+
+
+@asynccontextmanager
+async def wait_for_actor(name: str, registry_addr: Optional[Address] = None,
+                         ) -> AsyncIterator[Portal]:
+    """Wait until an actor called ``name`` is registered; yield a portal to it.
+
+    Cancellable; bound it with ``trio.fail_after`` or use
+    :func:`wait_for_actors` with a timeout.
+    """
+    async with get_registry(registry_addr) as registry:
+        entries = await registry.run(_registrar.wait_for, name=name)
+    async with _portal_to(entries[-1]) as portal:
+        yield portal
+
+
+@asynccontextmanager
+async def wait_for_actors(*names: str, timeout: Optional[float] = None,
+                          registry_addr: Optional[Address] = None,
+                          ) -> AsyncIterator[Dict[str, Portal]]:
+    """Wait for several actors at once; yield ``{name: portal}``.
+
+    Raises ``TimeoutError`` naming the ones still missing after ``timeout``
+    seconds.
+    """
+    found: Dict[str, dict] = {}
+    with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+        async with get_registry(registry_addr) as registry:
+            async def wait_one(name: str) -> None:
+                found[name] = (await registry.run(_registrar.wait_for, name=name))[-1]
+            async with trio.open_nursery() as nursery:
+                for name in names:
+                    nursery.start_soon(wait_one, name)
+    if scope.cancelled_caught:
+        missing = [n for n in names if n not in found]
+        raise TimeoutError(f'no actor registered as {", ".join(map(repr, missing))} '
+                           f'within {timeout} s')
+    async with AsyncExitStack() as stack:
+        yield {name: await stack.enter_async_context(_portal_to(found[name]))
+               for name in names}
+
+
+async def list_actors(registry_addr: Optional[Address] = None) -> List[dict]:
+    """Every actor the registrar knows (name, uid, addrs, pid, host, parent, started_at)."""
+    async with get_registry(registry_addr) as registry:
+        return await registry.run(_registrar.list_actors)

@@ -1,0 +1,124 @@
+"""Every actor's part in discovery, run as a runtime startup service.
+
+A root with no registry answering becomes the registrar (it listens on the
+registry address too and exposes the registrar module). Every actor then
+registers, and keeps re-registering with backoff if the registrar goes away,
+so a restarted registrar is repopulated.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+import trio
+
+from .._exceptions import AuthenticationError, RemoteActorError, TransportClosed
+from ..ipc import Address, addr_to_wire, format_addr, open_stream_to
+from ..runtime import Actor, Portal
+from . import _registrar
+
+log = logging.getLogger('tractorish.discovery')
+
+PROBE_TIMEOUT = 1.0
+RETRY_MIN, RETRY_MAX = 0.2, 5.0
+FIRST_REGISTRATION_TIMEOUT = 5.0
+
+
+def own_entry(actor: Actor) -> dict:
+    return {
+        'name': actor.name,
+        'uid': list(actor.uid),
+        'addrs': [addr_to_wire(a) for a in actor.listen_addrs],
+        'pid': os.getpid(),
+        'host': socket.gethostname(),
+        'parent': list(actor.parent_uid) if actor.parent_uid else None,
+        'started_at': actor.started_at,
+    }
+
+
+async def answers(addr: Address) -> bool:
+    """True if something accepts connections at ``addr``."""
+    with trio.move_on_after(PROBE_TIMEOUT):
+        try:
+            stream = await open_stream_to(addr)
+        except TransportClosed:
+            return False
+        await stream.aclose()
+        return True
+    return False
+
+
+def is_registrar(actor: Actor) -> bool:
+    return _registrar.MODULE in actor.enable_modules
+
+
+async def become_registrar(actor: Actor, addr: Address) -> None:
+    await actor.listen_on(addr)
+    actor.expose_module(_registrar.MODULE)
+    log.info('%r is the registrar at %s', actor, format_addr(addr))
+
+
+async def discovery_service(actor: Actor, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    mode = actor.config.discovery
+    if mode == 'off' or not actor.registry_addrs:
+        task_status.started()
+        return
+    addr = actor.registry_addrs[0]
+    if actor.is_root and (mode == 'serve' or (mode == 'auto' and not await answers(addr))):
+        try:
+            await become_registrar(actor, addr)
+        except OSError as err:
+            if mode == 'serve':
+                raise OSError(err.errno, f'cannot serve the registry at '
+                                         f'{format_addr(addr)}: {err.strerror or err}') from err
+            log.debug('another root became the registrar first: %s', err)
+    if mode == 'client':
+        task_status.started()
+        return
+    if is_registrar(actor):
+        uid, seq = _registrar.REGISTRY.add(own_entry(actor))
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            _registrar.REGISTRY.remove(uid, seq)
+        return
+    async with trio.open_nursery() as nursery:
+        for registry_addr in actor.registry_addrs:
+            await nursery.start(keep_registered, actor, registry_addr)
+        task_status.started()
+
+
+async def keep_registered(actor: Actor, addr: Address,
+                          task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Stay registered at ``addr`` for the actor's life; reconnect if it drops.
+
+    Reports started after the first attempt, whether it worked or not, so a
+    missing registry delays an actor's start by at most a few seconds.
+    """
+    reported = False
+    delay = RETRY_MIN
+    while True:
+        try:
+            with trio.CancelScope() as scope:
+                if not reported:  # bound only the first attempt
+                    scope.deadline = trio.current_time() + FIRST_REGISTRATION_TIMEOUT
+                async with actor.connect_to(addr) as chan:
+                    portal = Portal(actor, chan)
+                    async with portal.open_context(
+                            _registrar.register, entry=own_entry(actor)) as (ctx, _):
+                        scope.deadline = float('inf')
+                        delay = RETRY_MIN
+                        if not reported:
+                            reported = True
+                            task_status.started()
+                        await trio.sleep_forever()
+        except (TransportClosed, AuthenticationError, RemoteActorError, OSError) as err:
+            log.debug('%r: registry at %s unavailable: %s', actor, format_addr(addr), err)
+        if not reported:
+            reported = True
+            task_status.started()
+        await trio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX)
