@@ -37,10 +37,16 @@ _CONNECT_LABEL = b'tractorish-connect'
 _ACCEPT_LABEL = b'tractorish-accept'
 
 
+class PeerLeft(AuthenticationError):
+    """The peer hung up before saying hello: a port probe, not an attack."""
+
+
 async def _receive_kind(chan: Channel, kind: str) -> Any:
     try:
         msg = await chan.receive()
     except TransportClosed as err:
+        if kind == 'hello':
+            raise PeerLeft('the peer closed the connection before saying hello') from err
         raise AuthenticationError(
             'the peer closed the connection during the handshake: it refused '
             'us (a different secret?) or is not a tractorish actor') from err
@@ -172,6 +178,8 @@ async def serve_listener(listener: trio.SocketListener, addr: Address,
                 with trio.fail_after(HANDSHAKE_TIMEOUT):
                     await handshake(chan, uid=uid, secret=secret,
                                     initiator=False, info=info)
+            except PeerLeft:
+                return
             except (AuthenticationError, ProtocolError, TransportClosed,
                     trio.TooSlowError) as err:
                 log.warning('refused a connection on %s: %s', format_addr(addr), err)

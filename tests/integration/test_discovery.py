@@ -1,0 +1,214 @@
+"""Finding actors by name, in one tree and across separate programs."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+import actor_funcs
+import tractorish
+from tractorish.ipc import parse_addr
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+
+
+async def test_find_query_and_call_a_child_by_name():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('findme', enable_modules=['actor_funcs'])
+        async with tractorish.find_actor('findme') as found:
+            assert found is not None
+            assert found.peer_uid == portal.peer_uid
+            assert await found.run(actor_funcs.add, a=1, b=2) == 3
+        async with tractorish.query_actor('findme') as addr:
+            assert tuple(addr) == tuple(portal.channel.peer_info['addrs'][0])
+        async with tractorish.find_actor('nobody-by-this-name') as missing:
+            assert missing is None
+        async with tractorish.query_actor('nobody-by-this-name') as addr:
+            assert addr is None
+        names = {e['name'] for e in await tractorish.list_actors()}
+        assert {'root', 'findme'} <= names
+        await portal.cancel_actor()
+
+
+async def test_exiting_and_dying_actors_are_unregistered():
+    async with tractorish.open_nursery() as an:
+        gentle = await an.start_actor('gentle', enable_modules=['actor_funcs'])
+        await gentle.cancel_actor()
+        with trio.fail_after(10):
+            while 'gentle' in {e['name'] for e in await tractorish.list_actors()}:
+                await trio.sleep(0.02)
+    with pytest.raises(tractorish.ActorCrashed):
+        async with tractorish.open_nursery() as an:
+            doomed = await an.start_actor('doomed', enable_modules=['actor_funcs'])
+            os.kill(await doomed.run(actor_funcs.getpid), signal.SIGKILL)
+            with trio.fail_after(10):
+                while 'doomed' in {e['name'] for e in await tractorish.list_actors()}:
+                    await trio.sleep(0.02)
+            await trio.sleep_forever()
+
+
+async def test_wait_for_actor_waits_until_it_registers():
+    async with tractorish.open_nursery() as an:
+        got = {}
+
+        async def waiter():
+            async with tractorish.wait_for_actor('late') as portal:
+                got['pid'] = await portal.run(actor_funcs.getpid)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await trio.sleep(0.3)
+            assert not got
+            late = await an.start_actor('late', enable_modules=['actor_funcs'])
+        assert got['pid'] == late.channel.peer_info['pid']
+        await late.cancel_actor()
+
+
+async def test_wait_for_actors_and_its_timeout():
+    async with tractorish.open_nursery() as an:
+        one = await an.start_actor('one', enable_modules=['actor_funcs'])
+        two = await an.start_actor('two', enable_modules=['actor_funcs'])
+        async with tractorish.wait_for_actors('one', 'two', timeout=10) as portals:
+            assert set(portals) == {'one', 'two'}
+            assert await portals['two'].run(actor_funcs.add, a=2, b=2) == 4
+        with pytest.raises(TimeoutError, match="'three'.*'four'|'four'.*'three'"):
+            async with tractorish.wait_for_actors('one', 'three', 'four', timeout=0.5):
+                pass
+        await one.cancel_actor()
+        await two.cancel_actor()
+
+
+async def test_duplicate_names_are_all_findable():
+    async with tractorish.open_nursery() as an:
+        first = await an.start_actor('dup', enable_modules=['actor_funcs'])
+        second = await an.start_actor('dup', enable_modules=['actor_funcs'])
+        async with tractorish.find_actors('dup') as portals:
+            assert [p.peer_uid for p in portals] == [first.peer_uid, second.peer_uid]
+        async with tractorish.find_actor('dup') as latest:  # the last registered
+            assert latest.peer_uid == second.peer_uid
+        await first.cancel_actor()
+        await second.cancel_actor()
+
+
+async def test_the_tree_is_recorded_in_the_registry():
+    async with tractorish.open_nursery() as an:
+        portal = await an.run_in_actor(actor_funcs.spawn_grandchild_result,
+                                       name='middle', a=1, b=1)
+        await portal.result()
+        me = tractorish.current_actor()
+        entries = await tractorish.list_actors()
+        middle = [e for e in entries if e['name'] == 'middle']
+        assert middle and middle[0]['parent'] == list(me.uid)
+
+
+# --- separate programs -----------------------------------------------------------------
+
+@contextmanager
+def program(*args, env=None):
+    proc = subprocess.Popen([sys.executable, *args], cwd=HERE, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def wait_line(proc, needle, timeout=30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if needle in line:
+            return line
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f'{needle!r} never printed; stderr: {proc.stderr.read()}')
+
+
+def cli(*args, env=None, timeout=60):
+    return subprocess.run([sys.executable, '-m', 'tractorish', *args], cwd=HERE, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def registered_names(registry: str, env) -> set:
+    out = cli('ls', '--registry', registry, env=env)
+    if out.returncode != 0:
+        return set()
+    return {line.split()[0] for line in out.stdout.splitlines()[1:]}
+
+
+def test_separate_programs_meet_at_a_registry_daemon():
+    env = dict(os.environ)
+    registry = env['TRACTORISH_REGISTRY']
+    host, port = parse_addr(registry)
+    with program('-m', 'tractorish', 'registry', '--host', host, '--port', str(port),
+                 env=env) as daemon:
+        line = wait_line(daemon, 'listening on')
+        assert registry in line
+        assert 'TRACTORISH_REGISTRY' in daemon.stdout.readline()
+        with program('worker_program.py', 'calc', env=env) as worker:
+            wait_line(worker, 'ready')
+            # a third program finds the worker by name and calls it
+            out = cli('call', 'calc', 'actor_funcs.add', 'a=40', 'b=2', env=env)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.strip() == '42'
+            listing = cli('ls', env=env)
+            assert listing.returncode == 0, listing.stderr
+            assert listing.stdout.split()[:5] == ['NAME', 'UID', 'PID', 'ADDRESS', 'UPTIME']
+            assert 'calc' in listing.stdout and 'registrar' in listing.stdout
+            tree = cli('tree', env=env)
+            assert 'calc' in tree.stdout
+            missing = cli('call', 'nobody', 'actor_funcs.add', env=env)
+            assert missing.returncode == 1 and "no actor named 'nobody'" in missing.stderr
+            unexposed = cli('call', 'calc', 'os.getcwd', env=env)
+            assert unexposed.returncode == 1 and 'ModuleNotExposed' in unexposed.stderr
+            wrong = cli('ls', env={**env, 'TRACTORISH_SECRET': 'wrong'})
+            assert wrong.returncode == 1 and 'refused' in wrong.stderr
+
+
+def test_cli_reports_when_nothing_answers():
+    from conftest import free_port
+    out = cli('ls', '--registry', f'127.0.0.1:{free_port()}')
+    assert out.returncode == 1
+    assert 'nothing answers at' in out.stderr
+    bad = cli('call', 'x', 'nodot', '--registry', f'127.0.0.1:{free_port()}')
+    assert bad.returncode == 1
+    for command in ('registry', 'ls', 'tree', 'call', 'demo'):
+        helped = cli(command, '--help')
+        assert helped.returncode == 0 and 'usage: tractorish' in helped.stdout
+
+
+def test_a_restarted_registrar_is_repopulated():
+    env = dict(os.environ)
+    registry = env['TRACTORISH_REGISTRY']
+    host, port = parse_addr(registry)
+    args = ('-m', 'tractorish', 'registry', '--host', host, '--port', str(port))
+    with program(*args, env=env) as first_daemon:
+        wait_line(first_daemon, 'listening on')
+        with program('worker_program.py', 'survivor', env=env) as worker:
+            wait_line(worker, 'ready')
+            assert 'survivor' in registered_names(registry, env)
+            first_daemon.kill()
+            first_daemon.wait()
+            assert registered_names(registry, env) == set()
+            with program(*args, env=env) as second_daemon:
+                wait_line(second_daemon, 'listening on')
+                deadline = time.monotonic() + 20
+                while 'survivor' not in registered_names(registry, env):
+                    assert time.monotonic() < deadline, 'worker did not re-register'
+                    time.sleep(0.2)
