@@ -17,6 +17,23 @@ EXPECTED = {
     'parallel_primes.py': ['total: 17984 primes below 200000'],
     'nested_tree.py': ['leaf-1', 'leaf-3', ': 9'],
     'one_cancels_all.py': ["'flaky_worker' raised RuntimeError"],
+    'stream_one_way.py': ['received: [0, 1, 2, 3, 4]', 'ticker: finally ran after',
+                          'left the ticker after 4 values', 'parsed 2',
+                          'stream failed remotely: ValueError',
+                          'sum(range(1000)) = 499500'],
+    'stream_asend.py': ['start: 100', 'after adding 300: 421', 'unchanged: 421',
+                        'asend() after receive() is refused'],
+    'stream_subscribe.py': [f'{name} saw 200 quotes, in order: True'
+                            for name in ('fast', 'slow', 'average')],
+    'context_echo.py': ["echo server in 'echoer' ready", 'echo: three',
+                        'the callee echoed 3 messages'],
+    'context_errors.py': ['caller: block cancelled by the remote KeyError',
+                          'callee saw the caller fail with ValueError',
+                          'caller: ValueError raised as itself', 'callee: cancelled',
+                          'caller: after ctx.cancel(), result() = None',
+                          "caller: ContextCancelled, canceller 'callee'"],
+    'context_cancel_chain.py': ['leaf: cancelled, finally ran', 'root: timed out: True',
+                                'root: middle still serves: pong'],
 }
 
 

@@ -48,7 +48,7 @@ async def _run_child(boot: dict) -> int:
     try:
         actor.load_modules()
     except Exception as err:  # report it to the parent, then leave
-        async with connect(parent_addr, uid=actor.uid, secret=actor.secret,
+        async with connect(parent_addr, uid=actor.uid, secret=actor.secret, tls=actor.tls,
                            info=actor.hello_info(child_of=boot.get('parent_uid'),
                                                  startup_error=pack_error(err, actor.uid))):
             pass

@@ -112,8 +112,8 @@ async def test_the_tree_is_recorded_in_the_registry():
 # --- separate programs -----------------------------------------------------------------
 
 @contextmanager
-def program(*args, env=None):
-    proc = subprocess.Popen([sys.executable, *args], cwd=HERE, env=env,
+def program(*args, env=None, prefix=(sys.executable,)):
+    proc = subprocess.Popen([*prefix, *args], cwd=HERE, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         yield proc

@@ -11,7 +11,7 @@ import tractorish
 
 async def main(name: str) -> None:
     config = tractorish.RuntimeConfig(discovery='client' if name == '-' else 'auto')
-    async with tractorish.open_root_actor(name, enable_modules=['actor_funcs'],
+    async with tractorish.open_root_actor(name, enable_modules=['actor_funcs', 'stream_funcs'],
                                           config=config):
         print('ready', flush=True)
         await trio.sleep_forever()

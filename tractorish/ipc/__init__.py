@@ -8,6 +8,7 @@ from ._addr import parse_addr as parse_addr
 from ._channel import Channel as Channel
 from ._channel import open_channel as open_channel
 from ._secret import load_secret as load_secret
+from ._tls import TLS as TLS
 from ._transport import connect as connect
 from ._transport import handshake as handshake
 from ._transport import open_listener as open_listener

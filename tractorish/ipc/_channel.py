@@ -87,6 +87,19 @@ class Channel:
         self._pending += data
         self._writer_lot.unpark()
 
+    def send_nowait(self, msg: Any) -> None:
+        """Queue a small control message now, past the high-water mark.
+
+        For flow-control grants, which must never wait behind the data they
+        unblock. Raises like :meth:`send`.
+        """
+        if self._send_error is not None:
+            raise self._send_error
+        if self._closed:
+            raise TransportClosed(f'{self!r} is closed')
+        self._pending += self._encoder.encode(msg)
+        self._writer_lot.unpark()
+
     async def flush(self) -> None:
         """Wait until everything queued so far is handed to the OS."""
         while (self._pending or self._writing) and self._send_error is None:

@@ -29,6 +29,7 @@ from ..msg import PROTOCOL_VERSION, auth, hello, message_kind
 from ._addr import Address, format_addr, normalize_addr
 from ._channel import Channel, open_channel
 from ._secret import macs_equal, make_mac
+from ._tls import TLS, wrap_client, wrap_server
 
 log = logging.getLogger('tractorish.ipc')
 
@@ -46,7 +47,8 @@ async def _receive_kind(chan: Channel, kind: str) -> Any:
         msg = await chan.receive()
     except TransportClosed as err:
         if kind == 'hello':
-            raise PeerLeft('the peer closed the connection before saying hello') from err
+            raise PeerLeft('the peer closed the connection during the handshake, '
+                           'before saying hello') from err
         raise AuthenticationError(
             'the peer closed the connection during the handshake: it refused '
             'us (a different secret?) or is not a tractorish actor') from err
@@ -106,11 +108,20 @@ async def open_stream_to(addr: Address) -> trio.abc.Stream:
 async def connect(addr: Address, *, uid: Sequence[str], secret: bytes,
                   info: Optional[dict] = None,
                   timeout: float = HANDSHAKE_TIMEOUT,
+                  tls: Optional[TLS] = None,
                   **chan_kwargs: Any) -> AsyncIterator[Channel]:
-    """Connect to ``addr`` and run the handshake; yield the channel."""
+    """Connect to ``addr`` and run the handshake; yield the channel.
+
+    With ``tls``, a TCP connection is wrapped in TLS first (mutual
+    certificates); the secret handshake then runs inside it.
+    """
     addr = normalize_addr(addr)
-    with trio.fail_after(timeout):
+    with trio.move_on_after(timeout) as scope:
         stream = await open_stream_to(addr)
+        if tls is not None and not isinstance(addr, str):
+            stream = await wrap_client(stream, tls, addr[0])
+    if scope.cancelled_caught:
+        raise TransportClosed(f'connecting to {format_addr(addr)} timed out')
     async with open_channel(stream, name=format_addr(addr), **chan_kwargs) as chan:
         with trio.move_on_after(timeout) as scope:
             await handshake(chan, uid=uid, secret=secret, initiator=True, info=info)
@@ -165,6 +176,7 @@ async def serve_listener(listener: trio.SocketListener, addr: Address,
                          handler: Handler, *, uid: Sequence[str], secret: bytes,
                          info: Optional[dict] = None,
                          handler_nursery: Optional[trio.Nursery] = None,
+                         tls: Optional[TLS] = None,
                          task_status: Any = trio.TASK_STATUS_IGNORED,
                          **chan_kwargs: Any) -> None:
     """Accept connections forever; run ``handler`` on each authenticated one.
@@ -173,6 +185,13 @@ async def serve_listener(listener: trio.SocketListener, addr: Address,
     goes on. Removes a UDS path when it stops.
     """
     async def on_stream(stream: trio.abc.Stream) -> None:
+        if tls is not None and not isinstance(addr, str):
+            try:
+                with trio.fail_after(HANDSHAKE_TIMEOUT):
+                    stream = await wrap_server(stream, tls)
+            except (AuthenticationError, trio.TooSlowError) as err:
+                log.warning('refused a connection on %s: %s', format_addr(addr), err)
+                return
         async with open_channel(stream, **chan_kwargs) as chan:
             try:
                 with trio.fail_after(HANDSHAKE_TIMEOUT):

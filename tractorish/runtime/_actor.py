@@ -27,7 +27,7 @@ import trio
 from .. import msg
 from .._exceptions import ModuleNotExposed, ProtocolError, TransportClosed
 from .._groups import collapsing_groups
-from ..ipc import Address, Channel, addr_to_wire, connect, load_secret
+from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import normalize_addr, open_listener, serve_listener
 from ._call import Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
@@ -104,10 +104,14 @@ class Actor:
         if self.config.secret is None:
             self.config.secret = load_secret()
         self.secret: bytes = self.config.secret
+        self.tls = TLS.from_paths(self.config.tls_cert, self.config.tls_key,
+                                  self.config.tls_ca)
         self.name = name
         self.uid: Uid = (uid[0], uid[1]) if uid else (name, uuid.uuid4().hex)
         self.is_root = is_root
-        self.enable_modules: List[str] = list(enable_modules)
+        # a child knows its parent's script as __mp_main__; it is '__main__' here
+        self.enable_modules: List[str] = [
+            '__main__' if m == msg.MAIN_ALIAS else m for m in enable_modules]
         self.main_ref = main_ref
         self.parent_addr = parent_addr
         self.parent_uid: Optional[Uid] = (parent_uid[0], parent_uid[1]) if parent_uid else None
@@ -145,6 +149,7 @@ class Actor:
 
     def expose_module(self, name: str) -> None:
         """Add ``name`` to the exposed modules, importing it now."""
+        name = '__main__' if name == msg.MAIN_ALIAS else name
         if name not in self.enable_modules:
             self.enable_modules.append(name)
         self.load_modules()
@@ -210,7 +215,7 @@ class Actor:
         self._hello['addrs'] = [addr_to_wire(a) for a in self.listen_addrs]
         await self._service.start(functools.partial(
             serve_listener, listener, bound, self._serve_channel, uid=self.uid,
-            secret=self.secret, info=self._hello,
+            secret=self.secret, info=self._hello, tls=self.tls,
             max_msg_size=self.config.max_msg_size))
         return bound
 
@@ -239,7 +244,7 @@ class Actor:
                                 info: Optional[dict] = None,
                                 task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Connect to ``addr`` and serve the channel until it closes."""
-        async with connect(addr, uid=self.uid, secret=self.secret,
+        async with connect(addr, uid=self.uid, secret=self.secret, tls=self.tls,
                            info=info or self.hello_info(),
                            max_msg_size=self.config.max_msg_size) as chan:
             await self._serve_channel(chan, task_status=task_status)

@@ -122,9 +122,12 @@ class _End:
             self.send_credit.grant(msg['credit'])
             return
         if kind in _ENDINGS:
-            # the other side stopped or ended: nobody will take more values
-            self.send_credit.close(trio.BrokenResourceError(
-                f'the other side of call {self.cid} closed its stream'))
+            # the other side stopped or ended: nobody will take more values;
+            # a sender waiting for credit learns why (its error, if it failed)
+            self.send_credit.close(
+                unpack_error(msg['error']) if kind == 'error' else
+                trio.BrokenResourceError(
+                    f'the other side of call {self.cid} closed its stream'))
             if kind == 'error':
                 self.errored = True
                 if self.on_error is not None:

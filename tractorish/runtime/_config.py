@@ -8,6 +8,7 @@ from typing import Any, Optional
 from ..msg import DEFAULT_MAX_MSG_SIZE
 
 TRANSPORT_ENV = 'TRACTORISH_TRANSPORT'
+HOST_ENV = 'TRACTORISH_HOST'
 
 # 'auto': register with the registry, and a root becomes the registrar when
 # none answers; 'serve': a root must become it; 'client': look things up
@@ -21,7 +22,8 @@ class RuntimeConfig:
 
     ``transport`` is ``'tcp'`` (default, or ``$TRACTORISH_TRANSPORT``) or
     ``'uds'``; ``host`` is the address TCP listeners bind (loopback unless
-    told otherwise); ``uds_dir`` holds the Unix socket files. Teardown waits
+    told otherwise, e.g. by ``$TRACTORISH_HOST``), which other hosts must be
+    able to reach; ``uds_dir`` holds the Unix socket files. Teardown waits
     ``cancel_timeout`` for an actor to acknowledge a graceful cancel,
     ``grace_period`` more for it to exit, then sends SIGTERM and after
     ``term_timeout`` SIGKILL. ``stream_window`` is how many stream values a
@@ -29,13 +31,17 @@ class RuntimeConfig:
     how the actor takes part in the registry: ``'auto'`` (register; a root
     with no registry answering becomes the registrar), ``'serve'`` (a root
     must be the registrar), ``'client'`` (look up only) or ``'off'``.
+    ``tls_cert``, ``tls_key`` and ``tls_ca`` (PEM paths, or
+    ``$TRACTORISH_TLS_CERT`` / ``_KEY`` / ``_CA``) turn on mutual TLS for
+    every TCP channel; the shared secret is still checked inside it.
     """
 
     secret: Optional[bytes] = None
     loglevel: Optional[str] = None
     transport: str = dataclasses.field(
         default_factory=lambda: os.environ.get(TRANSPORT_ENV, 'tcp'))
-    host: str = '127.0.0.1'
+    host: str = dataclasses.field(
+        default_factory=lambda: os.environ.get(HOST_ENV, '127.0.0.1'))
     uds_dir: Optional[str] = None
     max_msg_size: int = DEFAULT_MAX_MSG_SIZE
     cancel_timeout: float = 3.0
@@ -44,6 +50,12 @@ class RuntimeConfig:
     start_timeout: float = 60.0
     stream_window: int = 512
     discovery: str = 'auto'
+    tls_cert: Optional[str] = dataclasses.field(
+        default_factory=lambda: os.environ.get('TRACTORISH_TLS_CERT'))
+    tls_key: Optional[str] = dataclasses.field(
+        default_factory=lambda: os.environ.get('TRACTORISH_TLS_KEY'))
+    tls_ca: Optional[str] = dataclasses.field(
+        default_factory=lambda: os.environ.get('TRACTORISH_TLS_CA'))
 
     def __post_init__(self) -> None:
         if self.transport not in ('tcp', 'uds'):

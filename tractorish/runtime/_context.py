@@ -201,4 +201,12 @@ async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple
                         except (TransportClosed, MsgTypeError):
                             pass
                 raise
+            if not ctx._stream_opened and not call.dialog.done:
+                # we will never read: a callee that streams gets a clear
+                # BrokenResourceError instead of waiting for credit forever
+                with trio.CancelScope(shield=True):
+                    try:
+                        await call.chan.send(msg.stop(call.cid))
+                    except TransportClosed:
+                        pass
         await ctx.result()  # the callee's error, if that is what cancelled us

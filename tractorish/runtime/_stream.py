@@ -113,14 +113,15 @@ class MsgStream:
             self._context._final = message  # the result, for ctx.result()
         raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
 
-    async def _after_consume(self) -> None:
+    def _after_consume(self) -> None:
+        """Count a value taken; grant credit back every half window."""
         if self._mode == 'lockstep':
             return
         self._consumed += 1
         if self._consumed >= self._window // 2:
             granted, self._consumed = self._consumed, 0
             try:
-                await self._chan.send(msg.credit(granted, self._cid))
+                self._chan.send_nowait(msg.credit(granted, self._cid))
             except TransportClosed:
                 pass  # the next receive reports the lost channel
 
@@ -137,22 +138,21 @@ class MsgStream:
             elif self._mode == 'lockstep':
                 await self._chan.send(msg.credit(1, self._cid))
         value = self._take(await self._end.inbox.get())
-        await self._after_consume()
+        self._after_consume()
         return value
 
     def receive_nowait(self) -> Any:
         """The next value if one is already here, else ``trio.WouldBlock``.
 
-        Credit for what it consumes is granted by the next ``receive()``.
         """
         if self._eof:
             raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
         message = self._end.inbox.get_nowait()
         if message is None:
             raise trio.WouldBlock
-        if self._mode != 'lockstep':
-            self._consumed += 1
-        return self._take(message)
+        value = self._take(message)
+        self._after_consume()
+        return value
 
     def __aiter__(self) -> 'MsgStream':
         return self
