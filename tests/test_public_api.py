@@ -10,12 +10,13 @@ EXPECTED = {
     'current_actor', 'is_root_process', 'open_nursery', 'open_root_actor',
     'find_actor', 'find_actors', 'get_registry', 'list_actors', 'query_actor',
     'wait_for_actor', 'wait_for_actors',
+    'ActorPool', 'Supervisor', 'SupervisorError', 'open_actor_pool', 'open_supervisor',
 }
 
 
 def test_exported_names():
     public = {name for name in vars(tractorish) if not name.startswith('_')}
-    modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise', 'discovery'}
+    modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise', 'discovery', 'workers'}
     assert public - modules == EXPECTED
 
 

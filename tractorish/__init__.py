@@ -36,5 +36,10 @@ from .runtime import is_root_process as is_root_process
 from .supervise import ActorNursery as ActorNursery
 from .supervise import open_nursery as open_nursery
 from .supervise import open_root_actor as open_root_actor
+from .workers import ActorPool as ActorPool
+from .workers import Supervisor as Supervisor
+from .workers import SupervisorError as SupervisorError
+from .workers import open_actor_pool as open_actor_pool
+from .workers import open_supervisor as open_supervisor
 
 __version__ = '0.1.0'

@@ -109,3 +109,18 @@ async def fail_when_cancelled(text: str = 'failed while cancelled'):
         await trio.sleep_forever()
     finally:
         raise RuntimeError(text)
+
+
+async def say_then_die(text: str, code: int = 5) -> None:
+    sys.stderr.write(text + '\n')
+    sys.stderr.flush()
+    os._exit(code)
+
+
+async def registry_view_with_a_child() -> list:
+    """Start a child, return what the registry says while it lives."""
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('leaf', enable_modules=[__name__])
+        entries = await tractorish.list_actors()
+        await portal.cancel_actor()
+    return entries

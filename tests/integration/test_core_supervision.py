@@ -143,6 +143,15 @@ async def test_run_in_actor_that_exits_hard_is_an_actor_crash():
     assert info.value.returncode == 7
 
 
+async def test_a_crash_report_quotes_the_end_of_stderr():
+    with pytest.raises(ActorCrashed) as info:
+        async with tractorish.open_nursery() as an:
+            await an.run_in_actor(actor_funcs.say_then_die, text='last words here', code=5)
+    assert info.value.returncode == 5
+    assert 'last words here' in info.value.stderr_tail
+    assert 'last words here' in str(info.value)
+
+
 async def test_missing_module_fails_start_actor_clearly():
     async with tractorish.open_nursery() as an:
         with pytest.raises(RemoteActorError) as info:

@@ -100,13 +100,13 @@ async def test_duplicate_names_are_all_findable():
 
 async def test_the_tree_is_recorded_in_the_registry():
     async with tractorish.open_nursery() as an:
-        portal = await an.run_in_actor(actor_funcs.spawn_grandchild_result,
-                                       name='middle', a=1, b=1)
-        await portal.result()
-        me = tractorish.current_actor()
-        entries = await tractorish.list_actors()
-        middle = [e for e in entries if e['name'] == 'middle']
-        assert middle and middle[0]['parent'] == list(me.uid)
+        middle = await an.start_actor('middle', enable_modules=['actor_funcs'])
+        entries = await middle.run(actor_funcs.registry_view_with_a_child)
+        by_name = {e['name']: e for e in entries}
+        assert by_name['middle']['parent'] == list(tractorish.current_actor().uid)
+        assert by_name['leaf']['parent'] == list(middle.peer_uid)
+        assert by_name['root']['parent'] is None
+        await middle.cancel_actor()
 
 
 # --- separate programs -----------------------------------------------------------------

@@ -383,6 +383,11 @@ class Actor:
             raise
         return call
 
+    def start_service_task(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the runtime's nursery, for the runtime's life."""
+        assert self._service is not None, 'runtime not running'
+        self._service.start_soon(fn, *args)
+
     def expect_peer(self, uid: Uid) -> None:
         """Keep the first channel ``uid`` opens to us for :meth:`wait_for_expected`."""
         self._expected[uid] = None

@@ -22,13 +22,19 @@ class ActorProcess:
     def __init__(self, args: List[str], *, stdin_data: bytes,
                  env: Optional[Dict[str, str]] = None) -> None:
         read_fd, write_fd = os.pipe()
+        # the child's stderr comes through us, so a crash report can quote it
+        self.stderr_fd, err_write = os.pipe()
         try:
             # a session of its own: a terminal's Ctrl-C goes to the root
             # alone, which then tears the tree down in order
-            self._popen = subprocess.Popen(args, stdin=read_fd, env=env,
+            self._popen = subprocess.Popen(args, stdin=read_fd, stderr=err_write, env=env,
                                            close_fds=True, start_new_session=True)
+        except BaseException:
+            os.close(self.stderr_fd)
+            raise
         finally:
             os.close(read_fd)
+            os.close(err_write)
         try:
             # the bootstrap is a few KiB: far below a pipe's buffer, so this
             # write never blocks, even if the child is slow to read it

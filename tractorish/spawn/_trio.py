@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import uuid
-from typing import Any, Dict, Optional, Sequence
+from collections import deque
+from typing import Any, Deque, Dict, Optional, Sequence
 
 import msgpack
 import trio
@@ -27,6 +28,8 @@ from ..runtime import Actor, Portal
 from ._process import ActorProcess
 
 log = logging.getLogger('tractorish.spawn')
+
+STDERR_TAIL_LINES = 20
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(tractorish.__file__)))
 
@@ -43,6 +46,14 @@ def main_module_ref(actor: Actor) -> Optional[Dict[str, str]]:
     if path:
         return {'path': os.path.abspath(path)}
     return None
+
+
+def _write_stderr(data: bytes) -> None:
+    try:
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
+    except (AttributeError, ValueError, OSError):  # no real stderr: keep the tail only
+        pass
 
 
 def _child_env() -> Dict[str, str]:
@@ -65,6 +76,30 @@ class ChildProcess:
         self.portal: Optional[Portal] = None
         self.cancel_requested = False
         self._reap_lock = trio.Lock()
+        self.stderr_tail: Deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.stderr_closed = trio.Event()
+        parent.start_service_task(self._relay_stderr)
+
+    async def _relay_stderr(self) -> None:
+        """Copy the child's stderr to ours, keeping its last lines."""
+        partial = b''
+        try:
+            async with trio.lowlevel.FdStream(self.proc.stderr_fd) as stream:
+                while True:
+                    try:
+                        chunk = await stream.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        break
+                    if not chunk:
+                        break
+                    _write_stderr(chunk)
+                    *lines, partial = (partial + chunk).split(b'\n')
+                    self.stderr_tail.extend(
+                        line.decode(errors='replace') for line in lines)
+            if partial:
+                self.stderr_tail.append(partial.decode(errors='replace'))
+        finally:
+            self.stderr_closed.set()
 
     def __repr__(self) -> str:
         return f'<ChildProcess {self.name!r} pid={self.proc.pid}>'
@@ -81,11 +116,23 @@ class ChildProcess:
         return await self.proc.wait()
 
     def crashed_error(self) -> ActorCrashed:
+        """The error telling how this actor died (call once it has exited)."""
         code = self.proc.returncode
         how = (f'was killed by signal {signal.Signals(-code).name}'
                if code is not None and code < 0 else f'exited with code {code}')
-        return ActorCrashed(f'actor {self.name!r} (pid {self.pid}) {how}',
-                            name=self.name, pid=self.pid, returncode=code)
+        tail = '\n'.join(self.stderr_tail)
+        text = f'actor {self.name!r} (pid {self.pid}) {how}'
+        if tail:
+            text += f'; the end of its stderr:\n{tail}'
+        return ActorCrashed(text, name=self.name, pid=self.pid, returncode=code,
+                            stderr_tail=tail)
+
+    async def exit_report(self, timeout: float = 1.0) -> ActorCrashed:
+        """Wait for the exit (and the last of stderr); return :meth:`crashed_error`."""
+        with trio.move_on_after(timeout):
+            await self.proc.wait()
+            await self.stderr_closed.wait()
+        return self.crashed_error()
 
     async def reap(self, *, graceful: bool = True) -> int:
         """End the process and wait for it: cancel, then SIGTERM, then SIGKILL.

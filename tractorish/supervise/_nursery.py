@@ -98,7 +98,7 @@ class ActorNursery:
             else:
                 await child.wait()
             if child.returncode != 0 and not child.cancel_requested:
-                raise child.crashed_error()
+                raise await child.exit_report()
         finally:
             await child.reap()
             self._children.pop(child.uid, None)
@@ -110,9 +110,7 @@ class ActorNursery:
         try:
             result = await portal.run_from_ns(ns, func_name, **kwargs)
         except TransportClosed as err:
-            with trio.move_on_after(_EXIT_AFTER_DISCONNECT):
-                await child.wait()
-            crashed = child.crashed_error()
+            crashed = await child.exit_report(_EXIT_AFTER_DISCONNECT)
             portal._set_result(error=crashed)
             raise crashed from err
         except Exception as err:

@@ -1,0 +1,165 @@
+"""Worker pools: balancing, pinning, fan-out, map, threads, crashes, retries."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import trio
+
+import pool_funcs as pf
+import tractorish
+from tractorish import ActorCrashed, RemoteActorError
+
+MODS = ['pool_funcs']
+
+
+async def test_pool_starts_named_workers_and_balances_calls():
+    async with tractorish.open_actor_pool(3, enable_modules=MODS, name='calc') as pool:
+        assert pool.workers == ['calc-0', 'calc-1', 'calc-2']
+        await pool.wait_ready()
+        assert await pool.run(pf.square, x=7) == 49
+        # concurrent slow calls spread over every worker
+        results = []
+
+        async def one(i):
+            results.append(await pool.run(pf.slow_square, x=i, delay=0.2))
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(one, i)
+        assert sorted(r['square'] for r in results) == [i * i for i in range(6)]
+        counts = {}
+        for r in results:
+            counts[r['worker']] = counts.get(r['worker'], 0) + 1
+        assert counts == {'calc-0': 2, 'calc-1': 2, 'calc-2': 2}
+        # sequential calls go round-robin among equally idle workers
+        seen = {await pool.run(pf.whoami) for _ in range(6)}
+        assert seen == set(pool.workers)
+        # pinning
+        assert {await pool.run(pf.whoami, receiver='calc-1') for _ in range(3)} == {'calc-1'}
+        with pytest.raises(KeyError):
+            await pool.run(pf.whoami, receiver='calc-9')
+
+
+async def test_concurrency_per_worker():
+    async with tractorish.open_actor_pool(1, enable_modules=MODS, concurrency=4) as pool:
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                nursery.start_soon(lambda i=i: pool.run(pf.slow_square, x=i, delay=0.5))
+        assert trio.current_time() - start < 1.5  # four at once, not one by one
+
+
+async def test_cast_collects_every_worker_and_keeps_errors_apart():
+    async with tractorish.open_actor_pool(3, enable_modules=MODS, name='c') as pool:
+        assert await pool.cast(pf.whoami) == {'c-0': 'c-0', 'c-1': 'c-1', 'c-2': 'c-2'}
+        results = await pool.cast(pf.fail, text='everyone fails')
+        assert set(results) == {'c-0', 'c-1', 'c-2'}
+        assert all(isinstance(r, RemoteActorError) for r in results.values())
+        with pytest.raises(BaseException) as info:
+            await pool.cast(pf.fail, text='raise please', raise_errors=True)
+        assert isinstance(info.value, tractorish._compat.BaseExceptionGroup)
+        assert len(info.value.exceptions) == 3
+
+
+async def test_cast_nowait_runs_everywhere_and_the_block_waits_for_it(tmp_path):
+    path = tmp_path / 'names'
+    async with tractorish.open_actor_pool(2, enable_modules=MODS, name='n') as pool:
+        pool.cast_nowait(pf.append_name_later, path=str(path), delay=0.3)
+        assert not path.exists()  # it returned at once
+    assert sorted(path.read_text().split()) == ['n-0', 'n-1']
+
+
+@pytest.mark.parametrize('ordered', [True, False])
+async def test_map_over_many_items(ordered):
+    async with tractorish.open_actor_pool(2, enable_modules=MODS, concurrency=2) as pool:
+        got = [r async for r in pool.map(pf.square, range(300), ordered=ordered)]
+        if ordered:
+            assert got == [i * i for i in range(300)]
+        else:
+            assert sorted(got) == [i * i for i in range(300)]
+        kwargs = [{'x': i, 'delay': 0} for i in range(20)]
+        got = [r['square'] async for r in pool.starmap(pf.slow_square, kwargs)]
+        assert got == [i * i for i in range(20)]
+
+
+async def test_map_error_stops_and_early_exit_cancels():
+    async with tractorish.open_actor_pool(2, enable_modules=MODS) as pool:
+        with pytest.raises(RemoteActorError):
+            async for _ in pool.map(pf.fail, ['a', 'b', 'c']):
+                pass
+        async for r in pool.map(pf.slow_square, range(100)):
+            if r['x'] == 3:
+                break
+        with trio.fail_after(10):  # the calls in flight were cancelled
+            while sum(pool.busy().values()):
+                await trio.sleep(0.01)
+        assert await pool.run(pf.square, x=2) == 4
+
+
+async def test_a_plain_function_runs_in_a_thread_without_stalling_the_actor():
+    async with tractorish.open_actor_pool(1, enable_modules=MODS, concurrency=2,
+                                          name='t') as pool:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: pool.run(pf.blocking_sleep, seconds=1.0))
+            await trio.sleep(0.1)
+            with trio.fail_after(0.5):  # the actor answers while the thread blocks
+                assert await pool.run(pf.square, x=3) == 9
+
+
+@pytest.mark.parametrize('kind', ['exit', 'sigkill', 'segfault'])
+async def test_a_crashing_worker_is_reported_and_replaced(kind):
+    async with tractorish.open_actor_pool(2, enable_modules=MODS, name='w') as pool:
+        old_pid = pool._sup.process('w-0').pid
+        async with trio.open_nursery() as nursery:
+            # a slow call on the other worker is not disturbed by the crash
+            other = {}
+
+            async def bystander():
+                other['r'] = await pool.run(pf.slow_square, x=5, delay=1.0, receiver='w-1')
+            nursery.start_soon(bystander)
+            with pytest.raises(ActorCrashed) as info:
+                await pool.run(pf.crash, kind=kind, receiver='w-0')
+        assert other['r']['square'] == 25
+        err = info.value
+        assert err.name == 'w-0' and err.pid == old_pid
+        expected = {'exit': 13, 'sigkill': -signal.SIGKILL, 'segfault': -signal.SIGSEGV}[kind]
+        assert err.returncode == expected
+        assert f'about to die by {kind}' in err.stderr_tail
+        await pool.wait_ready()
+        assert pool._sup.process('w-0').pid != old_pid
+        assert await pool.run(pf.whoami, receiver='w-0') == 'w-0'
+
+
+@pytest.mark.parametrize('kind', ['exit', 'sigkill', 'segfault'])
+async def test_map_survives_crashes_with_retries(tmp_path, kind):
+    async with tractorish.open_actor_pool(3, enable_modules=MODS, retries=3,
+                                          name='m') as pool:
+        results = [r async for r in pool.starmap(
+            pf.flaky, ({'i': i, 'kind': kind, 'every': 250, 'marker_dir': str(tmp_path)}
+                       for i in range(1000)))]
+        assert results == list(range(1000))  # every one, exactly once, in order
+        assert len(list(tmp_path.iterdir())) == 4  # four crashes happened
+        await pool.wait_ready()
+        assert len(pool.workers) == 3
+        assert sorted((await pool.cast(pf.whoami)).values()) == ['m-0', 'm-1', 'm-2']
+        pids = {pool._sup.process(n).pid for n in pool.workers}
+        assert len(pids) == 3 and os.getpid() not in pids
+
+
+async def test_without_retries_the_crash_reaches_the_caller(tmp_path):
+    async with tractorish.open_actor_pool(2, enable_modules=MODS) as pool:
+        with pytest.raises(ActorCrashed):
+            await pool.run(pf.flaky, i=0, kind='exit', every=1, marker_dir=str(tmp_path))
+        # retried, the same call succeeds (its marker now exists)
+        assert await pool.run(pf.flaky, i=0, kind='exit', every=1,
+                              marker_dir=str(tmp_path)) == 0
+
+
+async def test_bad_pool_arguments():
+    with pytest.raises(ValueError):
+        async with tractorish.open_actor_pool(0):
+            pass
+    with pytest.raises(TypeError):
+        async with tractorish.open_actor_pool(1, enable_modules='pool_funcs'):
+            pass
