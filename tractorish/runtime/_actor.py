@@ -334,7 +334,10 @@ class Actor:
         chan, cid = task.chan, task.cid
         try:
             with task.scope:
-                await chan.send(msg.functype(functype, cid))
+                if functype == 'asyncfunc':  # it goes out with the return
+                    chan.send_corked(msg.functype(functype, cid))
+                else:
+                    await chan.send(msg.functype(functype, cid))
                 if ns == 'self':
                     await chan.send(msg.return_(await fn(task, **kwargs), cid))
                 elif functype == 'asyncgen':
