@@ -34,6 +34,17 @@ EXPECTED = {
                           "caller: ContextCancelled, canceller 'callee'"],
     'context_cancel_chain.py': ['leaf: cancelled, finally ran', 'root: timed out: True',
                                 'root: middle still serves: pong'],
+    'discovery_find.py': ['found alpha: alpha (pid', 'find_actor for an unknown name gives None',
+                          'twins registered: 2', 'find_actor picks the newest twin: True',
+                          'waited for late: late (pid', "wait_for_actors got: ['alpha', 'late']",
+                          "TimeoutError: no actor registered as 'ghost' within 0.5 s",
+                          'registered: alpha, late, root, twin'],
+    'separate_programs.py': ['hello parent, from greeter (pid', 'registered: greeter',
+                             'worker stopped, exit status 0',
+                             'registry stopped, exit status 0'],
+    'tls_tree.py': ['over TLS: 12 * 12 = 144', 'over TLS, two levels down: [0, 1, 4, 9, 16]',
+                    'without a certificate: refused: True',
+                    'with the certificate: exit status 0 - worker listed: True'],
 }
 
 
@@ -66,4 +77,4 @@ def test_demo_rejects_bad_arguments():
     proc = subprocess.run([sys.executable, '-m', 'tractorish', 'demo', '--workers', '0'],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
-    assert '--workers must be at least 1' in proc.stderr
+    assert 'usage: tractorish demo' in proc.stderr and 'must be at least 1' in proc.stderr

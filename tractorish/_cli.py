@@ -23,6 +23,13 @@ class CliError(Exception):
     """A failure to report in one line, with exit status 1."""
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be at least 1')
+    return value
+
+
 def _registry_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--registry', metavar='HOST:PORT', type=parse_addr, default=None,
@@ -146,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         'demo', help='count primes in parallel across an actor tree',
         description='Start one actor per core, split a prime count across '
                     'them and print each finished chunk as it arrives.')
-    demo.add_argument('--workers', type=int, default=os.cpu_count() or 2,
+    demo.add_argument('--workers', type=_at_least_one, default=os.cpu_count() or 2,
                       help='number of worker actors (default: one per core)')
     demo.add_argument('--limit', type=int, default=2_000_000,
                       help='count primes below this number (default 2,000,000)')
@@ -181,8 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> int:
     if args.command == 'demo':
-        if args.workers < 1:
-            raise CliError('--workers must be at least 1')
         from ._demo import run_demo
         trio.run(run_demo, args.workers, args.limit, args.chunks)
     elif args.command == 'registry':
@@ -204,13 +209,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return run_command(args)
     except CliError as err:
-        if args.command == 'demo':
-            parser.error(str(err))
         print(f'tractorish {args.command}: {err}', file=sys.stderr)
         return 1
     except AuthenticationError as err:
-        print(f'tractorish {args.command}: refused: {err} (is TRACTORISH_SECRET '
-              f'the same as the registry\'s?)', file=sys.stderr)
+        print(f'tractorish {args.command}: refused: {err} (check that the secret '
+              f'and the TLS settings match the registry\'s)', file=sys.stderr)
+        return 1
+    except TypeError as err:  # e.g. calling a generator or context with `call`
+        print(f'tractorish {args.command}: {err}', file=sys.stderr)
         return 1
     except RemoteActorError as err:
         print(f'tractorish {args.command}: the call failed remotely:\n{err}', file=sys.stderr)

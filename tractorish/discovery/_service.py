@@ -98,7 +98,7 @@ async def keep_registered(actor: Actor, addr: Address,
     Reports started after the first attempt, whether it worked or not, so a
     missing registry delays an actor's start by at most a few seconds.
     """
-    reported = False
+    reported = refused = False
     delay = RETRY_MIN
     while True:
         try:
@@ -115,7 +115,12 @@ async def keep_registered(actor: Actor, addr: Address,
                             reported = True
                             task_status.started()
                         await trio.sleep_forever()
-        except (TransportClosed, AuthenticationError, RemoteActorError, OSError) as err:
+        except AuthenticationError as err:
+            # a wrong secret will not fix itself: say so once, loudly
+            (log.debug if refused else log.warning)(
+                '%r: the registry at %s refused us: %s', actor, format_addr(addr), err)
+            refused = True
+        except (TransportClosed, RemoteActorError, OSError) as err:
             log.debug('%r: registry at %s unavailable: %s', actor, format_addr(addr), err)
         if not reported:
             reported = True

@@ -39,8 +39,14 @@ class TLS:
         return cls(cert, key, ca)
 
 
+class PeerLeft(AuthenticationError):
+    """The peer hung up before the handshake began: a port probe, not an attack."""
+
+
 def _failure(err: BaseException) -> AuthenticationError:
     cause = err.__cause__ or err
+    if isinstance(cause, ssl.SSLEOFError) or 'UNEXPECTED_EOF' in str(cause):
+        return PeerLeft(f'the peer closed the connection before the TLS handshake: {cause}')
     return AuthenticationError(f'TLS handshake failed: {cause}')
 
 

@@ -29,17 +29,13 @@ from ..msg import PROTOCOL_VERSION, auth, hello, message_kind
 from ._addr import Address, format_addr, normalize_addr
 from ._channel import Channel, open_channel
 from ._secret import macs_equal, make_mac
-from ._tls import TLS, wrap_client, wrap_server
+from ._tls import TLS, PeerLeft, wrap_client, wrap_server
 
 log = logging.getLogger('tractorish.ipc')
 
 HANDSHAKE_TIMEOUT = 10.0
 _CONNECT_LABEL = b'tractorish-connect'
 _ACCEPT_LABEL = b'tractorish-accept'
-
-
-class PeerLeft(AuthenticationError):
-    """The peer hung up before saying hello: a port probe, not an attack."""
 
 
 async def _receive_kind(chan: Channel, kind: str) -> Any:
@@ -148,7 +144,21 @@ async def open_listener(addr: Address) -> Tuple[trio.SocketListener, Address]:
     for extra in listeners[1:]:  # one address family is enough
         await extra.aclose()
     bound = listeners[0].socket.getsockname()
-    return listeners[0], (addr[0], bound[1])
+    return listeners[0], (advertised_host(addr[0]), bound[1])
+
+
+def advertised_host(host: str) -> str:
+    """The address others should use for a listener bound to ``host``.
+
+    A wildcard (``0.0.0.0``, ``::``, ``''``) is no address to connect to:
+    use this machine's name as the resolver sees it, or loopback.
+    """
+    if host not in ('0.0.0.0', '::', ''):
+        return host
+    try:
+        return stdlib_socket.gethostbyname(stdlib_socket.gethostname())
+    except OSError:
+        return '127.0.0.1'
 
 
 def _remove_stale_socket(path: str) -> None:
@@ -189,6 +199,8 @@ async def serve_listener(listener: trio.SocketListener, addr: Address,
             try:
                 with trio.fail_after(HANDSHAKE_TIMEOUT):
                     stream = await wrap_server(stream, tls)
+            except PeerLeft:
+                return
             except (AuthenticationError, trio.TooSlowError) as err:
                 log.warning('refused a connection on %s: %s', format_addr(addr), err)
                 return
