@@ -68,9 +68,13 @@ async def _run_child(boot: dict) -> int:
     return 0
 
 
-def main() -> None:
-    boot = _read_bootstrap()
-    _die_with_parent(boot['parent_pid'])
+def run(boot: dict, parent_pid: int) -> int:
+    """Become the actor ``boot`` describes; return the exit status.
+
+    ``parent_pid`` is the process whose death must take us down too: the
+    spawning actor, or the forkserver that forked us.
+    """
+    _die_with_parent(parent_pid)
     # Ctrl-C reaches the whole foreground process group; the root handles it
     # and tears the tree down in order, so children ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -79,7 +83,12 @@ def main() -> None:
     from ._log import configure_logging
     configure_logging(boot['config'].get('loglevel'), boot['uid'][0])
     import trio
-    sys.exit(trio.run(_run_child, boot))
+    return trio.run(_run_child, boot)
+
+
+def main() -> None:
+    boot = _read_bootstrap()
+    sys.exit(run(boot, boot['parent_pid']))
 
 
 if __name__ == '__main__':

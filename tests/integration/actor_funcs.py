@@ -124,3 +124,29 @@ async def registry_view_with_a_child() -> list:
         entries = await tractorish.list_actors()
         await portal.cancel_actor()
     return entries
+
+
+async def process_state() -> dict:
+    """What a fresh actor process should look like (forkserver isolation)."""
+    import signal as _signal
+    import threading
+    fds = sorted(int(fd) for fd in os.listdir('/proc/self/fd'))
+    kinds = {}
+    for fd in fds:
+        try:
+            kinds[fd] = os.readlink(f'/proc/self/fd/{fd}')
+        except OSError:
+            kinds[fd] = '?'
+    def handler(signum):
+        current = _signal.getsignal(signum)
+        return {_signal.SIG_IGN: 'ignore', _signal.SIG_DFL: 'default'}.get(current, 'handler')
+    return {
+        'threads': [t.name for t in threading.enumerate()],
+        'sigint': handler(_signal.SIGINT),
+        'sigterm': handler(_signal.SIGTERM),
+        'sigchld': handler(_signal.SIGCHLD),
+        'fds': kinds,
+        'sid_is_self': os.getsid(0) == os.getpid(),
+        'ppid': os.getppid(),
+        'pid': os.getpid(),
+    }

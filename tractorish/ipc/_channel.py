@@ -11,6 +11,7 @@ slow peer slows its senders down instead of growing this process.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Deque, Optional, Tuple
@@ -24,6 +25,8 @@ from ..msg import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
 READ_SIZE = 256 * 1024
 HIGH_WATER = 1024 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
+# a send within this long of the previous one is part of a burst: batch it
+BURST_GAP_NS = 50_000
 
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -43,6 +46,7 @@ class Channel:
         # a plain socket stream can be written without the writer task
         sock = getattr(stream, 'socket', None)
         self._fd: Optional[int] = sock.fileno() if sock is not None else None
+        self._last_direct = 0
         self._encoder = Encoder(max_msg_size)
         self._decoder = Decoder(max_msg_size)
         self._received: Deque[dict] = deque()
@@ -80,10 +84,15 @@ class Channel:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         data = self._encoder.encode(msg)
-        if self._fd is not None and not self._writing and self._send_error is None \
-                and not self._closed and len(self._pending) < self._high_water:
-            # the writer is idle: hand everything queued plus this to the
-            # kernel now, in one write, with no writer wake-up
+        now = time.perf_counter_ns()
+        direct = now - self._last_direct > BURST_GAP_NS
+        self._last_direct = now
+        if direct and self._fd is not None and not self._writing \
+                and self._send_error is None and not self._closed \
+                and len(self._pending) < self._high_water:
+            # a lone message with the writer idle: hand it (and anything
+            # queued) to the kernel now, with no writer wake-up; messages in
+            # a burst go to the writer instead, which sends them in batches
             if self._pending:
                 data, self._pending = bytes(self._pending) + data, bytearray()
             try:

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Any, Optional
 
 from ..msg import DEFAULT_MAX_MSG_SIZE
 
 TRANSPORT_ENV = 'TRACTORISH_TRANSPORT'
 HOST_ENV = 'TRACTORISH_HOST'
+START_METHOD_ENV = 'TRACTORISH_START_METHOD'
+START_METHODS = frozenset({'trio', 'forkserver'})
+# the forkserver needs fork(), SOCK_SEQPACKET and SCM_RIGHTS: Linux
+DEFAULT_START_METHOD = 'forkserver' if sys.platform.startswith('linux') else 'trio'
 
 # 'auto': register with the registry, and a root becomes the registrar when
 # none answers; 'serve': a root must become it; 'client': look things up
@@ -31,6 +36,10 @@ class RuntimeConfig:
     how the actor takes part in the registry: ``'auto'`` (register; a root
     with no registry answering becomes the registrar), ``'serve'`` (a root
     must be the registrar), ``'client'`` (look up only) or ``'off'``.
+    ``start_method`` is how children start: ``'forkserver'`` (forked from a
+    zygote that has already imported the runtime; the default on Linux) or
+    ``'trio'`` (a fresh interpreter each); ``$TRACTORISH_START_METHOD`` sets
+    the default.
     ``tls_cert``, ``tls_key`` and ``tls_ca`` (PEM paths, or
     ``$TRACTORISH_TLS_CERT`` / ``_KEY`` / ``_CA``) turn on mutual TLS for
     every TCP channel; the shared secret is still checked inside it.
@@ -50,6 +59,8 @@ class RuntimeConfig:
     start_timeout: float = 60.0
     stream_window: int = 512
     discovery: str = 'auto'
+    start_method: str = dataclasses.field(
+        default_factory=lambda: os.environ.get(START_METHOD_ENV, DEFAULT_START_METHOD))
     tls_cert: Optional[str] = dataclasses.field(
         default_factory=lambda: os.environ.get('TRACTORISH_TLS_CERT'))
     tls_key: Optional[str] = dataclasses.field(
@@ -62,6 +73,9 @@ class RuntimeConfig:
             raise ValueError(f"transport must be 'tcp' or 'uds', not {self.transport!r}")
         if self.max_msg_size <= 0:
             raise ValueError('max_msg_size must be positive')
+        if self.start_method not in START_METHODS:
+            raise ValueError(f'start_method must be one of {sorted(START_METHODS)}, '
+                             f'not {self.start_method!r}')
         if self.discovery not in DISCOVERY_MODES:
             raise ValueError(f'discovery must be one of {sorted(DISCOVERY_MODES)}, '
                              f'not {self.discovery!r}')

@@ -127,6 +127,7 @@ class MsgStream:
 
     async def receive(self) -> Any:
         """The next value; ``trio.EndOfChannel`` when the sender is done."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._closed:
             raise trio.ClosedResourceError(f'{self!r} is closed')
         if self._eof:
@@ -303,6 +304,9 @@ def _fresh(err: BaseException) -> BaseException:
     return copy.copy(err).with_traceback(None)
 
 
+# A generator with credit to spare yields to the scheduler this often.
+YIELD_EVERY = 64
+
 # How long a cancelled generator's ``finally`` blocks may still await.
 GENERATOR_CLOSE_GRACE = 2.0
 
@@ -316,8 +320,13 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
     """
     agen = fn(**kwargs)
     chan, cid = task.chan, task.cid
+    sent = 0
     try:
         while True:
+            sent += 1
+            if sent % YIELD_EVERY == 0:
+                # let the writer ship what we queued while we make more
+                await trio.lowlevel.checkpoint()
             try:
                 await task.send_credit.acquire()
             except trio.BrokenResourceError:

@@ -1,4 +1,5 @@
-"""The ``trio`` spawn backend: a fresh interpreter per actor.
+"""Spawning actors: the ``trio`` backend (a fresh interpreter per actor)
+and the common handling for the ``forkserver`` backend too.
 
 The child runs ``python -m tractorish._child``; everything it needs (uid,
 parent address, modules, settings, the secret) is written to its stdin and
@@ -14,7 +15,7 @@ import signal
 import sys
 import uuid
 from collections import deque
-from typing import Any, Deque, Dict, Optional, Sequence
+from typing import Any, Deque, Dict, Optional, Sequence, Union
 
 import msgpack
 import trio
@@ -25,6 +26,7 @@ from .._exceptions import ActorCrashed
 from ..ipc import addr_to_wire
 from ..msg import unpack_error
 from ..runtime import Actor, Portal
+from ._forkserver import ForkedProcess, forkserver_for
 from ._process import ActorProcess
 
 log = logging.getLogger('tractorish.spawn')
@@ -67,7 +69,8 @@ def _child_env() -> Dict[str, str]:
 class ChildProcess:
     """One spawned actor: its process, and its portal once it connected."""
 
-    def __init__(self, name: str, uid: Sequence[str], proc: ActorProcess,
+    def __init__(self, name: str, uid: Sequence[str],
+                 proc: 'Union[ActorProcess, ForkedProcess]',
                  parent: Actor) -> None:
         self.name = name
         self.uid = (uid[0], uid[1])
@@ -178,7 +181,7 @@ async def spawn_actor(parent: Actor, name: str, *,
         config['loglevel'] = loglevel
     if config['discovery'] == 'serve':  # one registrar per tree: the root
         config['discovery'] = 'auto'
-    bootstrap = msgpack.packb({
+    boot = {
         'uid': list(uid),
         'parent_addr': addr_to_wire(parent.listen_addrs[0]),
         'parent_pid': os.getpid(),
@@ -189,11 +192,16 @@ async def spawn_actor(parent: Actor, name: str, *,
         'cwd': os.getcwd(),
         'main_ref': main_module_ref(parent),
         'registry_addrs': [addr_to_wire(a) for a in parent.registry_addrs],
-    }, use_bin_type=True)
+    }
     parent.expect_peer(uid)
     try:
-        proc = ActorProcess([sys.executable, '-m', 'tractorish._child'],
-                            stdin_data=bootstrap, env=_child_env())
+        proc: Union[ActorProcess, ForkedProcess]
+        if parent.config.start_method == 'forkserver':
+            proc = await (await forkserver_for(parent)).fork(boot)
+        else:
+            proc = ActorProcess([sys.executable, '-m', 'tractorish._child'],
+                                stdin_data=msgpack.packb(boot, use_bin_type=True),
+                                env=_child_env())
     except BaseException:
         parent.forget_expected(uid)
         raise

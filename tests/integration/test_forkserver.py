@@ -1,0 +1,135 @@
+"""The forkserver backend: forked actors behave like fresh ones; no orphans."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import trio
+
+import actor_funcs
+import tractorish
+from tractorish.spawn._forkserver import _servers
+
+HERE = Path(__file__).parent
+FORK = tractorish.RuntimeConfig(start_method='forkserver')
+
+
+def alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_a_forked_actor_starts_clean():
+    async with tractorish.open_nursery(config=FORK) as an:
+        portal = await an.start_actor('forked', enable_modules=['actor_funcs'])
+        state = await portal.run(actor_funcs.process_state)
+        zygote = psutil.Process(state['ppid'])
+        assert zygote.ppid() == os.getpid()
+        assert 'tractorish._forkserver' in ' '.join(zygote.cmdline())
+        # no thread of the zygote's (it has none); trio may start its own
+        assert [t for t in state['threads'] if not t.startswith(('MainThread', 'Trio'))] == []
+        assert state['sigint'] == 'ignore'
+        assert state['sigterm'] == 'default'
+        assert state['sigchld'] == 'default'
+        assert state['sid_is_self']
+        # none of the zygote's descriptors (its control socket) leaked in
+        zygote_links = {os.readlink(f'/proc/{zygote.pid}/fd/{fd}')
+                        for fd in os.listdir(f'/proc/{zygote.pid}/fd')}
+        shared = {link for link in state['fds'].values()
+                  if link.startswith('socket:') and link in zygote_links}
+        assert shared == set()
+        assert state['fds'][0] == '/dev/null'
+        # and it is a working actor: calls, errors, cancellation
+        assert await portal.run(actor_funcs.add, a=1, b=2) == 3
+        with pytest.raises(tractorish.RemoteActorError):
+            await portal.run(actor_funcs.raise_value_error)
+        with trio.move_on_after(0.2):
+            await portal.run(actor_funcs.sleep_forever_counting_cancels)
+        assert await portal.run(actor_funcs.cancelled_count) == 1
+        # each fork has its own pid and its own modules, imported after the fork
+        other = await an.start_actor('other', enable_modules=['actor_funcs'])
+        assert await other.run(actor_funcs.cancelled_count) == 0
+        await portal.cancel_actor()
+        await other.cancel_actor()
+
+
+async def test_one_zygote_per_spawning_actor_and_nested_trees():
+    async with tractorish.open_nursery(config=FORK) as an:
+        portal = await an.run_in_actor(actor_funcs.spawn_grandchild_result,
+                                       name='middle', a=3, b=4)
+        name, grandchild = await portal.result()
+        assert grandchild['sum'] == 7
+        zygote = _servers[tractorish.current_actor()]
+        assert zygote.pid is not None and alive(zygote.pid)
+
+
+async def test_a_crashed_zygote_takes_its_children_and_is_replaced():
+    with pytest.raises(tractorish.ActorCrashed):
+        async with tractorish.open_nursery(config=FORK) as an:
+            portal = await an.start_actor('victim', enable_modules=['actor_funcs'])
+            pid = await portal.run(actor_funcs.getpid)
+            zygote_pid = _servers[tractorish.current_actor()].pid
+            os.kill(zygote_pid, signal.SIGKILL)
+            await trio.sleep_forever()
+    with trio.fail_after(10):
+        while alive(pid):
+            await trio.sleep(0.02)
+    async with tractorish.open_nursery(config=FORK) as an:
+        # a new root, a new zygote
+        portal = await an.start_actor('next', enable_modules=['actor_funcs'])
+        assert await portal.run(actor_funcs.add, a=2, b=2) == 4
+        await portal.cancel_actor()
+
+
+async def test_zygote_replaced_after_a_crash_within_one_runtime():
+    async with tractorish.open_nursery(config=FORK) as an:
+        first = await an.start_actor('first', enable_modules=['actor_funcs'])
+        await first.cancel_actor()
+        old = _servers[tractorish.current_actor()]
+        with trio.fail_after(10):
+            while old.broken is None and old._children:
+                await trio.sleep(0.01)
+        os.kill(old.pid, signal.SIGKILL)
+        with trio.fail_after(10):
+            while old.broken is None:
+                await trio.sleep(0.01)
+        second = await an.start_actor('second', enable_modules=['actor_funcs'])
+        assert _servers[tractorish.current_actor()] is not old
+        assert await second.run(actor_funcs.add, a=1, b=1) == 2
+        await second.cancel_actor()
+
+
+@pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT])
+def test_killing_a_forkserver_root_leaves_nothing(tmp_path, sig):
+    pidfile = tmp_path / 'pids'
+    env = {**os.environ, 'TRACTORISH_START_METHOD': 'forkserver'}
+    proc = subprocess.Popen([sys.executable, str(HERE / 'tree_script.py'), str(pidfile), '3'],
+                            cwd=HERE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if pidfile.exists() and len(pidfile.read_text().split()) == 4:
+                break
+            assert proc.poll() is None
+            time.sleep(0.05)
+        pids = [int(p) for p in pidfile.read_text().split()]
+        descendants = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert set(pids[1:]) <= set(descendants)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=15)
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in descendants) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in descendants if alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
