@@ -74,10 +74,10 @@ def _serve(ctrl: socket.socket) -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-    children = set()
+    children: 'set[int]' = set()
     _send(ctrl, {'ready': zygote_pid})
     while True:
-        readable, _, _ = select.select([ctrl, wake_r], [], [])
+        readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
         if wake_r in readable:
             os.read(wake_r, 4096)
         while children:  # reap whoever exited
@@ -90,7 +90,7 @@ def _serve(ctrl: socket.socket) -> None:
                 break
             children.discard(pid)
             _send(ctrl, {'exited': pid, 'code': os.waitstatus_to_exitcode(status)})
-        if ctrl not in readable:
+        if ctrl.fileno() not in readable:
             continue
         try:
             data, fds, _, _ = socket.recv_fds(ctrl, _MAX_PACKET, 4)

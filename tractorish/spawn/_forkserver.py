@@ -88,7 +88,7 @@ class Forkserver:
         env['TRACTORISH_FORKSERVER_PARENT'] = str(os.getpid())
         try:
             self._popen = subprocess.Popen(
-                [sys.executable, '-m', 'tractorish._forkserver'], stdin=theirs,
+                [sys.executable, '-m', 'tractorish._forkserver'], stdin=theirs.fileno(),
                 env=env, close_fds=True, start_new_session=True)
         finally:
             theirs.close()
@@ -158,7 +158,7 @@ class Forkserver:
             if child is not None:
                 child._set_exit(reply['code'])
         elif 'forked' in reply or 'failed' in reply:
-            slot = self._pending.pop(reply.get('forked', reply.get('failed')), None)
+            slot = self._pending.pop(int(reply.get('forked', reply.get('failed', -1))), None)
             if slot is None:
                 return
             if 'failed' in reply:
