@@ -74,13 +74,16 @@ def load_main_module(main_ref: Optional[dict]) -> ModuleType:
 
 
 def functype_of(fn: Any) -> str:
-    """How a function is called remotely; plain functions run in a thread."""
+    """How a function is called remotely: a wire functype, or ``'syncfunc'``
+    for a plain function (an ``asyncfunc`` on the wire, run in a thread)."""
     if getattr(fn, CONTEXT_ATTR, False):
         return 'context'
     if inspect.isasyncgenfunction(fn):
         return 'asyncgen'
-    if inspect.iscoroutinefunction(fn) or inspect.isfunction(fn):
+    if inspect.iscoroutinefunction(fn):
         return 'asyncfunc'
+    if inspect.isfunction(fn):
+        return 'syncfunc'
     raise TypeError(f'{fn!r} is not a function, async generator or context')
 
 
@@ -120,6 +123,8 @@ class Actor:
         self._hello: dict = {'addrs': [], 'pid': os.getpid()}
         self.started_at = time.time()
         self._modules: Dict[str, ModuleType] = {}
+        # (ns, func) -> (function, functype): modules do not change under us
+        self._resolved: Dict[Tuple[str, str], Tuple[Callable[..., Any], str]] = {}
         self._states: Dict[Channel, ChanState] = {}
         self._peers: Dict[Uid, List[Channel]] = {}
         self._peer_lot = trio.lowlevel.ParkingLot()
@@ -319,12 +324,17 @@ class Actor:
         # resolved here, not in the task, so that the call's dialog is set
         # before the caller's next message (say, stream credit) is read
         try:
-            fn = self._resolve(ns, func_name)
-            functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
+            resolved = self._resolved.get((ns, func_name))
+            if resolved is None:
+                fn = self._resolve(ns, func_name)
+                resolved = (fn, 'asyncfunc' if ns == 'self' else functype_of(fn))
+                self._resolved[(ns, func_name)] = resolved
+            fn, functype = resolved
         except Exception as err:
             self._service.start_soon(self._send_error, state.chan, err, cid)
             return
-        task = RpcTask(state, cid, (caller[0], caller[1]), functype,
+        task = RpcTask(state, cid, (caller[0], caller[1]),
+                       'asyncfunc' if functype == 'syncfunc' else functype,
                        is_runtime_call=ns == 'self')
         state.tasks[cid] = task
         self._service.start_soon(self._run_rpc, task, fn, functype, ns, func_name, kwargs)
@@ -334,22 +344,23 @@ class Actor:
         chan, cid = task.chan, task.cid
         try:
             with task.scope:
-                if functype == 'asyncfunc':  # it goes out with the return
-                    chan.send_corked(msg.functype(functype, cid))
+                if functype == 'asyncfunc' or functype == 'syncfunc':
+                    # the functype goes out in the same write as the return
+                    chan.send_corked(msg.functype('asyncfunc', cid))
+                    if ns == 'self':
+                        result = await fn(task, **kwargs)
+                    elif functype == 'asyncfunc':
+                        result = await fn(**kwargs)
+                    else:  # a plain function: in a thread, so it cannot stall us
+                        result = await trio.to_thread.run_sync(
+                            functools.partial(fn, **kwargs), abandon_on_cancel=True)
+                    await chan.send(msg.return_(result, cid))
+                elif functype == 'asyncgen':
+                    await chan.send(msg.functype(functype, cid))
+                    await drive_generator(fn, kwargs, task)
                 else:
                     await chan.send(msg.functype(functype, cid))
-                if ns == 'self':
-                    await chan.send(msg.return_(await fn(task, **kwargs), cid))
-                elif functype == 'asyncgen':
-                    await drive_generator(fn, kwargs, task)
-                elif functype == 'context':
                     await chan.send(msg.return_(await run_context(self, fn, kwargs, task), cid))
-                elif inspect.iscoroutinefunction(fn):
-                    await chan.send(msg.return_(await fn(**kwargs), cid))
-                else:  # a plain function: in a thread, so it cannot stall us
-                    result = await trio.to_thread.run_sync(
-                        functools.partial(fn, **kwargs), abandon_on_cancel=True)
-                    await chan.send(msg.return_(result, cid))
             if task.scope.cancelled_caught:
                 await self._send_payload(chan, msg.pack_cancelled(
                     self.uid, task.canceller, f'{ns}.{func_name}'), cid)
@@ -357,7 +368,7 @@ class Actor:
             await self._send_error(chan, err, cid)
         finally:
             task.state.tasks.pop(cid, None)
-            task.done.set()
+            task.finish()
 
     async def _send_error(self, chan: Channel, err: BaseException, cid: str) -> None:
         await self._send_payload(chan, msg.pack_error(err, self.uid), cid)
@@ -427,7 +438,7 @@ class Actor:
         if target is None or target is task:
             return False
         target.cancel(task.caller_uid)
-        await target.done.wait()
+        await target.wait_finished()
         return True
 
     async def _rpc_get_info(self, task: RpcTask) -> dict:
@@ -470,7 +481,7 @@ class Actor:
                 task.cancel(requester)
         with trio.move_on_after(self.config.cancel_timeout):
             for task in tasks:
-                await task.done.wait()
+                await task.wait_finished()
         for state in list(self._states.values()):
             await state.chan.aclose()
         self._shutdown_done.set()

@@ -94,8 +94,8 @@ _ENDINGS = frozenset({'stop', 'error', 'return'})
 class _End:
     """What both ends of a call share: the inbox, send credit, the dialog."""
 
-    __slots__ = ('state', 'cid', 'dialog', 'inbox', 'send_credit', 'on_error',
-                 'max_unread', 'errored')
+    __slots__ = ('state', 'cid', 'dialog', 'inbox', '_send_credit', 'on_error',
+                 'max_unread', 'errored', '_closed_reason')
 
     def __init__(self, state: ChanState, cid: str, dialog: Dialog) -> None:
         # called when the other side reports an error, before anyone reads it
@@ -108,11 +108,27 @@ class _End:
         self.cid = cid
         self.dialog = dialog
         self.inbox = Inbox()
-        self.send_credit = SendCredit()
+        # made on first use: most calls never stream
+        self._send_credit: Optional[SendCredit] = None
+        self._closed_reason: Optional[BaseException] = None
 
     @property
     def chan(self) -> Channel:
         return self.state.chan
+
+    @property
+    def send_credit(self) -> SendCredit:
+        if self._send_credit is None:
+            self._send_credit = SendCredit()
+            if self._closed_reason is not None:
+                self._send_credit.close(self._closed_reason)
+        return self._send_credit
+
+    def _close_sending(self, reason: BaseException) -> None:
+        if self._closed_reason is None:
+            self._closed_reason = reason
+        if self._send_credit is not None:
+            self._send_credit.close(reason)
 
     def deliver(self, msg: dict) -> None:
         """Route one inbound message for this call id (the reader's hot path)."""
@@ -124,7 +140,7 @@ class _End:
         if kind in _ENDINGS:
             # the other side stopped or ended: nobody will take more values;
             # a sender waiting for credit learns why (its error, if it failed)
-            self.send_credit.close(
+            self._close_sending(
                 unpack_error(msg['error']) if kind == 'error' else
                 trio.BrokenResourceError(
                     f'the other side of call {self.cid} closed its stream'))
@@ -139,7 +155,7 @@ class _End:
     def fail(self, error: BaseException) -> None:
         """The channel is gone: wake every reader and sender with ``error``."""
         self.inbox.fail(error)
-        self.send_credit.close(error)
+        self._close_sending(error)
         self.errored = True
         if self.on_error is not None:
             self.on_error()
@@ -148,7 +164,8 @@ class _End:
 class RpcTask(_End):
     """The callee's end of one call: the task serving it and its scope."""
 
-    __slots__ = ('caller_uid', 'scope', 'canceller', 'done', 'is_runtime_call')
+    __slots__ = ('caller_uid', 'scope', 'canceller', '_done', 'finished',
+                 'is_runtime_call')
 
     def __init__(self, state: ChanState, cid: str, caller_uid: Tuple[str, str],
                  functype: str, is_runtime_call: bool = False) -> None:
@@ -157,7 +174,19 @@ class RpcTask(_End):
         self.caller_uid = caller_uid
         self.scope = trio.CancelScope()
         self.canceller: Optional[Tuple[str, str]] = None
-        self.done = trio.Event()
+        self._done: Optional[trio.Event] = None  # made only if someone waits
+        self.finished = False
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._done is not None:
+            self._done.set()
+
+    async def wait_finished(self) -> None:
+        if not self.finished:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
 
     def cancel(self, canceller: Optional[Tuple[str, str]]) -> None:
         if self.canceller is None:

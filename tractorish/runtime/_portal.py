@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import weakref
 import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from ._actor import Actor
 
 log = logging.getLogger('tractorish.runtime')
+
+
+# functions already checked by Portal.run, with their wire names
+_RUNNABLE: 'weakref.WeakKeyDictionary[Any, Tuple[str, str]]' = weakref.WeakKeyDictionary()
 
 
 def function_ref(fn: Callable[..., Any]) -> Tuple[str, str]:
@@ -64,11 +69,18 @@ class Portal:
         few seconds for the remote side to confirm) before ``Cancelled``
         propagates.
         """
-        if inspect.isasyncgenfunction(fn) or getattr(fn, CONTEXT_ATTR, False):
-            kind = 'an async generator' if inspect.isasyncgenfunction(fn) else 'a context'
-            use = 'open_stream_from' if kind == 'an async generator' else 'open_context'
-            raise TypeError(f'{fn.__name__} is {kind}: use Portal.{use}, not run')
-        ns, name = function_ref(fn)
+        try:
+            ns, name = _RUNNABLE[fn]
+        except (KeyError, TypeError):
+            if inspect.isasyncgenfunction(fn) or getattr(fn, CONTEXT_ATTR, False):
+                kind = 'an async generator' if inspect.isasyncgenfunction(fn) else 'a context'
+                use = 'open_stream_from' if kind == 'an async generator' else 'open_context'
+                raise TypeError(f'{fn.__name__} is {kind}: use Portal.{use}, not run') from None
+            ns, name = function_ref(fn)
+            try:
+                _RUNNABLE[fn] = (ns, name)
+            except TypeError:  # not weak-referenceable: just do not cache it
+                pass
         return await self.run_from_ns(ns, name, **kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str,
