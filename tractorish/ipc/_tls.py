@@ -50,21 +50,18 @@ def _failure(err: BaseException) -> AuthenticationError:
     return AuthenticationError(f'TLS handshake failed: {cause}')
 
 
-async def wrap_client(stream: trio.abc.Stream, tls: TLS, host: str) -> trio.SSLStream:
-    wrapped = trio.SSLStream(stream, tls.client, server_hostname=host)
+async def _handshake(wrapped: trio.SSLStream) -> trio.SSLStream:
     try:
         await wrapped.do_handshake()
     except (trio.BrokenResourceError, ssl.SSLError) as err:
         await trio.aclose_forcefully(wrapped)
         raise _failure(err) from err
     return wrapped
+
+
+async def wrap_client(stream: trio.abc.Stream, tls: TLS, host: str) -> trio.SSLStream:
+    return await _handshake(trio.SSLStream(stream, tls.client, server_hostname=host))
 
 
 async def wrap_server(stream: trio.abc.Stream, tls: TLS) -> trio.SSLStream:
-    wrapped = trio.SSLStream(stream, tls.server, server_side=True)
-    try:
-        await wrapped.do_handshake()
-    except (trio.BrokenResourceError, ssl.SSLError) as err:
-        await trio.aclose_forcefully(wrapped)
-        raise _failure(err) from err
-    return wrapped
+    return await _handshake(trio.SSLStream(stream, tls.server, server_side=True))

@@ -65,7 +65,23 @@ class SendCredit:
 End = Union['Call', 'RpcTask']
 
 
-class MsgStream:
+class _Iterable:
+    """``async for`` over ``receive()`` until ``trio.EndOfChannel``."""
+
+    async def receive(self) -> Any:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def __aiter__(self) -> '_Iterable':
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+class MsgStream(_Iterable):
     """One side's end of a stream of values within a call.
 
     ``receive()`` raises ``trio.EndOfChannel`` once the other side has
@@ -154,15 +170,6 @@ class MsgStream:
         value = self._take(message)
         self._after_consume()
         return value
-
-    def __aiter__(self) -> 'MsgStream':
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
 
     # --- sending --------------------------------------------------------------
 
@@ -255,7 +262,7 @@ class _Broadcaster:
         return any(len(s._queue) >= s._max for s in self.subscribers)
 
 
-class BroadcastReceiver:
+class BroadcastReceiver(_Iterable):
     """One subscriber's view of a broadcast stream (see ``MsgStream.subscribe``)."""
 
     def __init__(self, broadcaster: _Broadcaster, max_buffer: int) -> None:
@@ -288,14 +295,6 @@ class BroadcastReceiver:
         b.lot.unpark_all()  # room again: a puller may be waiting for it
         return value
 
-    def __aiter__(self) -> 'BroadcastReceiver':
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
 
 
 def _fresh(err: BaseException) -> BaseException:
