@@ -1,8 +1,9 @@
 """The demo: count primes in parallel across one actor per core.
 
 Run with ``python -m tractorish demo``. The root splits the range into
-chunks; one worker task per actor pulls chunks and calls the actor; each
-finished chunk is reported on the terminal as it arrives.
+chunks; one worker task per actor pulls chunks and streams each one from
+its actor, which reports its progress through the chunk as it goes and its
+count at the end; the terminal shows both as they arrive.
 """
 from __future__ import annotations
 
@@ -17,21 +18,27 @@ import trio
 import tractorish
 
 
-async def count_primes(start: int, stop: int) -> int:
-    """How many primes lie in ``[start, stop)`` (deliberately CPU-bound)."""
+def _is_prime(n: int) -> bool:
+    if n < 4:
+        return n >= 2
+    if n % 2 == 0:
+        return False
+    for d in range(3, math.isqrt(n) + 1, 2):
+        if n % d == 0:
+            return False
+    return True
+
+
+async def count_primes_streaming(start: int, stop: int, reports: int = 4):
+    """Yield ``['progress', percent]`` a few times, then ``['done', count]``."""
     count = 0
-    for n in range(max(start, 2), stop):
-        if n < 4:
-            count += 1
-            continue
-        if n % 2 == 0:
-            continue
-        for d in range(3, math.isqrt(n) + 1, 2):
-            if n % d == 0:
-                break
-        else:
-            count += 1
-    return count
+    step = max(1, (stop - start) // reports)
+    for lo in range(start, stop, step):
+        hi = min(lo + step, stop)
+        count += sum(1 for n in range(lo, hi) if _is_prime(n))
+        if hi < stop:
+            yield ['progress', round(100 * (hi - start) / (stop - start))]
+    yield ['done', count]
 
 
 async def whoami() -> str:
@@ -57,10 +64,15 @@ async def run_demo(workers: int, limit: int, chunks: int, out=sys.stdout) -> int
     async def worker(portal: tractorish.Portal, name: str) -> None:
         nonlocal total, done
         async for lo, hi in receive.clone():
-            found = await portal.run(count_primes, start=lo, stop=hi)
-            total += found
+            async with portal.open_stream_from(count_primes_streaming,
+                                               start=lo, stop=hi) as stream:
+                async for kind, value in stream:
+                    if kind == 'progress':
+                        print(f'        {name}: [{lo:,}, {hi:,}) {value}% done',
+                              file=out, flush=True)
+            total += value
             done += 1
-            print(f'  [{done:>3}/{len(todo)}] {name}: {found:>6} primes in '
+            print(f'  [{done:>3}/{len(todo)}] {name}: {value:>6} primes in '
                   f'[{lo:,}, {hi:,})', file=out, flush=True)
 
     async with tractorish.open_nursery() as an:
