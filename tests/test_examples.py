@@ -45,6 +45,23 @@ EXPECTED = {
     'tls_tree.py': ['over TLS: 12 * 12 = 144', 'over TLS, two levels down: [0, 1, 4, 9, 16]',
                     'without a certificate: refused: True',
                     'with the certificate: exit status 0 - worker listed: True'],
+    'pool_primes.py': ['tractorish actor pool:', 'ProcessPoolExecutor:',
+                       'totals agree: 25997 primes below 300000'],
+    'pool_flaky.py': ["ActorCrashed: worker 'flaky-0' (pid", 'exited with status 3',
+                      'all 300 results arrived, in order: True',
+                      'crashes survived: 7 (1 reported as ActorCrashed, 6 retried',
+                      "pool at full size: 3 workers answer, ['flaky-0', 'flaky-1', "
+                      "'flaky-2'], 3 distinct processes"],
+    'supervisor_restart.py': ['job failed (attempt 1 failed), restart #1',
+                              'job failed (attempt 2 failed), restart #2',
+                              'job ran 3 times; final result: 332833500',
+                              'store was not restarted: True',
+                              "still supervised: ['store']",
+                              'b was killed; then stopped: c, a (last started first)',
+                              'restarted: a, b, c',
+                              'SupervisorError: supervisor gave up: more than 2 restarts',
+                              "failures: ['ActorCrashed: exit 7', 'ActorCrashed: exit 7', "
+                              "'ActorCrashed: exit 7']"],
 }
 
 

@@ -163,3 +163,15 @@ async def test_bad_pool_arguments():
     with pytest.raises(TypeError):
         async with tractorish.open_actor_pool(1, enable_modules='pool_funcs'):
             pass
+
+
+async def test_calls_after_a_crash_wait_for_the_replacement(tmp_path):
+    async with tractorish.open_actor_pool(1, enable_modules=MODS, name='solo') as pool:
+        with pytest.raises(ActorCrashed):
+            await pool.run(pf.crash, kind='exit')
+        # not the dead worker's stale portal: this waits for the new one
+        assert await pool.run(pf.whoami) == 'solo-0'
+    async with tractorish.open_actor_pool(1, enable_modules=MODS, retries=2) as pool:
+        assert await pool.run(pf.flaky, i=0, kind='sigkill', every=1,
+                              marker_dir=str(tmp_path)) == 0
+

@@ -121,3 +121,21 @@ async def test_bad_supervisor_arguments():
             await sup.start_actor('x', enable_modules=MODS, restart='sometimes')
         with pytest.raises(KeyError):
             await sup.portal('nobody')
+
+
+async def test_a_supervised_job_has_a_result():
+    async with tractorish.open_supervisor() as sup:
+        portal = await sup.run_in_actor(pf.finish_after, name='job', seconds=0.05)
+        assert await portal.result() == 'finished'
+
+
+async def test_group_restarts_do_not_restart_temporary_children():
+    async with tractorish.open_supervisor('one_for_all', max_restarts=5) as sup:
+        await sup.start_actor('perm', enable_modules=MODS)
+        await sup.start_actor('temp', enable_modules=MODS, restart='temporary')
+        temp_pid = await (await sup.portal('temp')).run(pf.getpid)
+        await kill_and_wait_restart(sup, 'perm')
+        assert sup.children == ['perm']
+        with trio.fail_after(10):
+            while alive(temp_pid):
+                await trio.sleep(0.02)

@@ -167,9 +167,11 @@ class ActorPool:
         """Yield ``fn(item)`` for each item, ``size * concurrency`` calls at a time.
 
         Each item is passed as ``fn``'s first parameter, by name. Results
-        come in input order if ``ordered``, else as they finish. The first
-        error stops the map and is raised here; leaving the loop early
-        cancels the calls in flight.
+        come in input order if ``ordered``, else as they finish. Calls in
+        flight plus results not yet read stay within ``size * concurrency``,
+        so a slow reader slows the map down. The first error stops the map
+        and is raised here; leaving the loop early cancels the calls in
+        flight.
         """
         param = _first_parameter(fn)
         async for result in self.starmap(fn, ({param: item} for item in iterable),
@@ -179,14 +181,17 @@ class ActorPool:
     async def starmap(self, fn: Callable[..., Any], iterable: Iterable[Mapping[str, Any]], *,
                       ordered: bool = True, retries: Optional[int] = None) -> AsyncIterator[Any]:
         """Like :meth:`map`, each item being the keyword arguments of one call."""
-        limit = self.size * self.concurrency
+        # a slot is taken per call and given back when its result is read:
+        # calls in flight plus results waiting for us stay within the limit
+        slots = trio.Semaphore(self.size * self.concurrency)
         send, receive = trio.open_memory_channel[Any](math.inf)
         scope = trio.CancelScope()
         self._nursery.start_soon(self._drive_map, fn, iterable, ordered, retries,
-                                 limit, send, scope)
+                                 slots, send, scope)
         try:
             async with receive:
                 async for outcome in receive:
+                    slots.release()
                     index, ok, value = outcome
                     if not ok:
                         raise value
@@ -195,9 +200,8 @@ class ActorPool:
             scope.cancel()
 
     async def _drive_map(self, fn: Callable[..., Any], iterable: Iterable[Mapping[str, Any]],
-                         ordered: bool, retries: Optional[int], limit: int,
+                         ordered: bool, retries: Optional[int], slots: trio.Semaphore,
                          send: trio.MemorySendChannel, scope: trio.CancelScope) -> None:
-        slots = trio.Semaphore(limit)  # released when a result is handed on
         done: Dict[int, tuple] = {}
         next_out = 0
 
@@ -205,13 +209,11 @@ class ActorPool:
             nonlocal next_out
             if not ordered:
                 send.send_nowait(outcome)
-                slots.release()
                 return
             done[index] = outcome
             while next_out in done:
                 send.send_nowait(done.pop(next_out))
                 next_out += 1
-                slots.release()
 
         async def one(index: int, kwargs: Mapping[str, Any]) -> None:
             try:

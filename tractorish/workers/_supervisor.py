@@ -117,6 +117,7 @@ class Supervisor:
 
         It ends when ``fn`` returns (normally) or raises (abnormally); its
         restart type says whether that restarts it, running ``fn`` again.
+        ``await portal.result()`` gives this incarnation's outcome.
         """
         ns, func_name = function_ref(fn)
         modules = [ns, *(m for m in enable_modules if m != ns)]
@@ -141,6 +142,8 @@ class Supervisor:
         child = await spawn_actor(self._actor, spec.name, enable_modules=spec.enable_modules,
                                   loglevel=spec.loglevel)
         spec.process, spec.portal = child, child.portal
+        if spec.job is not None:
+            child.portal._expect_result()  # type: ignore[union-attr]
         spec.exited = trio.Event()
         spec.stopping = False
         spec.ready.set()
@@ -179,11 +182,15 @@ class Supervisor:
             ns, func_name, kwargs = spec.job
             assert child.portal is not None
             try:
-                await child.portal.run_from_ns(ns, func_name, **kwargs)
+                result = await child.portal.run_from_ns(ns, func_name, **kwargs)
             except TransportClosed:
-                return await child.exit_report()
+                crash = await child.exit_report()
+                child.portal._set_result(error=crash)
+                return crash
             except Exception as err:
+                child.portal._set_result(error=err)
                 return err
+            child.portal._set_result(result)
             child.cancel_requested = True  # its work is done: ending is normal
             await child.reap()
             return None
@@ -216,7 +223,9 @@ class Supervisor:
             for spec in reversed(group):
                 if spec is not failed:
                     await self._stop(spec)
-            for spec in group:
+                    if spec.restart == 'temporary':  # stopped, never restarted
+                        self._forget(spec)
+            for spec in (s for s in group if not s.removed):
                 spec.restarts += 1
                 log.info('restarting %r (%s, strategy %s)', spec.name, spec.restart,
                          self.strategy)
@@ -257,13 +266,21 @@ class Supervisor:
 
     async def portal(self, name: str) -> Portal:
         """A portal to the current incarnation of ``name``, waiting while it restarts."""
-        spec = self._spec(name)
-        while not spec.ready.is_set():
+        while True:
+            spec = self._spec(name)
             await spec.ready.wait()
-        if spec.removed:
-            raise KeyError(f'{name!r} is no longer supervised')
-        assert spec.portal is not None
-        return spec.portal
+            if spec.removed:
+                raise KeyError(f'{name!r} is no longer supervised')
+            if self._is_up(spec):
+                assert spec.portal is not None
+                return spec.portal
+            # dead, but its watcher has not said so yet: wait for the restart
+            await spec.exited.wait()
+
+    @staticmethod
+    def _is_up(spec: ChildSpec) -> bool:
+        return (spec.process is not None and spec.process.returncode is None
+                and spec.portal is not None and not spec.portal.channel.closed)
 
     def process(self, name: str) -> Optional[ChildProcess]:
         """The process of the current incarnation of ``name``."""
@@ -272,7 +289,11 @@ class Supervisor:
     async def wait_ready(self) -> None:
         """Wait until every child has an incarnation up."""
         for spec in list(self._specs):
-            await spec.ready.wait()
+            if not spec.removed:
+                try:
+                    await self.portal(spec.name)
+                except KeyError:
+                    pass  # it ended for good meanwhile
 
     async def stop(self, name: str) -> None:
         """Stop ``name`` for good (graceful, then forceful); no restart."""
