@@ -333,3 +333,19 @@ async def test_closing_wakes_a_blocked_sender(quick_close):
                     await trio.testing.wait_all_tasks_blocked(cushion=0.05)
                     await sender.aclose()
                 assert len(raised) == 1
+
+
+async def test_receive_batch_keeps_order_and_ends_empty_at_eof():
+    from tractorish.ipc import open_memory_channel_pair
+    async with open_memory_channel_pair() as (a, b):
+        with trio.fail_after(5):
+            for i in range(500):
+                await a.send({'yield': i, 'cid': 'c0'})
+            await a.aclose()
+            got = []
+            while True:
+                batch = await b.receive_batch()
+                if not batch:
+                    break
+                got.extend(m['yield'] for m in batch)
+        assert got == list(range(500))

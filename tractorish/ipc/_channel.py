@@ -14,7 +14,7 @@ import os
 import time
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Deque, Optional, Tuple
+from typing import Any, AsyncIterator, Deque, List, Optional, Tuple
 
 import trio
 
@@ -114,7 +114,8 @@ class Channel:
                 break
             await self._space_lot.park()
         self._pending += data
-        self._writer_lot.unpark()
+        if self._writer_lot:  # only a parked writer needs waking
+            self._writer_lot.unpark()
 
     def send_corked(self, msg: Any) -> None:
         """Queue ``msg`` to go out with the next send (or close).
@@ -198,6 +199,25 @@ class Channel:
                 continue
             self._received.extend(self._decoder.feed(data))
         return self._received.popleft()
+
+    async def receive_batch(self) -> List[dict]:
+        """Every message already decoded (at least one); ``[]`` at a clean EOF.
+
+        For the runtime's reader, which handles messages in a plain loop
+        instead of paying for an async iteration per message.
+        """
+        try:
+            if not self._received:
+                # receive() reads and decodes a whole chunk, then takes the
+                # first message of it: put that one back in front
+                self._received.appendleft(await self.receive())
+        except TransportClosed:
+            if self._eof and not self._received:
+                return []
+            raise
+        batch = list(self._received)
+        self._received.clear()
+        return batch
 
     def __aiter__(self) -> AsyncIterator[dict]:
         return self._iterate()

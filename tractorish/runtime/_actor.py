@@ -272,22 +272,23 @@ class Actor:
             self._expected[chan.peer_uid] = chan  # a child we spawned, reporting
         self._peer_lot.unpark_all()
         task_status.started(chan)
+        calls, tasks = state.calls, state.tasks
         try:
-            async for message in chan:
-                cid = message.get('cid')
-                if cid is None:
-                    self._start_rpc(state, message)
-                    continue
-                call = state.calls.get(cid)
-                if call is not None:
-                    call.deliver(message)
-                    continue
-                task = state.tasks.get(cid)
-                if task is not None:
-                    task.deliver(message)
-                else:
-                    log.debug('%r: dropped a late %r message for call %s',
-                              chan, msg.message_kind(message), cid)
+            while True:
+                batch = await chan.receive_batch()
+                if not batch:
+                    break
+                for message in batch:
+                    cid = message.get('cid')
+                    if cid is None:
+                        self._start_rpc(state, message)
+                        continue
+                    end = calls.get(cid) or tasks.get(cid)
+                    if end is not None:
+                        end.deliver(message)
+                    else:
+                        log.debug('%r: dropped a late %r message for call %s',
+                                  chan, msg.message_kind(message), cid)
         except ProtocolError as err:
             log.error('closing the channel to %r after a protocol error: %s',
                       chan.peer_uid, err)

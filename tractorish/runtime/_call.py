@@ -39,7 +39,8 @@ class Inbox:
 
     def put(self, msg: dict) -> None:
         self._items.append(msg)
-        self._lot.unpark()
+        if self._lot:  # only a parked reader needs waking
+            self._lot.unpark()
 
     def fail(self, error: BaseException) -> None:
         """No more messages will come; readers get ``error`` once drained."""
@@ -89,6 +90,8 @@ class ChanState:
 
 
 _ENDINGS = frozenset({'stop', 'error', 'return'})
+# dialog states in which a 'yield' leaves the state as it is
+_STREAMING = frozenset({'streaming', 'open', 'generator', 'context'})
 
 
 class _End:
@@ -132,6 +135,13 @@ class _End:
 
     def deliver(self, msg: dict) -> None:
         """Route one inbound message for this call id (the reader's hot path)."""
+        if 'yield' in msg and self.dialog.state in _STREAMING:
+            # the common case, and a transition to the same state
+            if len(self.inbox) >= self.max_unread:
+                raise ProtocolError(
+                    f'peer sent call {self.cid} more values than it was granted')
+            self.inbox.put(msg)
+            return
         kind = message_kind(msg)
         self.dialog.receive(kind, msg['functype'] if kind == 'functype' else '')
         if kind == 'credit':

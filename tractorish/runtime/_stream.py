@@ -142,8 +142,14 @@ class MsgStream(_Iterable):
                 pass  # the next receive reports the lost channel
 
     async def receive(self) -> Any:
-        """The next value; ``trio.EndOfChannel`` when the sender is done."""
-        await trio.lowlevel.checkpoint_if_cancelled()
+        """The next value; ``trio.EndOfChannel`` when the sender is done.
+
+        A cancellation point, except once the other side has failed: then
+        what it sent before failing, and its error, come out first (an
+        error is news that a cancellation must not hide).
+        """
+        if not self._end.errored:
+            await trio.lowlevel.checkpoint_if_cancelled()
         if self._closed:
             raise trio.ClosedResourceError(f'{self!r} is closed')
         if self._eof:
@@ -326,8 +332,12 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
             if sent % YIELD_EVERY == 0:
                 # let the writer ship what we queued while we make more
                 await trio.lowlevel.checkpoint()
+            credit = task.send_credit
             try:
-                await task.send_credit.acquire()
+                if credit.credit > 0 and credit._closed is None:
+                    credit.credit -= 1  # the usual case, without an await
+                else:
+                    await credit.acquire()
             except trio.BrokenResourceError:
                 break  # the caller stopped: close the generator
             value = None
