@@ -46,6 +46,9 @@ class Channel:
         # a plain socket stream can be written without the writer task
         sock = getattr(stream, 'socket', None)
         self._fd: Optional[int] = sock.fileno() if sock is not None else None
+        # the socket under it all (under TLS too), for the handshake's binding
+        self.socket = sock if sock is not None else getattr(
+            getattr(stream, 'transport_stream', None), 'socket', None)
         self._last_direct = 0
         self._encoder = Encoder(max_msg_size)
         self._decoder = Decoder(max_msg_size)
@@ -68,6 +71,15 @@ class Channel:
     def __repr__(self) -> str:
         peer = self.peer_uid[0] if self.peer_uid else '?'
         return f'<Channel {self.name or id(self)} peer={peer}>'
+
+    @property
+    def max_msg_size(self) -> int:
+        """The largest message this channel will take from its peer."""
+        return self._decoder.max_msg_size
+
+    @max_msg_size.setter
+    def max_msg_size(self, value: int) -> None:
+        self._decoder.max_msg_size = value
 
     @property
     def closed(self) -> bool:

@@ -8,8 +8,14 @@ The handshake (DESIGN sections 3 and 5), for connector C and acceptor A::
     A -> C  auth(HMAC(secret, "accept", nonce_c, nonce_a))
 
 The direction label stops a peer from reflecting one side's proof back at
-it; the fresh nonces stop replays. Nothing but ``hello`` and ``auth`` is
-read before the handshake completes.
+it; the fresh nonces stop replays. Each proof also covers both uids and
+the endpoint the connection was made to (the address C dialled, which A
+sees as its own end of the accepted socket), so a proof obtained by
+getting some actor to connect to an impostor is worthless anywhere else:
+relaying it to the real actor fails. (One consequence: a connection
+through NAT or a port forward, where the two ends see different addresses,
+is refused.) Nothing but ``hello`` and ``auth`` is read before the
+handshake completes, and nothing larger than ``HANDSHAKE_MAX_MSG`` bytes.
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ from ._tls import TLS, PeerLeft, wrap_client, wrap_server
 log = logging.getLogger('tractorish.ipc')
 
 HANDSHAKE_TIMEOUT = 10.0
+HANDSHAKE_MAX_MSG = 64 * 1024
+MAX_HANDSHAKES = 64  # connections per listener not yet authenticated
 _CONNECT_LABEL = b'tractorish-connect'
 _ACCEPT_LABEL = b'tractorish-accept'
 
@@ -62,31 +70,51 @@ async def handshake(chan: Channel, *, uid: Sequence[str], secret: bytes,
     the channel. Sets ``chan.peer_uid`` and ``chan.peer_info``.
     """
     nonce = secrets.token_bytes(16)
+    limit = chan.max_msg_size
+    chan.max_msg_size = min(limit, HANDSHAKE_MAX_MSG)  # strangers get little room
     await chan.send(hello(uid, nonce, **(info or {})))
     try:
         peer = await _receive_kind(chan, 'hello')
+        if peer['proto'] != PROTOCOL_VERSION:
+            raise AuthenticationError(
+                f'peer speaks protocol {peer["proto"]}, we speak {PROTOCOL_VERSION}')
+        me, them = '\0'.join(uid).encode(), '\0'.join(peer['uid']).encode()
+        # connector's nonce, acceptor's nonce, connector's uid, acceptor's uid
+        if initiator:
+            parts = (nonce, peer['nonce'], me, them, _endpoint(chan, initiator))
+            await chan.send(auth(make_mac(secret, _CONNECT_LABEL, *parts)))
+            proof = await _receive_kind(chan, 'auth')
+            expected = make_mac(secret, _ACCEPT_LABEL, *parts)
+        else:
+            parts = (peer['nonce'], nonce, them, me, _endpoint(chan, initiator))
+            proof = await _receive_kind(chan, 'auth')
+            expected = make_mac(secret, _CONNECT_LABEL, *parts)
     except ProtocolError as err:
         raise AuthenticationError(f'bad handshake message: {err}') from err
-    if peer['proto'] != PROTOCOL_VERSION:
-        raise AuthenticationError(
-            f'peer speaks protocol {peer["proto"]}, we speak {PROTOCOL_VERSION}')
-    peer_nonce = peer['nonce']
-    if initiator:
-        await chan.send(auth(make_mac(secret, _CONNECT_LABEL, peer_nonce, nonce)))
-        proof = await _receive_kind(chan, 'auth')
-        expected = make_mac(secret, _ACCEPT_LABEL, nonce, peer_nonce)
-    else:
-        proof = await _receive_kind(chan, 'auth')
-        expected = make_mac(secret, _CONNECT_LABEL, nonce, peer_nonce)
     if not macs_equal(proof, expected):
         raise AuthenticationError(
             f'peer {peer["uid"][0]!r} failed authentication (wrong secret)')
     if not initiator:
-        await chan.send(auth(make_mac(secret, _ACCEPT_LABEL, peer_nonce, nonce)))
+        await chan.send(auth(make_mac(secret, _ACCEPT_LABEL, *parts)))
+    chan.max_msg_size = limit
     chan.peer_uid = (peer['uid'][0], peer['uid'][1])
     chan.peer_info = peer
     chan.initiator = initiator
     return peer
+
+
+def _endpoint(chan: Channel, initiator: bool) -> bytes:
+    """The acceptor's end of the connection, as this side sees it."""
+    sock = chan.socket
+    if sock is None:  # an in-memory stream: nothing to bind to
+        return b''
+    try:
+        name = sock.getpeername() if initiator else sock.getsockname()
+    except OSError:
+        return b''
+    if isinstance(name, tuple):
+        name = f'{name[0]}:{name[1]}'
+    return name.encode() if isinstance(name, str) else bytes(name)
 
 
 async def open_stream_to(addr: Address) -> trio.abc.Stream:
