@@ -150,3 +150,7 @@ async def process_state() -> dict:
         'ppid': os.getppid(),
         'pid': os.getpid(),
     }
+
+
+async def raise_huge(size: int) -> None:
+    raise ValueError('x' * size)

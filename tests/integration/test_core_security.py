@@ -76,3 +76,32 @@ async def test_secret_file_readable_by_others_is_refused(tmp_path, monkeypatch):
     with pytest.raises(tractorish.SecretError, match='chmod 600'):
         async with tractorish.open_nursery():
             pass
+
+
+async def test_a_malformed_error_from_a_peer_closes_only_its_channel():
+    from tractorish import msg
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('sturdy', enable_modules=['actor_funcs'])
+        addr = normalize_addr(portal.channel.peer_info['addrs'][0])
+        me = tractorish.current_actor()
+        async with connect(addr, uid=('rogue', 'r' * 32), secret=me.secret) as chan:
+            await chan.send(msg.cmd('actor_funcs', 'sleep', {'seconds': 30},
+                                    ['rogue', 'r' * 32], 'c0'))
+            await chan.send({'error': {'type_str': 'X', 'tb_str': '', 'src_uid': 5,
+                                       'boxed_type_path': 'x.X'}, 'cid': 'c0'})
+            with trio.fail_after(10), pytest.raises(tractorish.TransportClosed):
+                while True:
+                    await chan.receive()
+        assert await portal.run(actor_funcs.add, a=1, b=1) == 2
+        await portal.cancel_actor()
+
+
+async def test_an_error_too_big_to_send_arrives_shortened():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('verbose', enable_modules=['actor_funcs'])
+        with pytest.raises(tractorish.RemoteActorError) as info:
+            await portal.run(actor_funcs.raise_huge, size=40 * 1024 * 1024)
+        assert info.value.boxed_type is ValueError
+        assert 'could not be sent' in info.value.tb_str
+        assert await portal.run(actor_funcs.add, a=1, b=1) == 2
+        await portal.cancel_actor()

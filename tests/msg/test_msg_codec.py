@@ -359,7 +359,7 @@ def test_functype_payload_not_a_string(payload):
 @pytest.mark.parametrize('missing', ['type_str', 'tb_str', 'src_uid', 'boxed_type_path'])
 def test_error_payload_missing_field(missing):
     payload = {k: v for k, v in ERROR_PAYLOAD.items() if k != missing}
-    assert_protocol_error(packb(error(payload, CID)), 'required field')
+    assert_protocol_error(packb(error(payload, CID)), 'malformed error payload')
 
 
 @pytest.mark.parametrize('payload', ['ValueError', None, [1, 2]])
@@ -476,3 +476,12 @@ def test_buffered_counts_every_byte_of_an_incomplete_message():
     decoder = Decoder()
     decoder.feed(data[:-1])
     assert decoder.buffered == len(data) - 1
+
+
+@pytest.mark.parametrize('field, bad', [('src_uid', 5), ('type_str', 3), ('tb_str', None),
+                                        ('relay_uids', [7]), ('message', b'x')])
+def test_error_payload_with_wrong_types_is_refused(field, bad):
+    payload = {'type_str': 'ValueError', 'tb_str': '', 'src_uid': ['w', 'u'],
+               'boxed_type_path': 'builtins.ValueError', 'message': 'm', 'relay_uids': []}
+    payload[field] = bad
+    assert_protocol_error(packb(error(payload, CID)), 'malformed error payload')

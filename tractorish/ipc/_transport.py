@@ -222,28 +222,42 @@ async def serve_listener(listener: trio.SocketListener, addr: Address,
     A connection that fails the handshake is logged and closed; the listener
     goes on. Removes a UDS path when it stops.
     """
+    handshakes = trio.Semaphore(MAX_HANDSHAKES)
+
     async def on_stream(stream: trio.abc.Stream) -> None:
-        if tls is not None and not isinstance(addr, str):
-            try:
-                with trio.fail_after(HANDSHAKE_TIMEOUT):
-                    stream = await wrap_server(stream, tls)
-            except PeerLeft:
-                return
-            except (AuthenticationError, trio.TooSlowError) as err:
-                log.warning('refused a connection on %s: %s', format_addr(addr), err)
-                return
-        async with open_channel(stream, **chan_kwargs) as chan:
-            try:
-                with trio.fail_after(HANDSHAKE_TIMEOUT):
-                    await handshake(chan, uid=uid, secret=secret,
-                                    initiator=False, info=info)
-            except PeerLeft:
-                return
-            except (AuthenticationError, ProtocolError, TransportClosed,
-                    trio.TooSlowError) as err:
-                log.warning('refused a connection on %s: %s', format_addr(addr), err)
-                return
-            await handler(chan)
+        try:
+            handshakes.acquire_nowait()
+        except trio.WouldBlock:  # too many strangers at once: turn this one away
+            await trio.aclose_forcefully(stream)
+            return
+        held = True
+        try:
+            if tls is not None and not isinstance(addr, str):
+                try:
+                    with trio.fail_after(HANDSHAKE_TIMEOUT):
+                        stream = await wrap_server(stream, tls)
+                except PeerLeft:
+                    return
+                except (AuthenticationError, trio.TooSlowError) as err:
+                    log.warning('refused a connection on %s: %s', format_addr(addr), err)
+                    return
+            async with open_channel(stream, **chan_kwargs) as chan:
+                try:
+                    with trio.fail_after(HANDSHAKE_TIMEOUT):
+                        await handshake(chan, uid=uid, secret=secret,
+                                        initiator=False, info=info)
+                except PeerLeft:
+                    return
+                except (AuthenticationError, ProtocolError, TransportClosed,
+                        trio.TooSlowError) as err:
+                    log.warning('refused a connection on %s: %s', format_addr(addr), err)
+                    return
+                held = False
+                handshakes.release()
+                await handler(chan)
+        finally:
+            if held:
+                handshakes.release()
 
     try:
         await trio.serve_listeners(

@@ -74,8 +74,8 @@ def check_message(msg: Any) -> dict:
                     raise _fail(msg, f'bad {kind!r} payload')
                 if kind == 'functype' and payload not in FUNCTYPES:
                     raise _fail(msg, f'unknown functype {payload!r}')
-                if kind == 'error' and not all(f in payload for f in ERROR_FIELDS):
-                    raise _fail(msg, 'error payload lacks a required field')
+                if kind == 'error' and not _error_payload_ok(payload):
+                    raise _fail(msg, 'malformed error payload')
                 if kind == 'credit' and not 0 < payload <= MAX_CREDIT:
                     raise _fail(msg, 'credit must be between 1 and 2**20')
             return msg
@@ -89,6 +89,16 @@ def check_message(msg: Any) -> dict:
         if 'auth' in msg and type(msg['auth']) is bytes:
             return msg
     raise _fail(msg, 'unknown message shape')
+
+
+def _error_payload_ok(payload: dict) -> bool:
+    if not all(type(payload.get(f)) is str for f in ('type_str', 'tb_str', 'boxed_type_path')):
+        return False
+    src = payload.get('src_uid', 0)
+    relays = payload.get('relay_uids', [])
+    return ((src is None or _check_uid(src) or src == [])
+            and type(relays) is list and all(_check_uid(u) for u in relays)
+            and type(payload.get('message', '')) is str)
 
 
 def _check_uid(uid: Any) -> bool:

@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence,
 import trio
 
 from .. import msg
-from .._exceptions import ModuleNotExposed, ProtocolError, TransportClosed
+from .._exceptions import ModuleNotExposed, MsgTypeError, ProtocolError, TransportClosed
 from .._groups import collapsing_groups
 from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import normalize_addr, open_listener, serve_listener
@@ -206,6 +206,11 @@ class Actor:
             base = self.config.uds_dir or os.path.join(
                 tempfile.gettempdir(), f'tractorish-{os.getuid()}')
             os.makedirs(base, mode=0o700, exist_ok=True)
+            info = os.lstat(base)
+            if info.st_uid != os.getuid() or info.st_mode & 0o077 or os.path.islink(base):
+                raise PermissionError(
+                    f'refusing the socket directory {base}: it must be a directory '
+                    f'of ours with mode 0700 (others could swap our sockets)')
             return os.path.join(base, f'{self.name[:40]}-{self.uid[1][:12]}.sock')
         return (self.config.host, 0)
 
@@ -294,6 +299,9 @@ class Actor:
                       chan.peer_uid, err)
         except TransportClosed as err:
             log.debug('channel to %r closed: %s', chan.peer_uid, err)
+        except Exception as err:  # a peer's bad input never takes the actor down
+            log.error('closing the channel to %r after a bad message: %r',
+                      chan.peer_uid, err)
         finally:
             self._drop_channel(state)
             await chan.aclose()
@@ -376,7 +384,13 @@ class Actor:
 
     async def _send_payload(self, chan: Channel, payload: dict, cid: str) -> None:
         try:
-            await chan.send(msg.error(payload, cid))
+            try:
+                await chan.send(msg.error(payload, cid))
+            except MsgTypeError as err:  # too big to send: a short version instead
+                payload = {**payload, 'message': payload.get('message', '')[:2000],
+                           'tb_str': payload.get('tb_str', '')[-8000:] +
+                           f'\n(the full error could not be sent: {err})'}
+                await chan.send(msg.error(payload, cid))
         except TransportClosed:
             log.debug('could not report an error for call %s: %r is closed', cid, chan)
 

@@ -45,7 +45,7 @@ class RuntimeConfig:
     every TCP channel; the shared secret is still checked inside it.
     """
 
-    secret: Optional[bytes] = None
+    secret: Optional[bytes] = dataclasses.field(default=None, repr=False)
     loglevel: Optional[str] = None
     transport: str = dataclasses.field(
         default_factory=lambda: os.environ.get(TRANSPORT_ENV, 'tcp'))

@@ -111,11 +111,10 @@ class Context:
         await stream.aclose()
 
     async def _stream_closed(self, stream: MsgStream) -> None:
-        with trio.CancelScope(shield=True):
-            try:
-                await self.chan.send(msg.stop(self.cid))
-            except TransportClosed:
-                pass
+        try:  # a control message: never waits behind data, so never hangs
+            self.chan.send_nowait(msg.stop(self.cid))
+        except TransportClosed:
+            pass
 
     async def cancel(self) -> None:
         """Cancel the callee's task.
@@ -194,19 +193,17 @@ async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple
                 yield ctx, first
             except Exception as err:
                 if not call.dialog.done:  # tell the callee why it is cancelled
-                    with trio.CancelScope(shield=True):
-                        try:
-                            await call.chan.send(msg.error(
-                                msg.pack_error(err, actor.uid), call.cid))
-                        except (TransportClosed, MsgTypeError):
-                            pass
+                    try:
+                        call.chan.send_nowait(msg.error(msg.pack_error(err, actor.uid),
+                                                        call.cid))
+                    except (TransportClosed, MsgTypeError):
+                        pass
                 raise
             if not ctx._stream_opened and not call.dialog.done:
                 # we will never read: a callee that streams gets a clear
                 # BrokenResourceError instead of waiting for credit forever
-                with trio.CancelScope(shield=True):
-                    try:
-                        await call.chan.send(msg.stop(call.cid))
-                    except TransportClosed:
-                        pass
+                try:
+                    call.chan.send_nowait(msg.stop(call.cid))
+                except TransportClosed:
+                    pass
         await ctx.result()  # the callee's error, if that is what cancelled us

@@ -73,6 +73,10 @@ class ActorNursery:
             raise TypeError('enable_modules must be a list of module names, not a string')
         child = await spawn_actor(self._actor, name, enable_modules=enable_modules,
                                   loglevel=loglevel)
+        if self.cancelled:  # cancel() ran while this one was starting
+            await child.reap()
+            raise RuntimeError('this actor nursery was cancelled while '
+                               f'{name!r} was starting')
         assert child.portal is not None
         if job is not None:
             child.portal._expect_result()

@@ -1,6 +1,7 @@
 """``open_root_actor``: the runtime of the process that starts a tree."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Optional, Sequence
@@ -25,21 +26,29 @@ async def open_root_actor(name: str = 'root', *,
                           enable_modules: Sequence[str] = (),
                           loglevel: Optional[str] = None,
                           config: Optional[RuntimeConfig] = None,
+                          start_method: Optional[str] = None,
+                          debug_mode: bool = False,
                           ) -> AsyncIterator[Actor]:
     """Run this process as the root actor of a tree for the block's duration.
 
     ``enable_modules`` are the modules other actors may call here;
     ``config`` groups the runtime settings (transport, secret, timeouts),
-    which every actor of the tree inherits. On exit, remote tasks running
+    which every actor of the tree inherits; ``start_method`` (tractor's
+    name) overrides its spawn backend. On exit, remote tasks running
     here are cancelled and every channel is closed. Raises ``RuntimeError``
     if this process already runs an actor.
     """
     if current_actor(err_on_no_runtime=False) is not None:
         raise RuntimeError('this process already runs a tractorish actor; '
                            'use open_nursery() inside it instead')
+    if debug_mode:
+        raise NotImplementedError('debug_mode (a multi-process debugger) is not '
+                                  'available in tractorish')
     config = config or RuntimeConfig()
     if loglevel is not None:
         config.loglevel = loglevel
+    if start_method is not None:
+        config = dataclasses.replace(config, start_method=start_method)
     configure_logging(config.loglevel, name)
     addrs = [normalize_addr(a) for a in registry_addrs] if registry_addrs \
         else default_registry_addrs()
