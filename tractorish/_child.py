@@ -63,7 +63,7 @@ async def _run_child(boot: dict) -> int:
             actor.cancel_soon()  # no parent, no reason to live
 
     async with actor.open_runtime():
-        actor.parent_chan = await actor._service.start(serve_parent)  # type: ignore[union-attr]
+        actor.parent_chan = await actor.start_service(serve_parent)
         await actor.wait_for_shutdown()
     return 0
 

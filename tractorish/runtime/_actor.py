@@ -412,6 +412,12 @@ class Actor:
             raise
         return call
 
+    async def start_service(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Start ``fn(*args, task_status=...)`` in the runtime's nursery; return
+        what it reports as started."""
+        assert self._service is not None, 'runtime not running'
+        return await self._service.start(fn, *args)
+
     def start_service_task(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in the runtime's nursery, for the runtime's life."""
         assert self._service is not None, 'runtime not running'

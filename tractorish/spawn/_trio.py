@@ -20,8 +20,6 @@ from typing import Any, Deque, Dict, Optional, Sequence, Union
 import msgpack
 import trio
 
-import tractorish
-
 from .._exceptions import ActorCrashed
 from ..ipc import addr_to_wire
 from ..msg import unpack_error
@@ -33,7 +31,8 @@ log = logging.getLogger('tractorish.spawn')
 
 STDERR_TAIL_LINES = 20
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(tractorish.__file__)))
+# the directory holding the tractorish package, so a child can import it
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main_module_ref(actor: Actor) -> Optional[Dict[str, str]]:
