@@ -69,5 +69,5 @@ def mypy(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def bench(session: nox.Session) -> None:
     """Run the benchmarks; ``nox -s bench -- --quick`` passes ``--quick`` on."""
-    session.install('-e', '.', 'trio-parallel')
+    session.install('-e', '.', 'trio-parallel', 'psutil')
     session.run('python', 'bench/run.py', *session.posargs)

@@ -1,11 +1,14 @@
-"""The bare-socket baseline: msgpack over one trio TCP connection.
+"""The bare-socket baseline: msgpack over one trio TCP or Unix socket connection.
 
 Two processes, as with tractorish: the benchmark starts this file as a plain
-Python subprocess (``python bench/baseline.py --serve``). The server listens
-on ``127.0.0.1`` port 0, writes ``PORT <n>`` on stdout, and exits when its
-stdin reaches EOF (the parent closed it, or the parent died). The client
-side (:func:`echo_server`, :func:`measure_round_trips` and
-:func:`measure_stream`) runs in the benchmark process.
+Python subprocess (``python bench/baseline.py --serve [--uds PATH]``). The
+server listens on ``127.0.0.1`` port 0 (and on the Unix socket ``PATH`` if
+given), writes ``PORT <n>`` on stdout, and exits when its stdin reaches EOF
+(the parent closed it, or the parent died). The client side
+(:func:`echo_server`, :func:`measure_round_trips`,
+:func:`measure_multiplexed` and :func:`measure_stream`) runs in the
+benchmark process; each takes an address: a TCP port (an int) or a Unix
+socket path (a str).
 
 Each connection is one of two kinds, chosen by its first message:
 
@@ -13,7 +16,8 @@ Each connection is one of two kinds, chosen by its first message:
   fast as it can, packing many into each ``send_all`` (batches of about
   ``STREAM_BATCH`` bytes): the ints ``0 .. n-1`` if ``s`` is 0, else ``n``
   byte strings of ``s`` bytes. It then waits for the client to close.
-* anything else: the server echoes that message and every later one.
+* anything else: the server echoes that message and every later one; the
+  replies to all the messages that one read brought are written together.
 
 No framing beyond msgpack itself: the reader feeds whatever bytes arrive to
 a ``msgpack.Unpacker`` and takes whole messages from it, as tractorish's own
@@ -24,11 +28,12 @@ from __future__ import annotations
 import os
 import reprlib
 import signal
+import socket
 import subprocess
 import sys
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, List, Tuple
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
 
 import msgpack
 import trio
@@ -38,6 +43,8 @@ READ_SIZE = 64 * 1024
 STREAM_BATCH = 64 * 1024
 STOP_TIMEOUT = 2.0
 _EOF = object()
+
+Addr = Union[int, str]  # a TCP port on HOST, or a Unix socket path
 
 
 # --- server (runs in the subprocess) ---------------------------------------
@@ -54,13 +61,20 @@ async def _first_message(stream: trio.SocketStream, unpacker: msgpack.Unpacker) 
 
 
 async def _echo(stream: trio.SocketStream, unpacker: msgpack.Unpacker) -> None:
+    """Echo every message; the replies to one read's messages go out in one write.
+
+    A sequential client sends one message per read, so this is one write per
+    message for it; concurrent requests on one connection share writes.
+    """
     packb = msgpack.packb
-    for msg in unpacker:  # already read along with the first message
-        await stream.send_all(packb(msg, use_bin_type=True))
-    async for data in stream:
+    while True:
+        out = [packb(msg, use_bin_type=True) for msg in unpacker]
+        if out:
+            await stream.send_all(out[0] if len(out) == 1 else b''.join(out))
+        data = await stream.receive_some(READ_SIZE)
+        if not data:
+            return
         unpacker.feed(data)
-        for msg in unpacker:
-            await stream.send_all(packb(msg, use_bin_type=True))
 
 
 async def _stream_values(stream: trio.SocketStream, n: int, size: int) -> None:
@@ -92,6 +106,8 @@ async def _connection(stream: trio.SocketStream) -> None:
             async for _ in stream:  # until the client closes
                 pass
             return
+        # the first message goes back alone; any others that arrived with it
+        # go back in _echo's first write
         await stream.send_all(msgpack.packb(first, use_bin_type=True))
         await _echo(stream, unpacker)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -105,9 +121,18 @@ async def _wait_stdin_eof() -> None:
             pass
 
 
-async def _serve() -> None:
-    listeners = await trio.open_tcp_listeners(0, host=HOST)
+async def _unix_listener(path: str) -> trio.SocketListener:
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.bind(path)
+    sock.listen(128)
+    return trio.SocketListener(sock)
+
+
+async def _serve(uds_path: Optional[str]) -> None:
+    listeners: List[Any] = list(await trio.open_tcp_listeners(0, host=HOST))
     port = listeners[0].socket.getsockname()[1]
+    if uds_path:
+        listeners.append(await _unix_listener(uds_path))
     sys.stdout.write(f'PORT {port}\n')
     sys.stdout.flush()
     async with trio.open_nursery() as nursery:
@@ -116,25 +141,36 @@ async def _serve() -> None:
         nursery.cancel_scope.cancel()
 
 
-def serve_main() -> None:
+def serve_main(uds_path: Optional[str] = None) -> None:
     # Ctrl-C goes to the whole process group; the parent owns the teardown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    trio.run(_serve)
+    try:
+        trio.run(_serve, uds_path)
+    finally:
+        if uds_path:
+            try:
+                os.unlink(uds_path)
+            except OSError:
+                pass
 
 
 # --- client (runs in the benchmark process) --------------------------------
 
 @asynccontextmanager
-async def echo_server() -> AsyncIterator[Tuple[int, trio.Process]]:
+async def echo_server(uds_path: Optional[str] = None) -> AsyncIterator[Tuple[int, trio.Process]]:
     """Start the server subprocess (echo and stream); yield ``(port, process)``.
 
-    The process is always reaped on the way out: stdin is closed so it exits
-    by itself, and if it has not within a moment it is killed. The cleanup
-    is shielded, so it also runs on cancellation and Ctrl-C.
+    With ``uds_path`` it also listens on that Unix socket (which it removes
+    when it exits). The process is always reaped on the way out: stdin is
+    closed so it exits by itself, and if it has not within a moment it is
+    killed. The cleanup is shielded, so it also runs on cancellation and
+    Ctrl-C.
     """
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, os.path.abspath(__file__), '--serve'],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    args = [sys.executable, os.path.abspath(__file__), '--serve']
+    if uds_path:
+        args += ['--uds', uds_path]
+    proc = await trio.lowlevel.open_process(args, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE)
     try:
         port = await _read_port(proc)
         yield port, proc
@@ -171,13 +207,20 @@ async def _read_port(proc: trio.Process) -> int:
     return int(port)
 
 
-async def measure_round_trips(port: int, calls: int, warmup: int) -> Tuple[List[int], float]:
+async def connect(addr: Addr) -> trio.SocketStream:
+    """A stream to the server: TCP to ``HOST:addr``, or the Unix socket ``addr``."""
+    if isinstance(addr, str):
+        return await trio.open_unix_socket(addr)
+    return await trio.open_tcp_stream(HOST, addr)
+
+
+async def measure_round_trips(addr: Addr, calls: int, warmup: int) -> Tuple[List[int], float]:
     """Sequential request/reply round trips to the echo server.
 
     Returns the per-call latencies in nanoseconds and the wall time of the
     measured calls in seconds.
     """
-    stream = await trio.open_tcp_stream(HOST, port)
+    stream = await connect(addr)
     async with stream:
         unpacker = msgpack.Unpacker(raw=False)
         packb = msgpack.packb
@@ -207,7 +250,78 @@ async def measure_round_trips(port: int, calls: int, warmup: int) -> Tuple[List[
     return latencies, elapsed
 
 
-async def measure_stream(port: int, n: int, size: int = 0) -> float:
+async def measure_multiplexed(addr: Addr, tasks: int, calls: int,
+                              warmup: int) -> Tuple[int, float]:
+    """``tasks`` tasks, each making ``calls`` sequential echo calls, on ONE connection.
+
+    The smallest multiplexer that does the job: each request is
+    ``{'id': n, 'x': i}``; a task queues its packed request and parks on an
+    event; one writer task sends whatever is queued in one write; one reader
+    task feeds an ``Unpacker`` and hands each reply to the task whose id it
+    carries. Every reply is checked. Each task first makes ``warmup`` untimed
+    calls (all tasks together, then the clock starts). Returns the number of
+    timed calls and their wall time in seconds.
+    """
+    stream = await connect(addr)
+    async with stream:
+        packb = msgpack.packb
+        waiting: Dict[int, list] = {}  # id -> [event, reply]
+        outbox: List[bytes] = []
+        queued = trio.Event()
+        ids = iter(range(1 << 62))
+
+        async def writer() -> None:
+            nonlocal queued
+            while True:
+                await queued.wait()
+                queued = trio.Event()  # no checkpoint since the wait returned
+                data = b''.join(outbox)
+                outbox.clear()
+                await stream.send_all(data)
+
+        async def reader() -> None:
+            unpacker = msgpack.Unpacker(raw=False)
+            while True:
+                data = await stream.receive_some(READ_SIZE)
+                if not data:
+                    raise RuntimeError('baseline server closed the connection')
+                unpacker.feed(data)
+                for reply in unpacker:
+                    slot = waiting.pop(reply['id'])
+                    slot[1] = reply
+                    slot[0].set()
+
+        async def call(i: int) -> None:
+            rid = next(ids)
+            slot: list = [trio.Event(), None]
+            waiting[rid] = slot
+            outbox.append(packb({'id': rid, 'x': i}, use_bin_type=True))
+            queued.set()
+            await slot[0].wait()
+            if slot[1]['x'] != i:
+                raise RuntimeError(f'baseline multiplexed echo mismatch: sent {i}, '
+                                   f'got {slot[1]!r}')
+
+        async def worker(n: int) -> None:
+            for i in range(n):
+                await call(i)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer)
+            nursery.start_soon(reader)
+            async with trio.open_nursery() as warm:
+                for _ in range(tasks):
+                    warm.start_soon(worker, warmup)
+            start = time.perf_counter_ns()
+            async with trio.open_nursery() as timed:
+                for _ in range(tasks):
+                    timed.start_soon(worker, calls)
+            elapsed = (time.perf_counter_ns() - start) / 1e9
+            nursery.cancel_scope.cancel()
+    return tasks * calls, elapsed
+
+
+async def measure_stream(addr: Addr, n: int, size: int = 0) -> float:
     """Receive one stream of ``n`` values from the server; its wall time in s.
 
     ``size`` 0 asks for the ints ``0 .. n-1``, else for ``n`` byte strings
@@ -216,7 +330,7 @@ async def measure_stream(port: int, n: int, size: int = 0) -> float:
     checked (the int's value, the payload's length), as the tractorish side
     checks its own.
     """
-    stream = await trio.open_tcp_stream(HOST, port)
+    stream = await connect(addr)
     async with stream:
         unpacker = msgpack.Unpacker(raw=False)
         feed = unpacker.feed
@@ -250,5 +364,7 @@ async def measure_stream(port: int, n: int, size: int = 0) -> float:
 if __name__ == '__main__':
     if sys.argv[1:] == ['--serve']:
         serve_main()
+    elif len(sys.argv) == 4 and sys.argv[1:3] == ['--serve', '--uds']:
+        serve_main(sys.argv[3])
     else:
-        sys.exit(f'usage: {sys.argv[0]} --serve  (started by bench/run.py)')
+        sys.exit(f'usage: {sys.argv[0]} --serve [--uds PATH]  (started by bench/run.py)')

@@ -1,55 +1,99 @@
-"""tractorish benchmark: spawn cost, round trips and streams vs a bare socket.
+"""tractorish benchmark: spawning, calls, streams, errors, memory, imports and pools.
 
 Usage::
 
-    python bench/run.py [--reps N] [--quick] [--json PATH]
+    python bench/run.py [--quick] [--only GROUP[,GROUP]] [--reps N] [--json PATH]
 
-Measures, on this machine and in one run:
+One run prints one table: every value is measured in this run next to a
+baseline measured in the same run, with the ratio of the two. The groups
+(``--only`` picks some; all run by default, in this order):
 
-1. spawn+teardown per actor: ``start_actor`` + ``portal.cancel_actor()`` +
-   process exit, one actor after another;
-2. sequential ``portal.run(echo, x=i)`` round trips to one actor;
-3. sequential round trips on a context's stream: the caller sends one value
-   to ``bench_funcs.echo_ctx``, which sends it back, and waits for it;
-4. one-way stream throughput, ``portal.open_stream_from`` of an async
-   generator, timed from opening the stream to its exhaustion: small ints
-   (``bench_funcs.count``) and 1 KiB byte strings (``bench_funcs.blobs``);
-5. the same over a bare trio TCP socket with msgpack framing to a plain
-   Python server in a second process (``bench/baseline.py``): 2 and 3 are
-   both compared with its echo loop; for 4 it packs the values one by one
-   and writes them in ~64 KiB batches, and the client feeds what it reads
-   to a ``msgpack.Unpacker``;
-6. the ratio tractorish/baseline of each.
+spawn
+    Per spawn backend (``forkserver``, ``trio``): ``start_actor`` + a first
+    ``portal.run`` + ``portal.cancel_actor()`` + the process's exit, one
+    actor after another (median and p90 over every spawn of every rep); and
+    8 actors started at once (``start_actor`` in a trio nursery), timed until
+    all 8 have answered a call. Baselines (``floors.py``): the *process
+    start floor*, a bare ``python -c "import trio, msgpack, socket; <connect
+    back, send one byte>"`` started with ``Popen`` (what the ``trio``
+    backend is compared with), and the *fork floor*, a child forked by a
+    helper that has imported trio and msgpack, which connects back and sends
+    one byte (what the ``forkserver`` backend is compared with). A floor's
+    *start* ends at the byte, its *total* at the reaped exit.
+rpc
+    Sequential ``portal.run(echo, x=i)`` over TCP and over Unix sockets
+    (``RuntimeConfig(transport='uds')``), p50/p99 and calls/s, against a bare
+    trio echo over TCP and over a Unix socket (``baseline.py``: msgpack on
+    one connection to a plain server process); and 32 tasks each making
+    sequential calls on ONE portal, total calls/s, against 32 tasks
+    multiplexed on one bare TCP connection (a request id in each message,
+    one reader task dispatching the replies).
+streams
+    Sequential round trips on a context's stream (``echo_ctx``), compared
+    with the bare echo loop; one-way stream throughput of small ints and of
+    1 KiB byte strings (``open_stream_from``, timed from open to
+    exhaustion), compared with the bare server packing the same values one
+    by one into ~64 KiB writes (median of 5 runs per rep).
+errors
+    A remote exception reaching the caller (``portal.run`` of a function
+    that raises), compared with an echo call to the same actor, the two
+    interleaved.
+memory
+    USS (``psutil`` ``memory_full_info().uss``: the memory only that process
+    holds) of one idle actor per backend; then, with 32 idle actors per
+    backend, the increment per actor of the summed USS over the actors, and
+    of the summed PSS of the actors and the zygote (PSS shares each shared
+    page among its holders, so the sum is the tree's real footprint). Here
+    the ratio is forkserver/trio.
+import
+    Wall time of ``python -c "import tractorish"`` against ``python -c
+    "import trio, msgpack"``, alternating.
+pool
+    ``open_actor_pool(2, concurrency=4)``: ``pool.map`` of a trivial async
+    function over many items (calls/s); and ``open_actor_pool(2)``
+    (concurrency 1): ``pool.starmap`` of a CPU-bound plain function (counting
+    primes; chunks calibrated here to ~30 ms each) over the same chunks
+    (wall time); both against ``concurrent.futures.ProcessPoolExecutor(2)``
+    (``map``), ``trio_parallel.run_sync`` (two workers; skipped if
+    trio-parallel is not installed) and ``multiprocessing.Pool(2)``
+    (``apply`` per item, sequential, for the tiny calls; ``starmap`` for the
+    CPU-bound chunks). Every pool is started and warmed up, untimed, before
+    any measurement; the other pools' workers use multiprocessing's
+    ``forkserver`` start method.
 
-Each repetition starts fresh processes (one actor for 2-4, one baseline
-server); tractorish and baseline repetitions alternate so that drift in
-machine load hits both alike. Reported values are medians across
-repetitions (spawn: median and p90 over all spawns of all repetitions; the
-baseline streams, being short, run five times per repetition, and the
-repetition counts their median). Every received value is checked. Everything
-runs on loopback; the run gets its own secret and registry address, so the
-user's secret file and port 1616 are never touched. Nothing here asserts on
-timings: it only reports.
+Within a group, tractorish and baseline repetitions alternate so that drift
+in machine load hits both alike; values are medians across repetitions with
+[min..max] in brackets. Every received value is checked. Everything runs on
+loopback; the run gets its own secret and registry addresses, so the user's
+secret file and port 1616 are never touched. Every process started is reaped
+on success, on error and on Ctrl-C. Nothing here asserts on timings: it only
+reports.
 
-Stream throughput on a machine with few CPUs depends on whether the
-scheduler runs the two processes on one CPU or on two (the bare baseline is
-up to ~3x faster on two; tractorish, whose two sides mostly take turns, can
-be faster on one), so expect wide [min..max] ranges there; nothing is pinned.
+On a machine with few CPUs, stream throughput depends on whether the
+scheduler runs the two processes on one CPU or on two, so expect wide
+[min..max] ranges there; nothing is pinned.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import gc
 import json
+import math
+import multiprocessing
 import os
 import platform
 import reprlib
 import secrets
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCH_DIR not in sys.path:  # also works as ``python -m bench.run``
@@ -60,19 +104,48 @@ import trio  # noqa: E402
 
 import baseline  # noqa: E402
 import bench_funcs  # noqa: E402
+import floors  # noqa: E402
 import tractorish  # noqa: E402
 
-DEFAULTS = dict(reps=5, calls=5000, warmup=500, spawns=3,
-                stream_ints=200_000, stream_kib=100_000)
-QUICK = dict(reps=2, calls=1000, warmup=200, spawns=2,
-             stream_ints=40_000, stream_kib=20_000)
+try:
+    import trio_parallel
+except ImportError:  # an optional comparison
+    trio_parallel = None
+try:
+    import psutil
+except ImportError:  # the memory group needs it
+    psutil = None
+
+GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool')
+BACKENDS = ('forkserver', 'trio')
+
+DEFAULTS = dict(reps=5, spawn_reps=5, calls=3000, warmup=300, spawns=4, concurrent_spawns=8,
+                tasks=32, task_calls=100, error_calls=200,
+                stream_ints=100_000, stream_kib=50_000,
+                mem_reps=2, mem_actors=32, imports=10,
+                pool_items=2000, pool_chunks=40)
+QUICK = dict(reps=2, spawn_reps=1, calls=500, warmup=100, spawns=2, concurrent_spawns=8,
+             tasks=32, task_calls=20, error_calls=50,
+             stream_ints=20_000, stream_kib=10_000,
+             mem_reps=1, mem_actors=4, imports=3,
+             pool_items=300, pool_chunks=6)
 STOP_WAIT = 10.0  # s; a bound on cleanup only, never on a measurement
 STREAM_WARMUP = 2000  # values in the untimed stream before each timed one
 BASELINE_STREAM_RUNS = 5  # timed baseline streams per repetition (median)
 KIB = 1024
+MIB = 1024 * 1024
+IDLE_SETTLE = 0.25  # s the actors are left alone before their memory is read
+POOL_SIZE, POOL_CONCURRENCY = 2, 4
+CHUNK_TARGET_MS = 30.0
+# the other pools' workers are forked by multiprocessing's forkserver, as
+# tractorish's are by its zygote (starting them is not timed)
+MP_START_METHOD = 'forkserver'
+PRIMES_FROM = 1_000_000
+
+_PACKAGE_PARENT = os.path.dirname(BENCH_DIR)
 
 
-# --- statistics ---------------------------------------------------------------
+# --- statistics -----------------------------------------------------------------
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100), linear interpolation between ranks."""
@@ -99,15 +172,74 @@ def stream_summary(n: int, size: int, elapsed_s: float) -> Dict[str, float]:
             'elapsed_s': elapsed_s}
 
 
-def median_of(reps: List[Dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in reps)
+# --- the table --------------------------------------------------------------------
+
+class Table:
+    """Rows of (metric, tractorish, baseline, ratio, baseline is).
+
+    A value is a list (one entry per rep: shown as median [min..max]) or a
+    single number; the ratio is of the two medians.
+    """
+
+    def __init__(self) -> None:
+        self.rows: List[Dict[str, Any]] = []
+
+    def section(self, title: str) -> None:
+        self.rows.append({'section': title})
+
+    def add(self, metric: str, ours: Any, base: Any = None, base_label: str = '',
+            fmt: str = '.1f') -> None:
+        ours_v, base_v = _center(ours), _center(base)
+        ratio = (ours_v / base_v if ours_v is not None and base_v
+                 else None)
+        self.rows.append({'metric': metric, 'tractorish': ours, 'baseline': base,
+                          'tractorish_value': ours_v, 'baseline_value': base_v,
+                          'ratio': ratio, 'baseline_is': base_label, 'fmt': fmt})
 
 
-def medians(reps: List[Dict[str, float]]) -> Dict[str, float]:
-    return {key: median_of(reps, key) for key in reps[0]}
+def _center(value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return statistics.median(value) if value else None
+    return float(value)
 
 
-# --- the measurements -------------------------------------------------------
+def _show(value: Any, fmt: str) -> str:
+    if value is None:
+        return '-'
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return '-'
+        mid = format(statistics.median(value), fmt)
+        if len(value) == 1:
+            return mid
+        return f'{mid} [{format(min(value), fmt)}..{format(max(value), fmt)}]'
+    return format(value, fmt)
+
+
+def _show_ratio(ratio: Optional[float]) -> str:
+    if ratio is None:
+        return '-'
+    return f'{ratio:.2f}x' if ratio >= 0.1 else f'{ratio:.3f}x'
+
+
+# --- tractorish helpers ------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def open_tree(**config: Any) -> AsyncIterator[tractorish.ActorNursery]:
+    """A root actor with ``RuntimeConfig(**config)`` and a private registry."""
+    registry = ('127.0.0.1', free_port())
+    async with tractorish.open_nursery(registry_addrs=[registry],
+                                       config=tractorish.RuntimeConfig(**config)) as an:
+        yield an
+
 
 def child_of(an: tractorish.ActorNursery, portal: tractorish.Portal) -> Any:
     """The nursery's record of the process behind ``portal``."""
@@ -120,17 +252,133 @@ async def stop_actor(portal: tractorish.Portal, child: Any) -> None:
     await child.wait()
 
 
-async def spawn_teardown_once(an: tractorish.ActorNursery, name: str) -> Dict[str, float]:
-    """Start one actor, cancel it, wait for its process to exit."""
+async def stop_all(an: tractorish.ActorNursery, portals: Sequence[tractorish.Portal]) -> None:
+    """Stop these actors concurrently; bounded (the nursery reaps what is left)."""
+    children = [child_of(an, p) for p in portals]
+    with trio.move_on_after(STOP_WAIT):
+        async with trio.open_nursery() as nursery:
+            for portal, child in zip(portals, children):
+                nursery.start_soon(stop_actor, portal, child)
+
+
+@contextlib.asynccontextmanager
+async def one_actor(an: tractorish.ActorNursery, name: str) -> AsyncIterator[tractorish.Portal]:
+    """A fresh actor for the block, stopped (and waited for) on the way out."""
+    portal = await an.start_actor(name, enable_modules=['bench_funcs'])
+    child = child_of(an, portal)
+    try:
+        yield portal
+    finally:
+        # wait for the exit too, so the next measurement runs on a quiet
+        # machine; bounded so that an error path cannot hang here (the
+        # nursery reaps whatever is left, escalating to SIGKILL)
+        with trio.move_on_after(STOP_WAIT):
+            await stop_actor(portal, child)
+
+
+async def check_echo(portal: tractorish.Portal, i: int) -> None:
+    reply = await portal.run(bench_funcs.echo, x=i)
+    if reply != i:
+        raise RuntimeError(f'tractorish echo mismatch: sent {i}, got {reply!r}')
+
+
+# --- spawn -------------------------------------------------------------------------
+
+async def spawn_once(an: tractorish.ActorNursery, name: str) -> Dict[str, float]:
+    """Start one actor, call it once, cancel it, wait for its process to exit."""
     perf = time.perf_counter
     t0 = perf()
     portal = await an.start_actor(name, enable_modules=['bench_funcs'])
     t1 = perf()
-    await stop_actor(portal, child_of(an, portal))
+    await check_echo(portal, 1)
     t2 = perf()
-    return {'total_ms': (t2 - t0) * 1e3, 'start_ms': (t1 - t0) * 1e3,
-            'teardown_ms': (t2 - t1) * 1e3}
+    await stop_actor(portal, child_of(an, portal))
+    t3 = perf()
+    return {'total_ms': (t3 - t0) * 1e3, 'start_ms': (t1 - t0) * 1e3,
+            'call_ms': (t2 - t1) * 1e3, 'start_call_ms': (t2 - t0) * 1e3,
+            'teardown_ms': (t3 - t2) * 1e3}
 
+
+async def spawn_concurrent(an: tractorish.ActorNursery, n: int, tag: str) -> float:
+    """``n`` actors started at once: ms until every one has answered a call.
+
+    They are stopped afterwards, untimed.
+    """
+    portals: List[tractorish.Portal] = []
+
+    async def one(i: int) -> None:
+        portal = await an.start_actor(f'{tag}-{i}', enable_modules=['bench_funcs'])
+        portals.append(portal)
+        await check_echo(portal, i)
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(one, i)
+    elapsed = time.perf_counter() - t0
+    await stop_all(an, portals)
+    return elapsed * 1e3
+
+
+async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                      table: Table) -> Dict[str, Any]:
+    res: Dict[str, Any] = {m: {'seq': [], 'concurrent': []} for m in BACKENDS}
+    res['process_floor'] = {'seq': [], 'concurrent': []}
+    res['fork_floor'] = {'seq': [], 'concurrent': []}
+    n_conc = opts.concurrent_spawns
+    async with floors.byte_listener() as listener, floors.fork_helper() as helper:
+        await floors.process_floor_once(listener)  # warm-ups, untimed
+        await helper.once(listener)
+        for rep in range(opts.spawn_reps):
+            for method in BACKENDS:
+                async with open_tree(start_method=method) as an:
+                    if method == 'forkserver' or rep == 0:
+                        # untimed: starts the zygote; warms the page cache
+                        await spawn_once(an, f'warmup-{method}')
+                    for i in range(opts.spawns):
+                        res[method]['seq'].append(
+                            await spawn_once(an, f'spawn-{method}-{rep}-{i}'))
+                    res[method]['concurrent'].append(
+                        await spawn_concurrent(an, n_conc, f'conc-{method}-{rep}'))
+                floor = 'fork_floor' if method == 'forkserver' else 'process_floor'
+                for _ in range(opts.spawns):
+                    res[floor]['seq'].append(
+                        await helper.once(listener) if method == 'forkserver'
+                        else await floors.process_floor_once(listener))
+                res[floor]['concurrent'].append(
+                    await helper.concurrent(listener, n_conc) if method == 'forkserver'
+                    else await floors.process_floor_concurrent(listener, n_conc))
+            fs, tr = res['forkserver'], res['trio']
+            progress(f'spawn rep {rep + 1}/{opts.spawn_reps}: forkserver '
+                     f'{fs["seq"][-1]["total_ms"]:.1f} ms, 8 at once {fs["concurrent"][-1]:.0f} ms'
+                     f' (fork floor {res["fork_floor"]["seq"][-1]["total_ms"]:.1f} ms); trio '
+                     f'{tr["seq"][-1]["total_ms"]:.1f} ms, 8 at once {tr["concurrent"][-1]:.0f} ms'
+                     f' (process floor {res["process_floor"]["seq"][-1]["total_ms"]:.1f} ms)')
+
+    def stat(samples: List[Dict[str, float]], key: str, q: float) -> float:
+        return percentile([s[key] for s in samples], q)
+
+    table.section(f'spawn: {opts.spawns} sequential/backend/rep '
+                  f'({opts.spawn_reps * opts.spawns} samples: median, p90 over all), '
+                  f'{n_conc} at once once/rep')
+    for method, floor, flabel in (('forkserver', 'fork_floor', 'fork floor'),
+                                  ('trio', 'process_floor', 'process start floor')):
+        ours, base = res[method]['seq'], res[floor]['seq']
+        table.add(f'{method}: start+call+cancel+exit median (ms)', stat(ours, 'total_ms', 50),
+                  stat(base, 'total_ms', 50), f'{flabel}: to exit')
+        table.add(f'{method}: start+call+cancel+exit p90 (ms)', stat(ours, 'total_ms', 90),
+                  stat(base, 'total_ms', 90), f'{flabel}: to exit')
+        table.add(f'{method}:   of which start+first call (ms)',
+                  stat(ours, 'start_call_ms', 50), stat(base, 'start_ms', 50),
+                  f'{flabel}: to the byte')
+        table.add(f'{method}:   of which cancel+exit (ms)', stat(ours, 'teardown_ms', 50))
+        table.add(f'{method}: {n_conc} at once, until all answered (ms)',
+                  res[method]['concurrent'], res[floor]['concurrent'],
+                  f'{n_conc} {flabel}s: all bytes', fmt='.0f')
+    return res
+
+
+# --- rpc ---------------------------------------------------------------------------
 
 async def rpc_round_trips(portal: tractorish.Portal, calls: int,
                           warmup: int) -> Dict[str, float]:
@@ -153,6 +401,81 @@ async def rpc_round_trips(portal: tractorish.Portal, calls: int,
     elapsed = (perf() - start) / 1e9
     return rtt_summary(latencies, elapsed)
 
+
+async def concurrent_calls(portal: tractorish.Portal, tasks: int, calls: int,
+                           warmup: int) -> Dict[str, float]:
+    """``tasks`` tasks each making ``calls`` sequential calls on one portal: calls/s."""
+    async def worker(n: int) -> None:
+        for i in range(n):
+            await check_echo(portal, i)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(tasks):
+            nursery.start_soon(worker, warmup)
+    gc.collect()
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(tasks):
+            nursery.start_soon(worker, calls)
+    return {'calls_per_s': tasks * calls / (time.perf_counter() - start)}
+
+
+async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                    table: Table) -> Dict[str, Any]:
+    res: Dict[str, List[Dict[str, float]]] = {
+        k: [] for k in ('tcp', 'uds', 'concurrent', 'base_tcp', 'base_uds', 'base_concurrent')}
+    task_warmup = max(1, opts.warmup // opts.tasks)
+    tmp = tempfile.mkdtemp(prefix='tractorish-bench-')
+    try:
+        for rep in range(opts.reps):
+            async with open_tree() as an:
+                async with one_actor(an, f'rpc-tcp-{rep}') as portal:
+                    res['tcp'].append(await rpc_round_trips(portal, opts.calls, opts.warmup))
+                    res['concurrent'].append(await concurrent_calls(
+                        portal, opts.tasks, opts.task_calls, task_warmup))
+            async with open_tree(transport='uds', uds_dir=tmp) as an:
+                async with one_actor(an, f'rpc-uds-{rep}') as portal:
+                    res['uds'].append(await rpc_round_trips(portal, opts.calls, opts.warmup))
+            path = os.path.join(tmp, f'baseline-{rep}.sock')
+            async with baseline.echo_server(uds_path=path) as (port, _proc):
+                gc.collect()
+                res['base_tcp'].append(rtt_summary(
+                    *await baseline.measure_round_trips(port, opts.calls, opts.warmup)))
+                gc.collect()
+                res['base_uds'].append(rtt_summary(
+                    *await baseline.measure_round_trips(path, opts.calls, opts.warmup)))
+                gc.collect()
+                n, elapsed = await baseline.measure_multiplexed(
+                    port, opts.tasks, opts.task_calls, task_warmup)
+                res['base_concurrent'].append({'calls_per_s': n / elapsed})
+            progress(f'rpc rep {rep + 1}/{opts.reps}: p50 tcp {res["tcp"][-1]["p50_us"]:.0f} us '
+                     f'(bare {res["base_tcp"][-1]["p50_us"]:.0f}), uds '
+                     f'{res["uds"][-1]["p50_us"]:.0f} us (bare {res["base_uds"][-1]["p50_us"]:.0f}); '
+                     f'{opts.tasks} tasks {res["concurrent"][-1]["calls_per_s"]:,.0f} calls/s '
+                     f'(bare {res["base_concurrent"][-1]["calls_per_s"]:,.0f})')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def col(key: str, field: str) -> List[float]:
+        return [r[field] for r in res[key]]
+
+    table.section(f'rpc: {opts.calls:,} sequential calls/rep after {opts.warmup:,} warm-up; '
+                  f'{opts.tasks} tasks x {opts.task_calls} calls on one portal')
+    for transport, label in (('tcp', 'TCP'), ('uds', 'UDS')):
+        base_label = f'bare trio {label} echo'
+        table.add(f'{label} call p50 (us)', col(transport, 'p50_us'),
+                  col(f'base_{transport}', 'p50_us'), base_label)
+        table.add(f'{label} call p99 (us)', col(transport, 'p99_us'),
+                  col(f'base_{transport}', 'p99_us'), base_label)
+        table.add(f'{label} calls/s, sequential', col(transport, 'calls_per_s'),
+                  col(f'base_{transport}', 'calls_per_s'), base_label, fmt=',.0f')
+    table.add(f'TCP calls/s, {opts.tasks} tasks on one portal', col('concurrent', 'calls_per_s'),
+              col('base_concurrent', 'calls_per_s'), f'{opts.tasks} tasks muxed on one socket',
+              fmt=',.0f')
+    return res
+
+
+# --- streams -------------------------------------------------------------------------
 
 async def context_round_trips(portal: tractorish.Portal, calls: int,
                               warmup: int) -> Dict[str, float]:
@@ -224,26 +547,6 @@ async def tractorish_stream(portal: tractorish.Portal, n: int, size: int) -> Dic
     return stream_summary(n, size, await stream_once(portal, n, size))
 
 
-async def tractorish_rep(an: tractorish.ActorNursery, name: str,
-                         opts: argparse.Namespace) -> Dict[str, Dict[str, float]]:
-    """Round trips, context round trips and streams, all to one fresh actor."""
-    portal = await an.start_actor(name, enable_modules=['bench_funcs'])
-    child = child_of(an, portal)
-    try:
-        return {
-            'rpc': await rpc_round_trips(portal, opts.calls, opts.warmup),
-            'ctx': await context_round_trips(portal, opts.calls, opts.warmup),
-            'ints': await tractorish_stream(portal, opts.stream_ints, 0),
-            'kib': await tractorish_stream(portal, opts.stream_kib, KIB),
-        }
-    finally:
-        # wait for the exit too, so the next measurement runs on a quiet
-        # machine; bounded so that an error path cannot hang here (the
-        # nursery reaps whatever is left, escalating to SIGKILL)
-        with trio.move_on_after(STOP_WAIT):
-            await stop_actor(portal, child)
-
-
 async def baseline_stream(port: int, n: int, size: int) -> Dict[str, float]:
     await baseline.measure_stream(port, min(n, STREAM_WARMUP), size)
     runs = []
@@ -253,71 +556,453 @@ async def baseline_stream(port: int, n: int, size: int) -> Dict[str, float]:
     return stream_summary(n, size, statistics.median(runs))
 
 
-async def baseline_rep(opts: argparse.Namespace) -> Dict[str, Dict[str, float]]:
-    """The echo loop and the streams, all to one fresh baseline server."""
-    async with baseline.echo_server() as (port, _proc):
-        gc.collect()
-        latencies, elapsed = await baseline.measure_round_trips(port, opts.calls, opts.warmup)
-        return {
-            'rpc': rtt_summary(latencies, elapsed),
-            'ints': await baseline_stream(port, opts.stream_ints, 0),
-            'kib': await baseline_stream(port, opts.stream_kib, KIB),
-        }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def compare(t_reps: List[Dict[str, float]], b_reps: List[Dict[str, float]],
-            ratios: Sequence[str], **extra: Any) -> Dict[str, Any]:
-    """Medians of both sides, their ratios (tractorish/baseline) and the raw reps."""
-    t, b = medians(t_reps), medians(b_reps)
-    return {**extra,
-            'tractorish': {**t, 'reps': t_reps},
-            'baseline': {**b, 'reps': b_reps},
-            'ratio': {key: t[key] / b[key] for key in ratios}}
-
-
-async def run_all(opts: argparse.Namespace, progress: Any) -> Dict[str, Any]:
-    load_at_start = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
-    registry = ('127.0.0.1', free_port())
-    spawn: List[Dict[str, float]] = []
-    tractor_reps: List[Dict[str, Dict[str, float]]] = []
-    base_reps: List[Dict[str, Dict[str, float]]] = []
-    started = time.perf_counter()
-    async with tractorish.open_nursery(registry_addrs=[registry]) as an:
-        # one untimed spawn first: warms the page cache and the import system
-        await spawn_teardown_once(an, 'bench-warmup')
+async def streams_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                        table: Table) -> Dict[str, Any]:
+    res: Dict[str, List[Dict[str, float]]] = {
+        k: [] for k in ('ctx', 'ints', 'kib', 'base_rpc', 'base_ints', 'base_kib')}
+    async with open_tree() as an:
         for rep in range(opts.reps):
-            for i in range(opts.spawns):
-                spawn.append(await spawn_teardown_once(an, f'bench-spawn-{rep}-{i}'))
-            tractor_reps.append(await tractorish_rep(an, f'bench-rep-{rep}', opts))
-            base_reps.append(await baseline_rep(opts))
-            t, b = tractor_reps[-1], base_reps[-1]
-            progress(f'rep {rep + 1}/{opts.reps}: '
-                     f'spawn {statistics.median(s["total_ms"] for s in spawn[-opts.spawns:]):.1f} ms; '
-                     f'p50 rpc {t["rpc"]["p50_us"]:.1f} us, ctx {t["ctx"]["p50_us"]:.1f} us, '
-                     f'baseline {b["rpc"]["p50_us"]:.1f} us; '
-                     f'ints {t["ints"]["msgs_per_s"]:,.0f}/s (baseline '
-                     f'{b["ints"]["msgs_per_s"]:,.0f}/s); '
-                     f'1 KiB {t["kib"]["mb_per_s"]:.1f} MB/s (baseline '
-                     f'{b["kib"]["mb_per_s"]:.1f} MB/s)')
+            async with one_actor(an, f'streams-{rep}') as portal:
+                res['ctx'].append(await context_round_trips(portal, opts.calls, opts.warmup))
+                res['ints'].append(await tractorish_stream(portal, opts.stream_ints, 0))
+                res['kib'].append(await tractorish_stream(portal, opts.stream_kib, KIB))
+            async with baseline.echo_server() as (port, _proc):
+                gc.collect()
+                res['base_rpc'].append(rtt_summary(
+                    *await baseline.measure_round_trips(port, opts.calls, opts.warmup)))
+                res['base_ints'].append(await baseline_stream(port, opts.stream_ints, 0))
+                res['base_kib'].append(await baseline_stream(port, opts.stream_kib, KIB))
+            progress(f'streams rep {rep + 1}/{opts.reps}: ctx p50 '
+                     f'{res["ctx"][-1]["p50_us"]:.0f} us (bare {res["base_rpc"][-1]["p50_us"]:.0f}); '
+                     f'ints {res["ints"][-1]["msgs_per_s"]:,.0f}/s '
+                     f'(bare {res["base_ints"][-1]["msgs_per_s"]:,.0f}); 1 KiB '
+                     f'{res["kib"][-1]["mb_per_s"]:.1f} MB/s '
+                     f'(bare {res["base_kib"][-1]["mb_per_s"]:.1f})')
 
-    def side(reps: List[Dict[str, Dict[str, float]]], what: str) -> List[Dict[str, float]]:
-        return [r[what] for r in reps]
+    def col(key: str, field: str) -> List[float]:
+        return [r[field] for r in res[key]]
 
-    totals = [s['total_ms'] for s in spawn]
-    rtt_ratios = ('p50_us', 'p99_us', 'calls_per_s')
+    table.section(f'streams: ctx echo {opts.calls:,} round trips/rep; {opts.stream_ints:,} ints '
+                  f'and {opts.stream_kib:,} x 1 KiB per stream, after a '
+                  f'{STREAM_WARMUP:,}-value warm-up (bare: median of {BASELINE_STREAM_RUNS}/rep)')
+    table.add('ctx echo round trip p50 (us)', col('ctx', 'p50_us'), col('base_rpc', 'p50_us'),
+              'bare trio TCP echo')
+    table.add('ctx echo round trip p99 (us)', col('ctx', 'p99_us'), col('base_rpc', 'p99_us'),
+              'bare trio TCP echo')
+    table.add('ctx echo round trips/s', col('ctx', 'calls_per_s'),
+              col('base_rpc', 'calls_per_s'), 'bare trio TCP echo', fmt=',.0f')
+    table.add('stream ints msgs/s', col('ints', 'msgs_per_s'), col('base_ints', 'msgs_per_s'),
+              'bare socket, 64 KiB writes', fmt=',.0f')
+    table.add('stream 1 KiB MB/s (10^6 B)', col('kib', 'mb_per_s'),
+              col('base_kib', 'mb_per_s'), 'bare socket, 64 KiB writes')
+    table.add('stream 1 KiB msgs/s', col('kib', 'msgs_per_s'), col('base_kib', 'msgs_per_s'),
+              'bare socket, 64 KiB writes', fmt=',.0f')
+    return res
+
+
+# --- errors --------------------------------------------------------------------------
+
+async def error_calls(portal: tractorish.Portal, n: int) -> Dict[str, float]:
+    """``n`` calls of ``fail`` interleaved with ``n`` echo calls: median ms of each."""
+    async def fail_once() -> None:
+        try:
+            await portal.run(bench_funcs.fail, msg='bench')
+        except tractorish.RemoteActorError as err:
+            if err.type_str != 'ValueError':
+                raise RuntimeError(f'expected a remote ValueError, got {err!r}') from err
+        else:
+            raise RuntimeError('fail() returned instead of raising')
+
+    for i in range(max(10, n // 10)):  # warm-up
+        await fail_once()
+        await check_echo(portal, i)
+    gc.collect()
+    perf = time.perf_counter_ns
+    fails, echoes = [], []
+    for i in range(n):
+        t0 = perf()
+        await fail_once()
+        t1 = perf()
+        await check_echo(portal, i)
+        t2 = perf()
+        fails.append(t1 - t0)
+        echoes.append(t2 - t1)
+    return {'error_ms': statistics.median(fails) / 1e6,
+            'error_p90_ms': percentile(fails, 90) / 1e6,
+            'echo_ms': statistics.median(echoes) / 1e6,
+            'echo_p90_ms': percentile(echoes, 90) / 1e6}
+
+
+async def errors_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                       table: Table) -> Dict[str, Any]:
+    reps: List[Dict[str, float]] = []
+    async with open_tree() as an:
+        for rep in range(opts.reps):
+            async with one_actor(an, f'errors-{rep}') as portal:
+                reps.append(await error_calls(portal, opts.error_calls))
+            progress(f'errors rep {rep + 1}/{opts.reps}: remote error '
+                     f'{reps[-1]["error_ms"]:.3f} ms, echo {reps[-1]["echo_ms"]:.3f} ms')
+    table.section(f'errors: {opts.error_calls} calls that raise/rep, each followed by an echo call')
+    table.add('remote error reaches the caller, median (ms)', [r['error_ms'] for r in reps],
+              [r['echo_ms'] for r in reps], 'echo call, same actor', fmt='.3f')
+    table.add('remote error reaches the caller, p90 (ms)', [r['error_p90_ms'] for r in reps],
+              [r['echo_p90_ms'] for r in reps], 'echo call, same actor', fmt='.3f')
+    return {'reps': reps}
+
+
+# --- memory --------------------------------------------------------------------------
+
+def memory_of(pids: Sequence[int]) -> Tuple[float, float]:
+    """Summed USS and PSS of these processes, in bytes."""
+    uss = pss = 0.0
+    for pid in pids:
+        info = psutil.Process(pid).memory_full_info()
+        uss += info.uss
+        pss += getattr(info, 'pss', 0.0)
+    return uss, pss
+
+
+async def memory_rep(an: tractorish.ActorNursery, method: str, n: int,
+                     tag: str) -> Dict[str, float]:
+    """One idle actor's USS; then ``n`` idle actors: increments per actor."""
+    portals: List[tractorish.Portal] = []
+    try:
+        first = await an.start_actor(f'{tag}-0', enable_modules=['bench_funcs'])
+        portals.append(first)
+        await check_echo(first, 0)
+        await trio.sleep(IDLE_SETTLE)
+        first_pid = child_of(an, first).pid
+        zygote = [psutil.Process(first_pid).ppid()] if method == 'forkserver' else []
+        uss_1, pss_1 = memory_of([first_pid])
+        zuss_1, zpss_1 = memory_of(zygote)
+
+        async def one(i: int) -> None:
+            portal = await an.start_actor(f'{tag}-{i}', enable_modules=['bench_funcs'])
+            portals.append(portal)
+            await check_echo(portal, i)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(1, n):
+                nursery.start_soon(one, i)
+        await trio.sleep(IDLE_SETTLE)
+        pids = [child_of(an, p).pid for p in portals]
+        uss_n, pss_n = memory_of(pids)
+        _, zpss_n = memory_of(zygote)
+    finally:
+        await stop_all(an, portals)
+    per = max(n - 1, 1)
+    return {'idle_uss': uss_1, 'idle_pss': pss_1,
+            'uss_increment': (uss_n - uss_1) / per,
+            'pss_increment': ((pss_n + zpss_n) - (pss_1 + zpss_1)) / per,
+            'zygote_uss_1': zuss_1}
+
+
+async def memory_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                       table: Table) -> Dict[str, Any]:
+    if psutil is None:
+        table.section('memory: skipped (psutil is not installed)')
+        progress('memory: skipped, psutil is not installed')
+        return {}
+    res: Dict[str, List[Dict[str, float]]] = {m: [] for m in BACKENDS}
+    n = opts.mem_actors
+    for method in BACKENDS:
+        async with open_tree(start_method=method) as an:
+            for rep in range(opts.mem_reps):
+                res[method].append(await memory_rep(an, method, n, f'mem-{method}-{rep}'))
+                r = res[method][-1]
+                progress(f'memory {method} rep {rep + 1}/{opts.mem_reps}: idle actor USS '
+                         f'{r["idle_uss"] / MIB:.1f} MiB; per actor with {n}: USS '
+                         f'{r["uss_increment"] / MIB:.1f} MiB, PSS {r["pss_increment"] / MIB:.1f} MiB')
+
+    def col(method: str, key: str) -> List[float]:
+        return [r[key] / MIB for r in res[method]]
+
+    table.section(f'memory (MiB; tractorish = forkserver, baseline = trio backend): '
+                  f'1 idle actor, then {n}; {opts.mem_reps} rep(s)')
+    table.add('idle actor USS', col('forkserver', 'idle_uss'), col('trio', 'idle_uss'),
+              'trio backend')
+    table.add(f'per-actor increment of summed USS, 1 -> {n} actors',
+              col('forkserver', 'uss_increment'), col('trio', 'uss_increment'), 'trio backend')
+    table.add(f'per-actor increment of summed PSS (+zygote), 1 -> {n}',
+              col('forkserver', 'pss_increment'), col('trio', 'pss_increment'), 'trio backend')
+    table.add('forkserver zygote USS, a fixed cost (with 1 actor)',
+              col('forkserver', 'zygote_uss_1'))
+    return res
+
+
+# --- import --------------------------------------------------------------------------
+
+def time_python(code: str) -> float:
+    """Wall time (ms) of ``python -c code``, from ``Popen`` to the reaped exit."""
+    env = dict(os.environ)
+    paths = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
+    env['PYTHONPATH'] = os.pathsep.join([_PACKAGE_PARENT, *paths])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, '-c', code], env=env, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        code_ = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    elapsed = (time.perf_counter() - t0) * 1e3
+    if code_ != 0:
+        raise RuntimeError(f'python -c {code!r} exited with code {code_}')
+    return elapsed
+
+
+async def import_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                       table: Table) -> Dict[str, Any]:
+    ours, base = 'import tractorish', 'import trio, msgpack'
+    res: Dict[str, List[float]] = {'tractorish': [], 'baseline': []}
+    await trio.to_thread.run_sync(time_python, ours)  # a warm-up, untimed
+    for i in range(opts.imports):
+        # alternate which goes first, too
+        order = ((ours, 'tractorish'), (base, 'baseline'))
+        for code, key in order if i % 2 == 0 else order[::-1]:
+            res[key].append(await trio.to_thread.run_sync(time_python, code))
+    progress(f'import: tractorish {statistics.median(res["tractorish"]):.0f} ms, '
+             f'trio+msgpack {statistics.median(res["baseline"]):.0f} ms')
+    table.section(f'import: {opts.imports} runs of each, alternating; Popen to reaped exit')
+    table.add('python -c "import tractorish" (ms)', res['tractorish'], res['baseline'],
+              'python -c "import trio, msgpack"', fmt='.0f')
+    return res
+
+
+# --- pools ---------------------------------------------------------------------------
+
+def make_chunks(n: int) -> Tuple[List[Tuple[int, int]], float]:
+    """``n`` ranges of about equal work, each ~CHUNK_TARGET_MS here; and that ms."""
+    def chunk_ms(step: int) -> float:  # the fastest of 3: the least disturbed
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            bench_funcs.count_primes(PRIMES_FROM, PRIMES_FROM + step)
+            best = min(best, (time.perf_counter() - t0) * 1e3)
+        return best
+
+    step = 1000
+    for _ in range(2):  # calibrate the step to the target
+        step = max(100, int(step * CHUNK_TARGET_MS / max(chunk_ms(step), 0.1)))
+    chunks = [(PRIMES_FROM + i * step, PRIMES_FROM + (i + 1) * step) for i in range(n)]
+    return chunks, chunk_ms(step)
+
+
+def timed(fn: Callable[[], Any]) -> Tuple[float, Any]:
+    t0 = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, value
+
+
+async def pool_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                     table: Table) -> Dict[str, Any]:
+    n_items = opts.pool_items
+    items = list(range(n_items))
+    chunks, chunk_ms = make_chunks(opts.pool_chunks)
+    kinds = ['tractorish', 'ppe', 'mp'] + (['trio_parallel'] if trio_parallel else [])
+    res: Dict[str, Any] = {'tiny': {k: [] for k in kinds}, 'cpu': {k: [] for k in kinds},
+                           'chunk_ms': chunk_ms, 'chunks': len(chunks), 'items': n_items,
+                           'trio_parallel': trio_parallel is not None}
+    mp_ctx = multiprocessing.get_context(MP_START_METHOD)
+    starts, stops = [c[0] for c in chunks], [c[1] for c in chunks]
+    expected_primes: Optional[int] = None
+
+    def check_primes(kind: str, total: int) -> None:
+        nonlocal expected_primes
+        if expected_primes is None:
+            expected_primes = total
+        elif total != expected_primes:
+            raise RuntimeError(f'{kind} counted {total} primes, others {expected_primes}')
+
+    async def in_thread(fn: Callable[[], Any]) -> Tuple[float, Any]:
+        return await trio.to_thread.run_sync(timed, fn)
+
+    async def tractorish_tiny(pool: tractorish.ActorPool) -> float:
+        t0 = time.perf_counter()
+        got = [x async for x in pool.map(bench_funcs.echo, items)]
+        elapsed = time.perf_counter() - t0
+        if got != items:
+            raise RuntimeError('tractorish pool.map returned the wrong values')
+        return elapsed
+
+    async def tractorish_cpu(pool: tractorish.ActorPool) -> float:
+        t0 = time.perf_counter()
+        total = sum([n async for n in pool.starmap(
+            bench_funcs.count_primes, ({'start': a, 'stop': b} for a, b in chunks),
+            ordered=False)])
+        elapsed = time.perf_counter() - t0
+        check_primes('the tractorish pool', total)
+        return elapsed
+
+    async def trio_parallel_run(ctx: Any, limiter: trio.CapacityLimiter,
+                                fn: Callable[..., Any], args: List[tuple]) -> Tuple[float, list]:
+        out: list = [None] * len(args)
+
+        async def one(i: int) -> None:
+            out[i] = await ctx.run_sync(fn, *args[i], limiter=limiter)
+
+        t0 = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for i in range(len(args)):
+                nursery.start_soon(one, i)
+        return time.perf_counter() - t0, out
+
+    ppe = concurrent.futures.ProcessPoolExecutor(
+        POOL_SIZE, mp_context=mp_ctx, initializer=bench_funcs.ignore_sigint)
+    mp_pool = None
+    try:
+        mp_pool = mp_ctx.Pool(POOL_SIZE, initializer=bench_funcs.ignore_sigint)
+        async with contextlib.AsyncExitStack() as stack:
+            tp_ctx = None
+            limiter = trio.CapacityLimiter(POOL_SIZE)
+            if trio_parallel is not None:
+                tp_ctx = await stack.enter_async_context(trio_parallel.open_worker_context(
+                    worker_type=trio_parallel.WorkerType(MP_START_METHOD)))
+            # tiny calls: concurrency 4 per worker; CPU-bound: the default, 1
+            pool = await stack.enter_async_context(tractorish.open_actor_pool(
+                POOL_SIZE, concurrency=POOL_CONCURRENCY, enable_modules=['bench_funcs'],
+                name='bench-pool', registry_addrs=[('127.0.0.1', free_port())]))
+            cpu_pool = await stack.enter_async_context(tractorish.open_actor_pool(
+                POOL_SIZE, enable_modules=['bench_funcs'], name='bench-cpu-pool'))
+            # warm-ups, untimed: every worker of every pool started and used
+            await pool.wait_ready()
+            await cpu_pool.wait_ready()
+            await cpu_pool.cast(bench_funcs.echo, x=1, raise_errors=True)
+            hold = [0.05] * POOL_SIZE
+            await in_thread(lambda: list(ppe.map(bench_funcs.sleep_sync, hold)))
+            await in_thread(lambda: mp_pool.map(bench_funcs.sleep_sync, hold, chunksize=1))
+            if tp_ctx is not None:
+                await trio_parallel_run(tp_ctx, limiter, bench_funcs.sleep_sync,
+                                        [(s,) for s in hold])
+            few = items[:50]
+            if [x async for x in pool.map(bench_funcs.echo, few)] != few:
+                raise RuntimeError('tractorish pool.map returned the wrong values')
+            await in_thread(lambda: list(ppe.map(bench_funcs.echo_sync, few)))
+            await in_thread(lambda: [mp_pool.apply(bench_funcs.echo_sync, (i,)) for i in few])
+            if tp_ctx is not None:
+                await trio_parallel_run(tp_ctx, limiter, bench_funcs.echo_sync,
+                                        [(i,) for i in few])
+
+            # each returns the measured value: calls/s (tiny) or ms (CPU-bound)
+            async def tiny_tractorish() -> float:
+                return n_items / await tractorish_tiny(pool)
+
+            async def tiny_ppe() -> float:
+                elapsed, got = await in_thread(
+                    lambda: list(ppe.map(bench_funcs.echo_sync, items)))
+                if got != items:
+                    raise RuntimeError('ProcessPoolExecutor.map returned the wrong values')
+                return n_items / elapsed
+
+            async def tiny_mp() -> float:
+                elapsed, got = await in_thread(
+                    lambda: [mp_pool.apply(bench_funcs.echo_sync, (i,)) for i in items])
+                if got != items:
+                    raise RuntimeError('multiprocessing.Pool.apply returned the wrong values')
+                return n_items / elapsed
+
+            async def tiny_trio_parallel() -> float:
+                elapsed, got = await trio_parallel_run(
+                    tp_ctx, limiter, bench_funcs.echo_sync, [(i,) for i in items])
+                if got != items:
+                    raise RuntimeError('trio_parallel.run_sync returned the wrong values')
+                return n_items / elapsed
+
+            async def cpu_tractorish() -> float:
+                return await tractorish_cpu(cpu_pool) * 1e3
+
+            async def cpu_ppe() -> float:
+                elapsed, got = await in_thread(
+                    lambda: sum(ppe.map(bench_funcs.count_primes, starts, stops)))
+                check_primes('ProcessPoolExecutor', got)
+                return elapsed * 1e3
+
+            async def cpu_mp() -> float:
+                elapsed, got = await in_thread(
+                    lambda: sum(mp_pool.starmap(bench_funcs.count_primes, chunks, chunksize=1)))
+                check_primes('multiprocessing.Pool', got)
+                return elapsed * 1e3
+
+            async def cpu_trio_parallel() -> float:
+                elapsed, out = await trio_parallel_run(
+                    tp_ctx, limiter, bench_funcs.count_primes, chunks)
+                check_primes('trio_parallel', sum(out))
+                return elapsed * 1e3
+
+            runs = {'tiny': {'tractorish': tiny_tractorish, 'ppe': tiny_ppe, 'mp': tiny_mp,
+                             'trio_parallel': tiny_trio_parallel},
+                    'cpu': {'tractorish': cpu_tractorish, 'ppe': cpu_ppe, 'mp': cpu_mp,
+                            'trio_parallel': cpu_trio_parallel}}
+            for rep in range(opts.reps):
+                # a different one goes first in each rep: no order favours any
+                order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
+                for what in ('tiny', 'cpu'):
+                    for kind in order:
+                        gc.collect()
+                        res[what][kind].append(await runs[what][kind]())
+                tiny, cpu = res['tiny'], res['cpu']
+                progress(f'pool rep {rep + 1}/{opts.reps}: tiny calls/s tractorish '
+                         f'{tiny["tractorish"][-1]:,.0f}, ProcessPoolExecutor '
+                         f'{tiny["ppe"][-1]:,.0f}, mp.Pool.apply {tiny["mp"][-1]:,.0f}'
+                         + (f', trio_parallel {tiny["trio_parallel"][-1]:,.0f}' if tp_ctx else '')
+                         + f'; CPU-bound ms tractorish {cpu["tractorish"][-1]:.0f}, '
+                         f'ProcessPoolExecutor {cpu["ppe"][-1]:.0f}, mp.Pool {cpu["mp"][-1]:.0f}'
+                         + (f', trio_parallel {cpu["trio_parallel"][-1]:.0f}' if tp_ctx else ''))
+    finally:
+        with trio.CancelScope(shield=True):
+            if mp_pool is not None:
+                mp_pool.terminate()
+                await trio.to_thread.run_sync(mp_pool.join)
+            await trio.to_thread.run_sync(
+                lambda: ppe.shutdown(wait=True, cancel_futures=True))
+
+    tiny, cpu = res['tiny'], res['cpu']
+    tp_missing = None if trio_parallel else 'trio-parallel not installed'
+    table.section(f'pool: {POOL_SIZE} workers each; tiny: {n_items:,} calls of a no-op/rep '
+                  f'(tractorish pool.map, concurrency {POOL_CONCURRENCY}); CPU-bound: '
+                  f'{len(chunks)} prime-counting chunks of ~{chunk_ms:.0f} ms/rep '
+                  f'(tractorish pool.starmap, concurrency 1)')
+    table.add('tiny calls/s', tiny['tractorish'], tiny['ppe'],
+              'ProcessPoolExecutor.map', fmt=',.0f')
+    table.add('tiny calls/s', tiny['tractorish'], tiny.get('trio_parallel') or None,
+              tp_missing or 'trio_parallel.run_sync', fmt=',.0f')
+    table.add('tiny calls/s', tiny['tractorish'], tiny['mp'],
+              'mp.Pool.apply, one at a time', fmt=',.0f')
+    table.add('CPU-bound wall time (ms)', cpu['tractorish'], cpu['ppe'],
+              'ProcessPoolExecutor.map', fmt='.0f')
+    table.add('CPU-bound wall time (ms)', cpu['tractorish'], cpu.get('trio_parallel') or None,
+              tp_missing or 'trio_parallel.run_sync', fmt='.0f')
+    table.add('CPU-bound wall time (ms)', cpu['tractorish'], cpu['mp'],
+              'mp.Pool.starmap', fmt='.0f')
+    return res
+
+
+# --- the run ---------------------------------------------------------------------------
+
+GROUP_FUNCS = {
+    'spawn': spawn_group, 'rpc': rpc_group, 'streams': streams_group,
+    'errors': errors_group, 'memory': memory_group, 'import': import_group,
+    'pool': pool_group,
+}
+
+
+def loadavg() -> Optional[float]:
+    return os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
+
+
+async def run_all(opts: argparse.Namespace, progress: Callable[[str], None]) -> Dict[str, Any]:
+    load_at_start = loadavg()
+    table = Table()
+    results: Dict[str, Any] = {}
+    wall: Dict[str, float] = {}
+    started = time.perf_counter()
+    for group in opts.only:
+        t0 = time.perf_counter()
+        results[group] = await GROUP_FUNCS[group](opts, progress, table)
+        wall[group] = time.perf_counter() - t0
     return {
-        'config': {
-            'reps': opts.reps, 'calls_per_rep': opts.calls, 'warmup_calls': opts.warmup,
-            'spawns_per_rep': opts.spawns, 'stream_ints_per_rep': opts.stream_ints,
-            'stream_kib_per_rep': opts.stream_kib, 'stream_warmup_values': STREAM_WARMUP,
-            'baseline_stream_runs_per_rep': BASELINE_STREAM_RUNS, 'quick': opts.quick,
-        },
+        'config': {key: getattr(opts, key) for key in (*DEFAULTS, 'quick', 'only')},
         'machine': {
             'python': platform.python_version(),
             'implementation': platform.python_implementation(),
@@ -326,87 +1011,54 @@ async def run_all(opts: argparse.Namespace, progress: Any) -> Dict[str, Any]:
             'trio': trio.__version__,
             'msgpack': '.'.join(map(str, msgpack.version)),
             'tractorish': tractorish.__version__,
+            'trio_parallel': getattr(trio_parallel, '__version__', None)
+            if trio_parallel else None,
             'loadavg_1min_at_start': load_at_start,
-            'loadavg_1min_at_end': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None,
+            'loadavg_1min_at_end': loadavg(),
         },
-        'spawn_teardown_ms': {
-            'samples': len(totals),
-            'median': statistics.median(totals),
-            'p90': percentile(totals, 90),
-            'start_median': statistics.median(s['start_ms'] for s in spawn),
-            'teardown_median': statistics.median(s['teardown_ms'] for s in spawn),
-            'raw': spawn,
-        },
-        # ratios: tractorish/baseline of the medians across reps
-        'round_trip': compare(side(tractor_reps, 'rpc'), side(base_reps, 'rpc'), rtt_ratios),
-        # the baseline is the same echo loop as round_trip's
-        'context_round_trip': compare(side(tractor_reps, 'ctx'), side(base_reps, 'rpc'),
-                                      rtt_ratios),
-        'stream_ints': compare(side(tractor_reps, 'ints'), side(base_reps, 'ints'),
-                               ('msgs_per_s',), values_per_rep=opts.stream_ints),
-        'stream_1kib': compare(side(tractor_reps, 'kib'), side(base_reps, 'kib'),
-                               ('msgs_per_s', 'mb_per_s'), values_per_rep=opts.stream_kib,
-                               value_bytes=KIB),
+        'rows': [{k: v for k, v in row.items() if k != 'fmt'} for row in table.rows],
+        'table_rows': table.rows,
+        'results': results,
+        'group_wall_s': wall,
         'wall_s': time.perf_counter() - started,
     }
 
 
-# --- output -------------------------------------------------------------------
-
-def spread(reps: List[Dict[str, float]], key: str, fmt: str) -> str:
-    values = [r[key] for r in reps]
-    return f'{format(min(values), fmt)}..{format(max(values), fmt)}'
-
+# --- output -------------------------------------------------------------------------------
 
 def format_table(res: Dict[str, Any]) -> str:
     cfg, mach = res['config'], res['machine']
-    sp = res['spawn_teardown_ms']
     head = (f'tractorish {mach["tractorish"]} bench: {mach["implementation"]} '
             f'{mach["python"]}, trio {mach["trio"]}, msgpack {mach["msgpack"]}, '
             f'{mach["cpus"]} CPUs, {mach["platform"]}\n'
-            f'{cfg["reps"]} reps; spawn: {cfg["spawns_per_rep"]} actors/rep '
-            f'({sp["samples"]} samples); round trips: {cfg["calls_per_rep"]:,} '
-            f'sequential/rep after {cfg["warmup_calls"]:,} warm-up;\n'
-            f'streams: {cfg["stream_ints_per_rep"]:,} ints and {cfg["stream_kib_per_rep"]:,} '
-            f'x 1 KiB/rep, timed from open to exhaustion after a {cfg["stream_warmup_values"]:,}'
-            f'-value warm-up (baseline: median of {cfg["baseline_stream_runs_per_rep"]}/rep); '
-            f'MB = 10^6 payload bytes;\n'
-            f'values are medians across reps, [min..max] in brackets; ctx echo is compared '
-            f'with the same baseline echo loop as rpc')
-
-    def measured(section: Dict[str, Any], key: str, fmt: str) -> Tuple[str, str, str]:
-        t, b = section['tractorish'], section['baseline']
-        ratio = section['ratio'][key]
-        return (f'{format(t[key], fmt)} [{spread(t["reps"], key, fmt)}]',
-                f'{format(b[key], fmt)} [{spread(b["reps"], key, fmt)}]',
-                f'{ratio:.2f}x' if ratio >= 0.1 else f'{ratio:.3f}x')
-
-    def rtt_rows(label: str, section: Dict[str, Any]) -> List[Tuple[str, ...]]:
-        return [(f'{label} p50 (us)', *measured(section, 'p50_us', '.1f')),
-                (f'{label} p99 (us)', *measured(section, 'p99_us', '.1f')),
-                (f'{label} round trips/s', *measured(section, 'calls_per_s', ',.0f'))]
-
-    kib = res['stream_1kib']
-    rows = [
-        ('metric', 'tractorish', 'baseline', 'tractorish/baseline'),
-        ('spawn+teardown median (ms)', f'{sp["median"]:.1f}', '-', '-'),
-        ('spawn+teardown p90 (ms)', f'{sp["p90"]:.1f}', '-', '-'),
-        ('  of which start_actor (ms)', f'{sp["start_median"]:.1f}', '-', '-'),
-        ('  of which cancel+exit (ms)', f'{sp["teardown_median"]:.1f}', '-', '-'),
-        *rtt_rows('rpc round trip', res['round_trip']),
-        *rtt_rows('ctx echo round trip', res['context_round_trip']),
-        ('stream ints msgs/s', *measured(res['stream_ints'], 'msgs_per_s', ',.0f')),
-        ('stream 1 KiB MB/s', *measured(kib, 'mb_per_s', ',.1f')),
-        ('stream 1 KiB msgs/s', *measured(kib, 'msgs_per_s', ',.0f')),
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            f'{cfg["reps"]} reps (spawn {cfg["spawn_reps"]}, memory {cfg["mem_reps"]})'
+            f'{" (--quick)" if cfg["quick"] else ""}; groups: '
+            f'{", ".join(cfg["only"])}; values are medians across reps, [min..max] in '
+            f'brackets;\nratio = tractorish / baseline (for rates above 1 is better, for '
+            f'times and memory below 1); the backend is forkserver unless named')
+    rows: List[Tuple[str, ...]] = [('metric', 'tractorish', 'baseline', 'ratio', 'baseline is')]
+    for row in res['table_rows']:
+        if 'section' in row:
+            rows.append(('[' + row['section'] + ']',))
+            continue
+        fmt = row['fmt']
+        rows.append(('  ' + row['metric'], _show(row['tractorish'], fmt),
+                     _show(row['baseline'], fmt), _show_ratio(row['ratio']),
+                     row['baseline_is']))
+    cells = [r for r in rows if len(r) > 1]
+    widths = [max(len(r[i]) for r in cells) for i in range(5)]
 
     def line(r: Sequence[str]) -> str:
-        return '  '.join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])])
+        if len(r) == 1:
+            return r[0]
+        return '  '.join([r[0].ljust(widths[0])]
+                         + [c.rjust(w) for c, w in zip(r[1:4], widths[1:4])]
+                         + [r[4]]).rstrip()
 
-    rule = '-' * len(line(rows[0]))
+    rule = '-' * len(line(rows[0]).rstrip().ljust(sum(widths) + 8))
     body = [line(rows[0]), rule] + [line(r) for r in rows[1:]]
-    tail = [rule, f'total wall time {res["wall_s"]:.1f} s']
+    walls = ', '.join(f'{g} {s:.0f} s' for g, s in res['group_wall_s'].items())
+    tail = [rule, f'total wall time {res["wall_s"]:.1f} s ({walls})']
     start, end = mach['loadavg_1min_at_start'], mach['loadavg_1min_at_end']
     if start is not None and end is not None:
         # this run itself keeps about one CPU busy; more means other work
@@ -416,38 +1068,57 @@ def format_table(res: Dict[str, Any]) -> str:
     return '\n'.join([head, '', *body, *tail])
 
 
-# --- entry point ------------------------------------------------------------
+# --- entry point -------------------------------------------------------------------------
+
+def parse_only(text: str) -> List[str]:
+    names = [n.strip() for n in text.split(',') if n.strip()]
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f'unknown group(s) {", ".join(unknown) or "(none)"}; choose from {", ".join(GROUPS)}')
+    return [g for g in GROUPS if g in names]  # always in the table's order
+
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=f'groups: {", ".join(GROUPS)}')
+    p.add_argument('--only', type=parse_only, default=list(GROUPS), metavar='GROUP[,GROUP]',
+                   help=f'run only these groups (of: {", ".join(GROUPS)})')
     p.add_argument('--reps', type=int, help=f'repetitions (default {DEFAULTS["reps"]}, '
                                             f'--quick {QUICK["reps"]})')
     p.add_argument('--quick', action='store_true',
-                   help='fewer reps, calls, spawns and values: a smoke run of a few seconds')
-    p.add_argument('--calls', type=int, help='measured round trips per rep '
-                                             f'(default {DEFAULTS["calls"]})')
-    p.add_argument('--warmup', type=int, help='untimed round trips before each rep '
+                   help='fewer reps, calls, spawns and values: a smoke run of seconds')
+    p.add_argument('--calls', type=int, help='measured sequential calls per rep '
+                                             f'(default {DEFAULTS["calls"]:,})')
+    p.add_argument('--warmup', type=int, help='untimed calls before each rep '
                                               f'(default {DEFAULTS["warmup"]})')
-    p.add_argument('--spawns', type=int, help='actors spawned per rep '
-                                              f'(default {DEFAULTS["spawns"]})')
+    p.add_argument('--spawns', type=int, help='actors spawned one after another per backend '
+                                              f'per rep (default {DEFAULTS["spawns"]})')
     p.add_argument('--stream-ints', type=int, metavar='N',
                    help='small ints per timed stream '
                         f'(default {DEFAULTS["stream_ints"]:,}, --quick {QUICK["stream_ints"]:,})')
     p.add_argument('--stream-kib', type=int, metavar='N',
                    help='1 KiB values per timed stream '
                         f'(default {DEFAULTS["stream_kib"]:,}, --quick {QUICK["stream_kib"]:,})')
+    p.add_argument('--mem-actors', type=int, metavar='N',
+                   help=f'idle actors per backend for the memory increment '
+                        f'(default {DEFAULTS["mem_actors"]}, --quick {QUICK["mem_actors"]})')
     p.add_argument('--json', metavar='PATH', help='also write the results as JSON here')
     p.add_argument('-q', '--no-progress', action='store_true',
                    help='print only the table')
     opts = p.parse_args(argv)
     base = QUICK if opts.quick else DEFAULTS
+    if opts.reps is not None:  # the spawn group's reps follow an explicit --reps
+        opts.spawn_reps = opts.reps
     for key, value in base.items():
-        if getattr(opts, key) is None:
+        if getattr(opts, key, None) is None:
             setattr(opts, key, value)
     for key in ('reps', 'calls', 'spawns', 'stream_ints', 'stream_kib'):
         if getattr(opts, key) < 1:
             p.error(f'--{key.replace("_", "-")} must be at least 1')
+    if opts.mem_actors < 2:
+        p.error('--mem-actors must be at least 2')
     if opts.warmup < 0:
         p.error('--warmup must not be negative')
     return opts
@@ -485,7 +1156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_table(res))
     if opts.json:
         with open(opts.json, 'w') as f:
-            json.dump(res, f, indent=2)
+            json.dump({k: v for k, v in res.items() if k != 'table_rows'}, f, indent=2)
             f.write('\n')
         print(f'wrote {opts.json}')
     return 0

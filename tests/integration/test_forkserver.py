@@ -133,3 +133,13 @@ def test_killing_a_forkserver_root_leaves_nothing(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_ctrl_c_while_forking_ends_the_root_and_its_children():
+    proc = subprocess.Popen([sys.executable, str(HERE / 'fork_race_script.py')], cwd=HERE)
+    try:
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -105,7 +105,7 @@ class Forkserver:
             raise self.broken
         read_fd, write_fd = os.pipe()
         request = next(self._ids)
-        slot: list = [trio.Event(), None]
+        slot: list = [trio.Event(), None, read_fd]
         self._pending[request] = slot
         try:
             data = msgpack.packb({'fork': request, 'boot': boot}, use_bin_type=True)
@@ -128,10 +128,9 @@ class Forkserver:
         if isinstance(reply, BaseException):
             os.close(read_fd)
             raise reply
-        process = ForkedProcess(reply, read_fd)
-        self._children[reply] = process
-        return process
+        return reply  # registered by _handle, so an exit is never missed
 
+    @trio.lowlevel.enable_ki_protection
     async def _serve(self) -> None:
         """Read the zygote's replies for the runtime's life; stop it at the end."""
         try:
@@ -167,7 +166,9 @@ class Forkserver:
                 os.kill(reply['pid'], signal.SIGKILL)  # nobody will use it
                 return
             else:
-                slot[1] = reply['pid']
+                process = ForkedProcess(reply['pid'], slot[2])
+                self._children[reply['pid']] = process
+                slot[1] = process
             slot[0].set()
         elif 'ready' in reply:
             self._ready.set()

@@ -30,6 +30,7 @@ from ._process import ActorProcess
 log = logging.getLogger('tractorish.spawn')
 
 STDERR_TAIL_LINES = 20
+KILL_WAIT = 10.0
 
 # the directory holding the tractorish package, so a child can import it
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -159,7 +160,10 @@ class ChildProcess:
                     if graceful:
                         log.warning('%r ignored SIGTERM; sending SIGKILL', self)
                     self.proc.kill()
-                await self.proc.wait()
+                with trio.move_on_after(KILL_WAIT) as scope:
+                    await self.proc.wait()
+                if scope.cancelled_caught:  # SIGKILL cannot fail: only its report can
+                    log.error('%r: no exit status %ss after SIGKILL', self, KILL_WAIT)
         return self.proc.returncode  # type: ignore[return-value]
 
 
