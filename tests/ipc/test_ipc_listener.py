@@ -254,3 +254,18 @@ async def test_uds_silent_client_is_dropped(secret, tmp_path, monkeypatch):
             async with stream:
                 await read_until_closed(stream)
             await echo_once(addr, secret)
+
+
+async def test_tcp_channels_detect_a_vanished_host_with_keepalive():
+    import socket as stdlib_socket
+    from tractorish.ipc import open_stream_to, open_channel as open_chan
+    from tractorish.ipc._channel import KEEPALIVE_IDLE
+    listener, addr = await open_listener(('127.0.0.1', 0))
+    async with listener:
+        stream = await open_stream_to(addr)
+        async with open_chan(stream) as chan:
+            sock = chan.socket
+            assert sock.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_KEEPALIVE)
+            if hasattr(stdlib_socket, 'TCP_KEEPIDLE'):
+                assert sock.getsockopt(stdlib_socket.IPPROTO_TCP,
+                                       stdlib_socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE

@@ -11,6 +11,7 @@ slow peer slows its senders down instead of growing this process.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import deque
 from contextlib import asynccontextmanager
@@ -31,6 +32,25 @@ BURST_GAP_NS = 50_000
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
+# A TCP peer whose host vanished (no FIN, no RST) is given up after about
+# KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT seconds of silence.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
+
+
+def _keep_alive(sock: Any) -> None:
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (('TCP_KEEPIDLE', KEEPALIVE_IDLE),
+                              ('TCP_KEEPINTVL', KEEPALIVE_INTERVAL),
+                              ('TCP_KEEPCNT', KEEPALIVE_COUNT)):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    except OSError:
+        pass  # not every platform or socket takes every option
+
+
 class Channel:
     """A bidirectional message channel to one peer.
 
@@ -49,6 +69,7 @@ class Channel:
         # the socket under it all (under TLS too), for the handshake's binding
         self.socket = sock if sock is not None else getattr(
             getattr(stream, 'transport_stream', None), 'socket', None)
+        _keep_alive(self.socket)
         self._last_direct = 0
         self._encoder = Encoder(max_msg_size)
         self._decoder = Decoder(max_msg_size)
