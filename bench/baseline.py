@@ -175,19 +175,27 @@ async def echo_server(uds_path: Optional[str] = None) -> AsyncIterator[Tuple[int
         port = await _read_port(proc)
         yield port, proc
     finally:
-        with trio.CancelScope(shield=True):
-            try:
-                if proc.stdin is not None:
-                    await proc.stdin.aclose()
-                if proc.returncode is None:
-                    with trio.move_on_after(STOP_TIMEOUT):
-                        await proc.wait()
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                await proc.wait()
-                if proc.stdout is not None:
-                    await proc.stdout.aclose()
+        await stop_helper(proc)
+
+
+async def stop_helper(proc: trio.Process) -> None:
+    """Close a helper's stdin so it exits; kill it if it has not in a moment.
+
+    Shielded, so it also runs on cancellation and Ctrl-C; always reaps.
+    """
+    with trio.CancelScope(shield=True):
+        try:
+            if proc.stdin is not None:
+                await proc.stdin.aclose()
+            if proc.returncode is None:
+                with trio.move_on_after(STOP_TIMEOUT):
+                    await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            if proc.stdout is not None:
+                await proc.stdout.aclose()
 
 
 async def _read_port(proc: trio.Process) -> int:

@@ -35,6 +35,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List
 
 import trio
 
+from baseline import stop_helper  # the bench directory is on sys.path
+
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup  # trio's own dependency there
 
@@ -322,18 +324,7 @@ async def fork_helper() -> AsyncIterator[ForkHelper]:
                 raise RuntimeError('the fork helper did not start')
         yield helper
     finally:
-        with trio.CancelScope(shield=True):
-            try:
-                if proc.stdin is not None:
-                    await proc.stdin.aclose()
-                with trio.move_on_after(STOP_TIMEOUT):
-                    await proc.wait()
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                await proc.wait()
-                if proc.stdout is not None:
-                    await proc.stdout.aclose()
+        await stop_helper(proc)
 
 
 if __name__ == '__main__':
