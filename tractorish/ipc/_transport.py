@@ -46,13 +46,15 @@ _CONNECT_LABEL = b'tractorish-connect'
 _ACCEPT_LABEL = b'tractorish-accept'
 
 
-async def _receive_kind(chan: Channel, kind: str) -> Any:
+async def _receive_kind(chan: Channel, kind: str, initiator: bool) -> Any:
     try:
         msg = await chan.receive()
     except TransportClosed as err:
-        if kind == 'hello':
+        if kind == 'hello' or not initiator:
+            # a connector that hangs up never proved anything: a port probe
+            # or a process dying mid-start, not an attack worth a warning
             raise PeerLeft('the peer closed the connection during the handshake, '
-                           'before saying hello') from err
+                           'before it authenticated') from err
         raise AuthenticationError(
             'the peer closed the connection during the handshake: it refused '
             'us (a different secret?) or is not a tractorish actor') from err
@@ -74,7 +76,7 @@ async def handshake(chan: Channel, *, uid: Sequence[str], secret: bytes,
     chan.max_msg_size = min(limit, HANDSHAKE_MAX_MSG)  # strangers get little room
     await chan.send(hello(uid, nonce, **(info or {})))
     try:
-        peer = await _receive_kind(chan, 'hello')
+        peer = await _receive_kind(chan, 'hello', initiator)
         if peer['proto'] != PROTOCOL_VERSION:
             raise AuthenticationError(
                 f'peer speaks protocol {peer["proto"]}, we speak {PROTOCOL_VERSION}')
@@ -83,11 +85,11 @@ async def handshake(chan: Channel, *, uid: Sequence[str], secret: bytes,
         if initiator:
             parts = (nonce, peer['nonce'], me, them, _endpoint(chan, initiator))
             await chan.send(auth(make_mac(secret, _CONNECT_LABEL, *parts)))
-            proof = await _receive_kind(chan, 'auth')
+            proof = await _receive_kind(chan, 'auth', initiator)
             expected = make_mac(secret, _ACCEPT_LABEL, *parts)
         else:
             parts = (peer['nonce'], nonce, them, me, _endpoint(chan, initiator))
-            proof = await _receive_kind(chan, 'auth')
+            proof = await _receive_kind(chan, 'auth', initiator)
             expected = make_mac(secret, _CONNECT_LABEL, *parts)
     except ProtocolError as err:
         raise AuthenticationError(f'bad handshake message: {err}') from err
