@@ -22,12 +22,6 @@ async def slow_square(x: int, delay: float = 0.05) -> dict:
     return {'x': x, 'square': x * x, 'worker': tractorish.current_actor().name}
 
 
-def blocking_sleep(seconds: float) -> str:
-    """A plain function: runs in a worker thread of the actor."""
-    time.sleep(seconds)
-    return tractorish.current_actor().name
-
-
 async def whoami() -> str:
     return tractorish.current_actor().name
 
@@ -93,3 +87,28 @@ async def supervise_a_crasher() -> None:
         await sup.run_in_actor(crash, name='crasher', restart='permanent', kind='exit',
                                enable_modules=[__name__])
         await trio.sleep_forever()
+
+
+_in_flight = 0
+_peak = 0
+
+
+async def count_in_flight(delay: float) -> int:
+    """Note how many of these run at once in this worker; return the peak."""
+    global _in_flight, _peak
+    _in_flight += 1
+    _peak = max(_peak, _in_flight)
+    try:
+        await trio.sleep(delay)
+    finally:
+        _in_flight -= 1
+    return _peak
+
+
+def block_until_exists(path: str) -> str:
+    """A plain function that blocks its thread until ``path`` appears."""
+    for _ in range(3000):
+        if os.path.exists(path):
+            return 'released'
+        time.sleep(0.01)
+    return 'gave up'

@@ -43,11 +43,14 @@ async def test_pool_starts_named_workers_and_balances_calls():
 
 async def test_concurrency_per_worker():
     async with tractorish.open_actor_pool(1, enable_modules=MODS, concurrency=4) as pool:
-        start = trio.current_time()
+        peaks = []
+
+        async def one():
+            peaks.append(await pool.run(pf.count_in_flight, delay=0.3))
         async with trio.open_nursery() as nursery:
-            for i in range(4):
-                nursery.start_soon(lambda i=i: pool.run(pf.slow_square, x=i, delay=0.5))
-        assert trio.current_time() - start < 1.5  # four at once, not one by one
+            for _ in range(6):
+                nursery.start_soon(one)
+        assert max(peaks) == 4  # four at once in the one worker, never five
 
 
 async def test_cast_collects_every_worker_and_keeps_errors_apart():
@@ -97,14 +100,21 @@ async def test_map_error_stops_and_early_exit_cancels():
         assert await pool.run(pf.square, x=2) == 4
 
 
-async def test_a_plain_function_runs_in_a_thread_without_stalling_the_actor():
+async def test_a_plain_function_runs_in_a_thread_without_stalling_the_actor(tmp_path):
+    release = tmp_path / 'release'
+    outcome = []
     async with tractorish.open_actor_pool(1, enable_modules=MODS, concurrency=2,
                                           name='t') as pool:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: pool.run(pf.blocking_sleep, seconds=1.0))
+            async def blocked():
+                outcome.append(await pool.run(pf.block_until_exists, path=str(release)))
+            nursery.start_soon(blocked)
             await trio.sleep(0.1)
-            with trio.fail_after(0.5):  # the actor answers while the thread blocks
-                assert await pool.run(pf.square, x=3) == 9
+            # the thread is still blocked (nothing released it), yet the actor answers
+            assert await pool.run(pf.square, x=3) == 9
+            assert outcome == []
+            release.touch()
+    assert outcome == ['released']
 
 
 @pytest.mark.parametrize('kind', ['exit', 'sigkill', 'segfault'])

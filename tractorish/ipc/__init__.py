@@ -2,7 +2,6 @@
 from ._addr import Address as Address
 from ._addr import addr_to_wire as addr_to_wire
 from ._addr import format_addr as format_addr
-from ._addr import is_uds as is_uds
 from ._addr import normalize_addr as normalize_addr
 from ._addr import parse_addr as parse_addr
 from ._channel import Channel as Channel

@@ -12,10 +12,6 @@ TCPAddress = Tuple[str, int]
 Address = Union[TCPAddress, str]
 
 
-def is_uds(addr: Address) -> bool:
-    return isinstance(addr, str)
-
-
 def normalize_addr(addr: Any) -> Address:
     """Canonical form of an address; ``ValueError`` names a bad one."""
     if isinstance(addr, (tuple, list)) and len(addr) == 2:

@@ -439,15 +439,6 @@ class Actor:
         finally:
             self.forget_expected(uid)
 
-    async def wait_for_peer(self, uid: Uid) -> Channel:
-        """Wait until the actor ``uid`` has a channel to us; return it."""
-        while not self._peers.get(uid):
-            await self._peer_lot.park()
-        return self._peers[uid][0]
-
-    def channels_to(self, uid: Uid) -> List[Channel]:
-        return list(self._peers.get(uid, ()))
-
     # --- the runtime's own methods ('self' namespace) -----------------------
 
     async def _rpc_cancel(self, task: RpcTask) -> bool:
