@@ -5,6 +5,7 @@ not pytest) when they expose it.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,27 @@ async def echo(value):
 
 async def add(a: int, b: int) -> int:
     return a + b
+
+
+_swapped: contextvars.ContextVar = contextvars.ContextVar('swapped', default='unset')
+
+
+async def swap_context_var(value: str) -> str:
+    """Set a context variable; return what it held (never suspends)."""
+    old = _swapped.get()
+    _swapped.set(value)
+    return old
+
+
+async def task_name_in_place() -> str:
+    """The serving task's name, from a function that never suspends."""
+    return trio.lowlevel.current_task().name
+
+
+async def task_name_in_task() -> str:
+    """The serving task's name, from a function that awaits."""
+    await trio.lowlevel.checkpoint()
+    return trio.lowlevel.current_task().name
 
 
 async def getpid() -> int:

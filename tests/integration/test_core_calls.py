@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 
 import msgpack
@@ -31,6 +32,60 @@ async def test_round_trip_of_every_msgpack_type():
         # tuples travel as arrays
         assert await portal.run(actor_funcs.echo, value=(1, 'a')) == [1, 'a']
         await portal.cancel_actor()
+
+
+async def test_calls_that_never_suspend_are_answered_in_place_as_if_in_a_task():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('inline', enable_modules=['actor_funcs'])
+        # answered by the reader itself, not by a task started for the call
+        in_place = await portal.run(actor_funcs.task_name_in_place)
+        in_task = await portal.run(actor_funcs.task_name_in_task)
+        assert in_task.endswith('_run_rpc') and in_place != in_task
+        # yet each call sees its own copy of the context, as a task would
+        assert await portal.run(actor_funcs.swap_context_var, value='a') == 'unset'
+        assert await portal.run(actor_funcs.swap_context_var, value='b') == 'unset'
+        # many at once: one read brings many calls, one write the replies
+        results = {}
+
+        async def add(i):
+            results[i] = await portal.run(actor_funcs.add, a=i, b=1000)
+        async with trio.open_nursery() as nursery:
+            for i in range(200):
+                nursery.start_soon(add, i)
+        assert results == {i: i + 1000 for i in range(200)}
+        await portal.cancel_actor()
+
+
+def test_never_suspends_reads_the_bytecode():
+    from tractorish.runtime._actor import never_suspends
+
+    async def plain(a):
+        return [x * 2 for x in a]
+
+    async def awaits():
+        await trio.sleep(0)
+
+    async def loops(it):
+        async for x in it:
+            return x
+
+    async def with_block(cm):
+        async with cm:
+            return 1
+
+    async def comprehension(it):
+        return [x async for x in it]
+
+    def sync():
+        return 1
+
+    async def gen():
+        yield 1
+
+    assert never_suspends(plain) and never_suspends(actor_funcs.add)
+    for fn in (awaits, loops, with_block, comprehension, sync, gen,
+               actor_funcs.sleep, functools.partial(plain, [1])):
+        assert not never_suspends(fn), fn
 
 
 async def test_wrong_kwargs_give_boxed_type_error():

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+from contextlib import asynccontextmanager
 
 import msgpack
 import pytest
@@ -349,3 +351,104 @@ async def test_receive_batch_keeps_order_and_ends_empty_at_eof():
                     break
                 got.extend(m['yield'] for m in batch)
         assert got == list(range(500))
+
+
+# --- the direct socket path ---------------------------------------------------
+
+@asynccontextmanager
+async def socket_channel_pair(**kwargs):
+    """Two channels over a real socket pair: the direct read/write path."""
+    a, b = trio.socket.socketpair()
+    async with open_channel(trio.SocketStream(a), **kwargs) as left:
+        async with open_channel(trio.SocketStream(b), **kwargs) as right:
+            yield left, right
+
+
+async def test_socket_channel_keeps_order_across_reads_and_writes():
+    msgs = [{'yield': [i, payload_for(1, i)], 'cid': CID} for i in range(300)]
+    with trio.fail_after(TIMEOUT):
+        async with socket_channel_pair() as (left, right):
+            assert left._direct is not None and right._direct is not None
+            async with trio.open_nursery() as nursery:
+                async def send_all():
+                    for msg in msgs:
+                        await left.send(msg)
+                nursery.start_soon(send_all)
+                got = []
+                while len(got) < len(msgs):
+                    got.extend(await right.receive_batch())
+    assert got == msgs
+
+
+async def test_a_peer_that_never_pauses_does_not_starve_other_tasks(monkeypatch):
+    # Data is always waiting, so a reader that only yields when the socket
+    # is empty would never let the ticker run.
+    import tractorish.ipc._channel as channel_module
+    monkeypatch.setattr(channel_module, 'READ_SIZE', 64)
+    n = 2000
+    data = b''.join(msgpack.packb(yield_(i, CID)) for i in range(n))
+    with trio.fail_after(TIMEOUT):
+        a, b = socket.socketpair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(data) * 4)
+        with a:
+            async with open_channel(
+                    trio.SocketStream(trio.socket.from_stdlib_socket(b))) as reader:
+                a.sendall(data)  # all of it into the kernel's buffer, up front
+                ticks = 0
+
+                async def ticker():
+                    nonlocal ticks
+                    while True:
+                        ticks += 1
+                        await trio.sleep(0)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(ticker)
+                    await trio.sleep(0)
+                    ticks = 0
+                    for i in range(n):
+                        assert await reader.receive() == yield_(i, CID)
+                    nursery.cancel_scope.cancel()
+    reads = len(data) // 64
+    # the reader lets others run every FAIR_READS (16) reads: half that is
+    # plenty of margin, and none at all is what starving looks like
+    assert ticks >= reads // 32, (
+        f'other tasks ran {ticks} times during {reads} reads')
+
+
+async def test_receive_after_close_never_reads_a_reused_descriptor():
+    with trio.fail_after(TIMEOUT):
+        async with socket_channel_pair() as (left, right):
+            await left.aclose()
+            # the descriptor number is free now: take it with something else
+            # that has data waiting, which the channel must never read
+            c, d = trio.socket.socketpair()
+            with c, d:
+                await c.send(msgpack.packb(yield_('stranger', CID)))
+                with pytest.raises(TransportClosed):
+                    await left.receive()
+                assert await d.recv(100)
+
+
+async def test_flush_now_hands_queued_replies_to_the_kernel_in_one_write(monkeypatch):
+    import tractorish.ipc._channel as channel_module
+    writes = []
+    real_write = channel_module.os.write
+
+    def counting_write(fd, data):
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    with trio.fail_after(TIMEOUT):
+        async with socket_channel_pair() as (left, right):
+            monkeypatch.setattr(channel_module.os, 'write', counting_write)
+            for i in range(10):
+                left.send_corked(yield_(i, CID))
+            assert writes == []
+            left.flush_now()
+            monkeypatch.undo()
+            assert len(writes) == 1
+            got = []
+            while len(got) < 10:
+                got.extend(await right.receive_batch())
+    assert got == [yield_(i, CID) for i in range(10)]

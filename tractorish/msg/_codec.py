@@ -74,8 +74,24 @@ class Decoder:
         if self._error is not None:
             raise self._error
         out: List[dict] = []
-        view = memoryview(data)
+        unpacker = self._unpacker
         try:
+            if len(data) <= self.max_msg_size - self.buffered:
+                # the common case: all of it may be buffered at once; take
+                # whole messages while unread bytes remain (no exception at
+                # the end of the data unless a message is cut in two)
+                unpacker.feed(data)
+                self._fed += len(data)
+                unpack, tell = unpacker.unpack, unpacker.tell
+                while self._msg_start < self._fed:
+                    try:
+                        msg = unpack()
+                    except msgpack.OutOfData:
+                        break
+                    self._msg_start = tell()
+                    out.append(check_message(msg))
+                return out
+            view = memoryview(data)
             while view:
                 # never hand msgpack more than fits under the limit, so a
                 # huge read cannot be refused while its messages are small

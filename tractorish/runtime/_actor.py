@@ -7,6 +7,8 @@ layer's job) and has no opinion on supervision.
 """
 from __future__ import annotations
 
+import contextvars
+import dis
 import functools
 import importlib
 import importlib.util
@@ -17,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+import types
 import uuid
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -73,6 +76,28 @@ def load_main_module(main_ref: Optional[dict]) -> ModuleType:
     return module
 
 
+# opcodes through which a coroutine can suspend (await, async for/with, yield)
+_SUSPENDING_OPS = frozenset({
+    'YIELD_VALUE', 'YIELD_FROM', 'SEND', 'GET_AWAITABLE', 'BEFORE_ASYNC_WITH',
+    'GET_AITER', 'GET_ANEXT', 'END_ASYNC_FOR'})
+
+
+def never_suspends(fn: Any) -> bool:
+    """True if ``fn`` is an ``async def`` function whose body has no
+    ``await``, ``async for`` or ``async with``.
+
+    Its coroutine runs to completion on the first step, so the reader can
+    run it in place instead of starting a task: no other task could have
+    run in between anyway, and nothing can cancel it.
+    """
+    if type(fn) is not types.FunctionType:
+        return False
+    code = fn.__code__
+    if not code.co_flags & inspect.CO_COROUTINE:
+        return False
+    return not any(ins.opname in _SUSPENDING_OPS for ins in dis.get_instructions(code))
+
+
 def functype_of(fn: Any) -> str:
     """How a function is called remotely: a wire functype, or ``'syncfunc'``
     for a plain function (an ``asyncfunc`` on the wire, run in a thread)."""
@@ -85,6 +110,13 @@ def functype_of(fn: Any) -> str:
     if inspect.isfunction(fn):
         return 'syncfunc'
     raise TypeError(f'{fn!r} is not a function, async generator or context')
+
+
+def _shortened(payload: dict, err: Exception) -> dict:
+    """An error payload cut down to fit, saying why."""
+    return {**payload, 'message': payload.get('message', '')[:2000],
+            'tb_str': payload.get('tb_str', '')[-8000:] +
+            f'\n(the full error could not be sent: {err})'}
 
 
 class Actor:
@@ -283,17 +315,22 @@ class Actor:
                 batch = await chan.receive_batch()
                 if not batch:
                     break
-                for message in batch:
-                    cid = message.get('cid')
-                    if cid is None:
-                        self._start_rpc(state, message)
-                        continue
-                    end = calls.get(cid) or tasks.get(cid)
-                    if end is not None:
-                        end.deliver(message)
-                    else:
-                        log.debug('%r: dropped a late %r message for call %s',
-                                  chan, msg.message_kind(message), cid)
+                replied = False
+                try:
+                    for message in batch:
+                        cid = message.get('cid')
+                        if cid is None:
+                            replied = self._start_rpc(state, message) or replied
+                            continue
+                        end = calls.get(cid) or tasks.get(cid)
+                        if end is not None:
+                            end.deliver(message)
+                        else:
+                            log.debug('%r: dropped a late %r message for call %s',
+                                      chan, msg.message_kind(message), cid)
+                finally:
+                    if replied:  # the replies to this read's calls: one write
+                        chan.flush_now()
         except ProtocolError as err:
             log.error('closing the channel to %r after a protocol error: %s',
                       chan.peer_uid, err)
@@ -321,7 +358,9 @@ class Actor:
             task.cancel(chan.peer_uid)
         self._peer_lot.unpark_all()
 
-    def _start_rpc(self, state: ChanState, message: dict) -> None:
+    def _start_rpc(self, state: ChanState, message: dict) -> bool:
+        """Start serving one ``cmd``; True if it was answered in place (the
+        reply is queued, for the reader to flush)."""
         command = message.get('cmd')
         if command is None:
             raise ProtocolError(
@@ -336,17 +375,47 @@ class Actor:
             resolved = self._resolved.get((ns, func_name))
             if resolved is None:
                 fn = self._resolve(ns, func_name)
-                resolved = (fn, 'asyncfunc' if ns == 'self' else functype_of(fn))
+                functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
+                if functype == 'asyncfunc' and ns != 'self' and never_suspends(fn):
+                    functype = 'inline'
+                resolved = (fn, functype)
                 self._resolved[(ns, func_name)] = resolved
             fn, functype = resolved
         except Exception as err:
             self._service.start_soon(self._send_error, state.chan, err, cid)
-            return
+            return False
+        if functype == 'inline':
+            if state.chan.has_room:
+                self._run_inline(state.chan, fn, kwargs, cid)
+                return True
+            functype = 'asyncfunc'  # the reply would wait for room: in a task
         task = RpcTask(state, cid, (caller[0], caller[1]),
                        'asyncfunc' if functype == 'syncfunc' else functype,
                        is_runtime_call=ns == 'self')
         state.tasks[cid] = task
         self._service.start_soon(self._run_rpc, task, fn, functype, ns, func_name, kwargs)
+        return False
+
+    def _run_inline(self, chan: Channel, fn: Callable[..., Any], kwargs: dict,
+                    cid: str) -> None:
+        """Run an ``async def`` that never suspends to completion, here.
+
+        It sees what a task of its own would: a copy of the reader's context
+        variables, and no chance to be cancelled (it has no checkpoint). The
+        replies are corked for the reader's one write per read.
+        """
+        try:
+            chan.send_corked(msg.functype('asyncfunc', cid))
+            try:
+                contextvars.copy_context().run(fn(**kwargs).send, None)
+            except StopIteration as done:
+                chan.send_corked(msg.return_(done.value, cid))
+            else:  # cannot happen: never_suspends() said so
+                raise RuntimeError(f'{fn.__qualname__} suspended')
+        except TransportClosed:
+            log.debug('could not answer call %s: %r is closed', cid, chan)
+        except Exception as err:
+            self._queue_payload(chan, msg.pack_error(err, self.uid), cid)
 
     async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
                        ns: str, func_name: str, kwargs: dict) -> None:
@@ -387,10 +456,17 @@ class Actor:
             try:
                 await chan.send(msg.error(payload, cid))
             except MsgTypeError as err:  # too big to send: a short version instead
-                payload = {**payload, 'message': payload.get('message', '')[:2000],
-                           'tb_str': payload.get('tb_str', '')[-8000:] +
-                           f'\n(the full error could not be sent: {err})'}
-                await chan.send(msg.error(payload, cid))
+                await chan.send(msg.error(_shortened(payload, err), cid))
+        except TransportClosed:
+            log.debug('could not report an error for call %s: %r is closed', cid, chan)
+
+    def _queue_payload(self, chan: Channel, payload: dict, cid: str) -> None:
+        """:meth:`_send_payload`, corked, for replies made in the reader."""
+        try:
+            try:
+                chan.send_corked(msg.error(payload, cid))
+            except MsgTypeError as err:
+                chan.send_corked(msg.error(_shortened(payload, err), cid))
         except TransportClosed:
             log.debug('could not report an error for call %s: %r is closed', cid, chan)
 
@@ -406,7 +482,10 @@ class Actor:
         call = Call(self, state, cid, ns, func_name)
         state.calls[cid] = call
         try:
-            await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid))
+            # with other calls in flight, more are likely to come at once:
+            # let the writer send them together
+            await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid),
+                            batch=len(state.calls) > 1)
         except BaseException:
             state.calls.pop(cid, None)
             raise

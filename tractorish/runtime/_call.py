@@ -89,6 +89,10 @@ class ChanState:
 
 
 
+# the reason sending stopped when the other side ended normally (a marker:
+# most calls never send, so the exception is made only when one tries)
+_PEER_ENDED = BaseException('the other side ended the call')
+
 _ENDINGS = frozenset({'stop', 'error', 'return'})
 # dialog states in which a 'yield' leaves the state as it is
 _STREAMING = frozenset({'streaming', 'open', 'generator', 'context'})
@@ -124,14 +128,23 @@ class _End:
         if self._send_credit is None:
             self._send_credit = SendCredit()
             if self._closed_reason is not None:
-                self._send_credit.close(self._closed_reason)
+                self._send_credit.close(self._reason())
         return self._send_credit
 
+    def _reason(self) -> BaseException:
+        if self._closed_reason is _PEER_ENDED:
+            self._closed_reason = trio.BrokenResourceError(
+                f'the other side of call {self.cid} closed its stream')
+        assert self._closed_reason is not None
+        return self._closed_reason
+
     def _close_sending(self, reason: BaseException) -> None:
+        """No more sending: ``reason`` is why (``_PEER_ENDED``: the other
+        side stopped or returned; its exception is made only if needed)."""
         if self._closed_reason is None:
             self._closed_reason = reason
         if self._send_credit is not None:
-            self._send_credit.close(reason)
+            self._send_credit.close(self._reason())
 
     def deliver(self, msg: dict) -> None:
         """Route one inbound message for this call id (the reader's hot path)."""
@@ -151,9 +164,7 @@ class _End:
             # the other side stopped or ended: nobody will take more values;
             # a sender waiting for credit learns why (its error, if it failed)
             self._close_sending(
-                unpack_error(msg['error']) if kind == 'error' else
-                trio.BrokenResourceError(
-                    f'the other side of call {self.cid} closed its stream'))
+                unpack_error(msg['error']) if kind == 'error' else _PEER_ENDED)
             if kind == 'error':
                 self.errored = True
                 if self.on_error is not None:
