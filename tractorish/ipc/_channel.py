@@ -159,6 +159,27 @@ class Channel:
         if self._writer_lot:  # only a parked writer needs waking
             self._writer_lot.unpark()
 
+    @property
+    def has_pending(self) -> bool:
+        """True while messages wait for the writer (a burst is going on)."""
+        return bool(self._pending) or self._writing
+
+    def queue_in_burst(self, msg: Any) -> bool:
+        """Queue ``msg`` behind others already waiting, without awaiting.
+
+        For a producer in the middle of a burst: if messages are queued (or
+        being written) and there is room, ``msg`` joins them and this returns
+        True. Otherwise it returns False, having done nothing, and the caller
+        uses :meth:`send`. Raises like :meth:`send`.
+        """
+        if not (self._pending or self._writing) or len(self._pending) >= self._high_water \
+                or self._send_error is not None or self._closed:
+            return False
+        self._pending += self._encoder.encode(msg)
+        if self._writer_lot:
+            self._writer_lot.unpark()
+        return True
+
     def send_corked(self, msg: Any) -> None:
         """Queue ``msg`` to go out with the next send (or close).
 

@@ -28,24 +28,39 @@ CANCEL_ACK_TIMEOUT = 3.0
 
 
 class Inbox:
-    """An unbounded FIFO of messages that one task reads."""
+    """An unbounded FIFO of messages, read by one task (usually).
 
-    __slots__ = ('_items', '_lot', '_error')
+    The one parked reader is woken directly, with no parking lot on the
+    per-message path; a second concurrent reader (a context's stream and
+    its ``result()`` read from two tasks) waits in a lot made for it.
+    """
+
+    __slots__ = ('_items', '_waiter', '_lot', '_error')
 
     def __init__(self) -> None:
         self._items: Deque[dict] = deque()
-        self._lot = trio.lowlevel.ParkingLot()
+        self._waiter: Optional[trio.lowlevel.Task] = None
+        self._lot: Optional[trio.lowlevel.ParkingLot] = None
         self._error: Optional[BaseException] = None
 
     def put(self, msg: dict) -> None:
         self._items.append(msg)
-        if self._lot:  # only a parked reader needs waking
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
+        elif self._lot:
             self._lot.unpark()
 
     def fail(self, error: BaseException) -> None:
         """No more messages will come; readers get ``error`` once drained."""
         self._error = error
-        self._lot.unpark_all()
+        self._wake_one()
+        if self._lot is not None:
+            self._lot.unpark_all()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -53,16 +68,30 @@ class Inbox:
     @property
     def has_reader(self) -> bool:
         """True while a task is parked waiting for the next message."""
-        return bool(self._lot.statistics().tasks_waiting)
+        return self._waiter is not None or bool(self._lot)
+
+    def push_back(self, msg: dict) -> None:
+        """Put a message taken with :meth:`get_nowait` back in front."""
+        self._items.appendleft(msg)
 
     def get_nowait(self) -> Optional[dict]:
         return self._items.popleft() if self._items else None
+
+    def _abort(self, _: Any) -> Any:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     async def get(self) -> dict:
         while not self._items:
             if self._error is not None:
                 raise self._error
-            await self._lot.park()
+            if self._waiter is None:
+                self._waiter = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+            else:
+                if self._lot is None:
+                    self._lot = trio.lowlevel.ParkingLot()
+                await self._lot.park()
         return self._items.popleft()
 
 

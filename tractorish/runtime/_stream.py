@@ -109,6 +109,24 @@ class MsgStream(_Iterable):
     def __repr__(self) -> str:
         return f'<MsgStream cid={self._cid} on {self._chan!r}>'
 
+    async def __anext__(self) -> Any:
+        # receive() for a bulk reader with a value waiting, in one step;
+        # everything else (and every corner case) goes through receive()
+        end = self._end
+        if (self._mode == 'bulk' or not self._generator_caller) and not end.errored \
+                and not self._closed and not self._eof:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            message = end.inbox.get_nowait()
+            if message is not None and 'yield' in message:
+                self._after_consume()
+                return message['yield']
+            if message is not None:
+                end.inbox.push_back(message)
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -160,7 +178,9 @@ class MsgStream(_Iterable):
                 await self._grant_initial()
             elif self._mode == 'lockstep':
                 await self._chan.send(msg.credit(1, self._cid))
-        value = self._take(await self._end.inbox.get())
+        inbox = self._end.inbox
+        message = inbox.get_nowait()  # most often one is here already
+        value = self._take(message if message is not None else await inbox.get())
         self._after_consume()
         return value
 
@@ -329,8 +349,9 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
     try:
         while True:
             sent += 1
-            if sent % YIELD_EVERY == 0:
-                # let the writer ship what we queued while we make more
+            if sent % YIELD_EVERY == 0 and chan.has_pending:
+                # in a burst: let the writer ship what we queued (and other
+                # tasks run) while we make more
                 await trio.lowlevel.checkpoint()
             credit = task.send_credit
             try:
@@ -350,7 +371,8 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
                 out = await (agen.asend(value) if value is not None else agen.__anext__())
             except StopAsyncIteration:
                 break
-            await chan.send(msg.yield_(out, cid))
+            if not chan.queue_in_burst(msg.yield_(out, cid)):
+                await chan.send(msg.yield_(out, cid))
         await chan.send(msg.stop(cid))
     finally:
         with trio.CancelScope(shield=True) as scope:

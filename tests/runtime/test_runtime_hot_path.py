@@ -1,0 +1,97 @@
+"""The per-message machinery on its own, with no process and no socket."""
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from tractorish.ipc import open_memory_channel_pair
+from tractorish.msg import yield_
+from tractorish.runtime._call import Inbox
+
+CID = 'c1'
+
+
+async def test_inbox_wakes_its_reader_and_keeps_order():
+    inbox = Inbox()
+    got = []
+
+    async def reader():
+        for _ in range(3):
+            got.append(await inbox.get())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        assert inbox.has_reader
+        for i in range(3):
+            inbox.put({'n': i})
+            await trio.testing.wait_all_tasks_blocked()
+    assert got == [{'n': 0}, {'n': 1}, {'n': 2}]
+    assert not inbox.has_reader
+
+
+async def test_inbox_serves_two_readers_at_once():
+    inbox = Inbox()
+    got = []
+
+    async def reader(name):
+        got.append((name, await inbox.get()))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader, 'a')
+        nursery.start_soon(reader, 'b')
+        await trio.testing.wait_all_tasks_blocked()
+        inbox.put({'n': 1})
+        inbox.put({'n': 2})
+    assert sorted(m['n'] for _, m in got) == [1, 2]
+    assert sorted(name for name, _ in got) == ['a', 'b']
+
+
+async def test_a_cancelled_reader_is_forgotten():
+    inbox = Inbox()
+    with trio.move_on_after(0.01):
+        await inbox.get()
+    assert not inbox.has_reader
+    inbox.put({'n': 1})  # must not wake the task that left
+    await trio.lowlevel.checkpoint()
+    assert await inbox.get() == {'n': 1}
+
+
+async def test_inbox_failure_reaches_every_reader_after_the_messages():
+    inbox = Inbox()
+    inbox.put({'n': 1})
+    errors = []
+
+    async def reader():
+        try:
+            await inbox.get()
+        except KeyError as err:
+            errors.append(err)
+
+    assert await inbox.get() == {'n': 1}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        inbox.fail(KeyError('gone'))
+    assert len(errors) == 2
+
+
+async def test_queue_in_burst_only_joins_a_burst_already_queued():
+    async with open_memory_channel_pair() as (left, right):
+        # nothing queued: the caller must send() instead, and nothing is sent
+        assert not left.queue_in_burst(yield_(0, CID))
+        left.send_corked(yield_(1, CID))
+        assert left.has_pending
+        assert left.queue_in_burst(yield_(2, CID))
+        await left.send(yield_(3, CID))
+        got = []
+        while len(got) < 3:
+            got.extend(await right.receive_batch())
+    assert got == [yield_(1, CID), yield_(2, CID), yield_(3, CID)]
+
+
+async def test_queue_in_burst_respects_the_high_water_mark():
+    async with open_memory_channel_pair(high_water=100) as (left, right):
+        left.send_corked(yield_(b'x' * 200, CID))
+        assert not left.queue_in_burst(yield_(1, CID))
