@@ -61,8 +61,9 @@ def check_message(msg: Any) -> dict:
     """Return ``msg`` if it has a valid shape, else raise ProtocolError."""
     if type(msg) is not dict:
         raise _fail(msg, 'a message must be a map')
-    if len(msg) == 2 and 'yield' in msg and type(msg.get('cid')) is str:
-        return msg  # a stream value: the most common message, any payload
+    if len(msg) == 2 and ('yield' in msg or 'return' in msg) \
+            and type(msg.get('cid')) is str:
+        return msg  # the most common messages: any payload goes
     if len(msg) == 2:
         cid = msg.get('cid')
         if type(cid) is str:

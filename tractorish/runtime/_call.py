@@ -177,11 +177,18 @@ class _End:
 
     def deliver(self, msg: dict) -> None:
         """Route one inbound message for this call id (the reader's hot path)."""
-        if 'yield' in msg and self.dialog.state in _STREAMING:
+        state = self.dialog.state
+        if 'yield' in msg and state in _STREAMING:
             # the common case, and a transition to the same state
             if len(self.inbox) >= self.max_unread:
                 raise ProtocolError(
                     f'peer sent call {self.cid} more values than it was granted')
+            self.inbox.put(msg)
+            return
+        if state == 'awaiting_return' and 'return' in msg:
+            # the end of a plain call: nothing to close, nobody to tell
+            self.dialog.state = 'done'
+            self._close_sending(_PEER_ENDED)
             self.inbox.put(msg)
             return
         kind = message_kind(msg)

@@ -92,13 +92,19 @@ class Portal:
         """
         call = await self.actor.start_call(
             self.channel, namespace_path, function_name, kwargs)
-        async with call:
+        # ``async with call`` spelled out: this is the per-call hot path
+        try:
             functype = await call.receive_functype()
             if functype != 'asyncfunc':
                 raise TypeError(
                     f'{namespace_path}.{function_name} is a remote {functype}: '
                     f'use open_stream_from / open_context, not run')
-            return await call.result()
+            message = await call.receive()
+        except BaseException as exc:
+            await call.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        call.state.calls.pop(call.cid, None)
+        return message['return']
 
     @asynccontextmanager
     async def open_stream_from(self, async_gen_func: Callable[..., Any],
