@@ -13,12 +13,17 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
+_prctl = None  # libc's prctl, looked up once (a forkserver's children share it)
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Second line against orphans: the kernel kills us when the parent dies."""
+    global _prctl
     if sys.platform.startswith('linux'):
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if _prctl is None:
+            import ctypes
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took hold
         os._exit(1)
 

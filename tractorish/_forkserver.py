@@ -142,6 +142,7 @@ def main() -> None:
     import trio  # noqa: F401
     import tractorish  # noqa: F401
     import tractorish._child  # noqa: F401
+    import encodings.idna  # noqa: F401  (what resolving an address imports)
     gc.collect()
     gc.freeze()  # keep the shared pages shared: no gc writes to them in children
     _serve(ctrl)
