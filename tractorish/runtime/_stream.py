@@ -209,8 +209,16 @@ class MsgStream(_Iterable):
             raise TypeError('a generator stream is driven with asend(), not send()')
         if self._closed:
             raise trio.ClosedResourceError(f'{self!r} is closed')
-        await self._end.send_credit.acquire()
-        await self._chan.send(msg.yield_(value, self._cid))
+        credit = self._end.send_credit
+        if credit.credit > 0 and credit._closed is None:
+            credit.credit -= 1  # the usual case; the send is the checkpoint
+        else:
+            await credit.acquire()
+        try:
+            await self._chan.send(msg.yield_(value, self._cid))
+        except BaseException:
+            credit.credit += 1  # nothing was sent (cancelled, unencodable)
+            raise
 
     async def asend(self, value: Any) -> Any:
         """Resume the remote generator with ``value``; return what it yields next.
