@@ -68,6 +68,11 @@ class Portal:
         the remote task is cancelled too (and this waits, shielded, up to a
         few seconds for the remote side to confirm) before ``Cancelled``
         propagates.
+
+        A function with no ``await``, ``async for`` or ``async with`` cannot
+        suspend: the remote actor runs it to completion as soon as it reads
+        the call, without starting a task for it (with a copy of the
+        context variables a task would have had).
         """
         try:
             ns, name = _RUNNABLE[fn]
