@@ -61,9 +61,28 @@ def check_message(msg: Any) -> dict:
     """Return ``msg`` if it has a valid shape, else raise ProtocolError."""
     if type(msg) is not dict:
         raise _fail(msg, 'a message must be a map')
-    if len(msg) == 2 and ('yield' in msg or 'return' in msg) \
-            and type(msg.get('cid')) is str:
-        return msg  # the most common messages: any payload goes
+    n = len(msg)
+    if n == 2:
+        if type(msg.get('cid')) is str:
+            # the most common messages first: any payload goes
+            if 'yield' in msg or 'return' in msg:
+                return msg
+            functype = msg.get('functype')
+            if type(functype) is str and functype in FUNCTYPES:
+                return msg
+    elif n == 1:
+        command = msg.get('cmd')
+        if type(command) is list and len(command) == 5:
+            ns, func, kwargs, uid, cid = command
+            if type(ns) is str and type(func) is str and type(cid) is str \
+                    and type(kwargs) is dict and type(uid) is list and len(uid) == 2 \
+                    and type(uid[0]) is str and type(uid[1]) is str:
+                for key in kwargs:
+                    if type(key) is not str:
+                        break
+                else:
+                    return msg
+        # anything else, and every malformed command, takes the long way
     if len(msg) == 2:
         cid = msg.get('cid')
         if type(cid) is str:

@@ -185,6 +185,10 @@ class _End:
                     f'peer sent call {self.cid} more values than it was granted')
             self.inbox.put(msg)
             return
+        if state == 'sent' and msg.get('functype') == 'asyncfunc':
+            self.dialog.state = 'awaiting_return'  # a plain call's first reply
+            self.inbox.put(msg)
+            return
         if state == 'awaiting_return' and 'return' in msg:
             # the end of a plain call: nothing to close, nobody to tell
             self.dialog.state = 'done'
