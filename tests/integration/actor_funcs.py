@@ -35,6 +35,13 @@ async def swap_context_var(value: str) -> str:
     return old
 
 
+async def call_parent(func: str, **kwargs):
+    """Call ``actor_funcs.<func>`` in the parent, over the parent's channel."""
+    actor = tractorish.current_actor()
+    portal = tractorish.Portal(actor, actor.parent_chan)
+    return await portal.run_from_ns('actor_funcs', func, **kwargs)
+
+
 async def task_name_in_place() -> str:
     """The serving task's name, from a function that never suspends."""
     return trio.lowlevel.current_task().name

@@ -56,6 +56,30 @@ async def test_calls_that_never_suspend_are_answered_in_place_as_if_in_a_task():
         await portal.cancel_actor()
 
 
+async def test_a_caller_reading_its_own_reply_serves_the_callees_calls_too():
+    # The only call in flight reads its reply itself: meanwhile it must hand
+    # the callee's calls back into us to the runtime, in the runtime's
+    # context (never the caller's), and keep serving after each ending.
+    async with tractorish.open_root_actor(enable_modules=['actor_funcs']):
+        async with tractorish.open_nursery() as an:
+            portal = await an.start_actor('caller-back', enable_modules=['actor_funcs'])
+            actor_funcs._swapped.set('the caller task')
+            for _ in range(3):
+                # answered in place by whoever reads our channel...
+                assert await portal.run(actor_funcs.call_parent, func='swap_context_var',
+                                        value='x') == 'unset'
+                # ...or by a task of its own
+                assert await portal.run(actor_funcs.call_parent, func='sleep',
+                                        seconds=0.01) == 0.01
+            assert actor_funcs._swapped.get() == 'the caller task'
+            # a call cancelled while it reads for itself leaves the reading
+            # to the runtime, which goes on serving
+            with trio.move_on_after(0.2):
+                await portal.run(actor_funcs.sleep, seconds=30)
+            assert await portal.run(actor_funcs.add, a=1, b=2) == 3
+            await portal.cancel_actor()
+
+
 def test_never_suspends_reads_the_bytecode():
     from tractorish.runtime._actor import never_suspends
 

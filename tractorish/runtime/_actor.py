@@ -112,6 +112,17 @@ def functype_of(fn: Any) -> str:
     raise TypeError(f'{fn!r} is not a function, async generator or context')
 
 
+# a caller's read found the peer gone cleanly: the reader ends as at its own EOF
+_CLEAN_EOF = TransportClosed('the peer closed the connection')
+
+
+def _abort_idle(state: ChanState) -> Callable[[Any], Any]:
+    def abort(_: Any) -> Any:
+        state.reader_idle = False
+        return trio.lowlevel.Abort.SUCCEEDED
+    return abort
+
+
 def _shortened(payload: dict, err: Exception) -> dict:
     """An error payload cut down to fit, saying why."""
     return {**payload, 'message': payload.get('message', '')[:2000],
@@ -309,28 +320,28 @@ class Actor:
             self._expected[chan.peer_uid] = chan  # a child we spawned, reporting
         self._peer_lot.unpark_all()
         task_status.started(chan)
-        calls, tasks = state.calls, state.tasks
+        state.reader = trio.lowlevel.current_task()
         try:
             while True:
-                batch = await chan.receive_batch()
+                if state.read_error is not None:  # a caller's read failed
+                    error, state.read_error = state.read_error, None
+                    if error is _CLEAN_EOF:
+                        break
+                    raise error
+                if state.turn is not None or state.idle_after_batch:
+                    # a caller reads (or is about to): wait for the turn back
+                    state.idle_after_batch = False
+                    state.reader_idle = True
+                    await trio.lowlevel.wait_task_rescheduled(_abort_idle(state))
+                    continue
+                state.reader_reading = True
+                try:
+                    batch = await chan.receive_batch()
+                finally:
+                    state.reader_reading = False
                 if not batch:
                     break
-                replied = False
-                try:
-                    for message in batch:
-                        cid = message.get('cid')
-                        if cid is None:
-                            replied = self._start_rpc(state, message) or replied
-                            continue
-                        end = calls.get(cid) or tasks.get(cid)
-                        if end is not None:
-                            end.deliver(message)
-                        else:
-                            log.debug('%r: dropped a late %r message for call %s',
-                                      chan, msg.message_kind(message), cid)
-                finally:
-                    if replied:  # the replies to this read's calls: one write
-                        chan.flush_now()
+                self._dispatch(state, batch)
         except ProtocolError as err:
             log.error('closing the channel to %r after a protocol error: %s',
                       chan.peer_uid, err)
@@ -340,8 +351,77 @@ class Actor:
             log.error('closing the channel to %r after a bad message: %r',
                       chan.peer_uid, err)
         finally:
+            state.reader = None
+            state.reader_idle = False
             self._drop_channel(state)
             await chan.aclose()
+
+    @trio.lowlevel.enable_ki_protection
+    def _dispatch(self, state: ChanState, batch: List[dict]) -> None:
+        """Handle one read's messages: route replies, start (or answer) calls."""
+        calls, tasks, direct = state.calls, state.tasks, state.direct_call
+        replied = False
+        try:
+            for message in batch:
+                cid = message.get('cid')
+                if cid is None:
+                    replied = self._start_rpc(state, message) or replied
+                    continue
+                end = calls.get(cid) or tasks.get(cid)
+                if end is not None:
+                    end.deliver(message)
+                    if end is direct and state.turn is None:
+                        # its caller is woken and reads the next reply itself
+                        state.idle_after_batch = True
+                else:
+                    log.debug('%r: dropped a late %r message for call %s',
+                              state.chan, msg.message_kind(message), cid)
+        finally:
+            if replied:  # the replies to this read's calls: one write
+                state.chan.flush_now()
+
+    async def receive_direct(self, call: Call) -> dict:
+        """The next message for ``call``, read from the channel by this task
+        when the read turn is free (see :meth:`_serve_channel`).
+
+        Only for ``state.direct_call``: its caller must call
+        :meth:`end_direct` before it waits for anything else.
+        """
+        state = call.state
+        inbox = call.inbox
+        while not len(inbox):
+            if not state.may_read():
+                if state.turn is None:
+                    state.wake_reader()  # somebody must read: the reader task
+                return await call.inbox.get()
+            me = trio.lowlevel.current_task()
+            state.turn = me
+            try:
+                batch = await state.chan.receive_batch()
+                if not batch:
+                    state.read_error = _CLEAN_EOF
+                else:
+                    state.context.run(self._dispatch, state, batch)
+            except (trio.Cancelled, KeyboardInterrupt):
+                raise
+            except Exception as err:  # the reader closes the channel
+                state.read_error = err
+            finally:
+                if state.turn is me:
+                    state.turn = None
+                if state.read_error is not None:
+                    state.wake_reader()
+        message = inbox.get_nowait()
+        assert message is not None
+        return message
+
+    def end_direct(self, call: Call) -> None:
+        """``call`` stops reading for itself: the reader task reads again."""
+        state = call.state
+        if state.direct_call is call:
+            state.direct_call = None
+            state.idle_after_batch = False
+            state.wake_reader()
 
     def _drop_channel(self, state: ChanState) -> None:
         chan = state.chan

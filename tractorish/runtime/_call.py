@@ -8,6 +8,7 @@ sends into a context stream.
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
@@ -103,7 +104,9 @@ class ChanState:
     connected uses ``c0, c1, ...``, the end that accepted ``a0, a1, ...``.
     """
 
-    __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter')
+    __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter', 'context',
+                 'reader', 'reader_idle', 'reader_reading', 'turn', 'direct_call',
+                 'idle_after_batch', 'read_error')
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
@@ -111,6 +114,29 @@ class ChanState:
         self.tasks: Dict[str, 'RpcTask'] = {}
         self.cid_prefix = 'c' if chan.initiator else 'a'
         self._counter = itertools.count()
+        # The read turn (see Actor._serve_channel): who may read the channel.
+        # Normally its reader task; while one call is the only one in flight,
+        # the task making it may read its reply itself, with no hand-over
+        # from the reader task to it.
+        self.context = contextvars.copy_context()  # the reader's
+        self.reader: Optional[trio.lowlevel.Task] = None
+        self.reader_idle = False      # parked, not reading, until woken
+        self.reader_reading = False   # inside receive_batch (owns the socket)
+        self.turn: Optional[trio.lowlevel.Task] = None  # a caller reading
+        self.direct_call: Optional['Call'] = None  # the call that may read
+        self.idle_after_batch = False  # the direct call's caller will read next
+        self.read_error: Optional[BaseException] = None  # for the reader to raise
+
+    def wake_reader(self) -> None:
+        """Give the read turn back to the reader task (if it is idle)."""
+        if self.reader_idle and self.reader is not None:
+            self.reader_idle = False
+            trio.lowlevel.reschedule(self.reader)
+
+    def may_read(self) -> bool:
+        """True if a caller may take the read turn now."""
+        return (self.turn is None and not self.reader_reading and self.reader is not None
+                and self.read_error is None and not self.chan.closed)
 
     def next_cid(self) -> str:
         return f'{self.cid_prefix}{next(self._counter)}'

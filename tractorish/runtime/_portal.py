@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple
 import trio
 
 from .._exceptions import NoResult, TransportClosed
-from ..msg import MAIN_ALIAS
+from ..msg import MAIN_ALIAS, unpack_error
 from ._context import CONTEXT_ATTR, Context, open_context_from
 from ._stream import MsgStream
 
@@ -95,20 +95,37 @@ class Portal:
         As :meth:`run`, naming the function by module path and name;
         ``'self'`` names the remote runtime's own methods.
         """
-        call = await self.actor.start_call(
-            self.channel, namespace_path, function_name, kwargs)
+        actor = self.actor
+        call = await actor.start_call(self.channel, namespace_path, function_name, kwargs)
+        state = call.state
+        # the only call in flight: read the replies here, not in the reader
+        # task (no hand-over between the two on the way back)
+        direct = len(state.calls) == 1 and state.direct_call is None
         # ``async with call`` spelled out: this is the per-call hot path
         try:
-            functype = await call.receive_functype()
+            if direct:
+                state.direct_call = call
+                first = await actor.receive_direct(call)
+            else:
+                first = await call.inbox.get()
+            if 'error' in first:
+                raise unpack_error(first['error'])
+            functype = call.functype = first['functype']
             if functype != 'asyncfunc':
                 raise TypeError(
                     f'{namespace_path}.{function_name} is a remote {functype}: '
                     f'use open_stream_from / open_context, not run')
-            message = await call.receive()
+            message = await (actor.receive_direct(call) if direct else call.inbox.get())
+            if 'error' in message:
+                raise unpack_error(message['error'])
         except BaseException as exc:
+            if direct:
+                actor.end_direct(call)
             await call.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        call.state.calls.pop(call.cid, None)
+        if direct:
+            actor.end_direct(call)
+        state.calls.pop(call.cid, None)
         return message['return']
 
     @asynccontextmanager
