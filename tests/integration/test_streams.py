@@ -329,3 +329,23 @@ async def test_subscribers_each_get_every_value():
                 nursery.start_soon(reader, 'third', False)
         assert results == {name: list(range(500)) for name in ('fast', 'slow', 'third')}
         await portal.cancel_actor()
+
+
+async def test_context_echo_with_nothing_else_on_the_channel():
+    # With discovery off, the context is the only call on its channel, so
+    # each side reads its stream's messages itself; flow-control credit
+    # arriving meanwhile must not leave the channel unread.
+    config = tractorish.RuntimeConfig(discovery='off')
+    async with tractorish.open_root_actor(config=config):
+        async with tractorish.open_nursery() as an:
+            portal = await start(an)
+            for _ in range(3):
+                with trio.fail_after(20):
+                    async with portal.open_context(sf.echo_ctx, greeting='hi') as (ctx, _):
+                        async with ctx.open_stream() as stream:
+                            for i in range(300):  # past a credit grant
+                                await stream.send(i)
+                                assert await stream.receive() == i
+                        assert await ctx.result() == 300
+                assert await portal.run(sf.not_a_generator) == 1
+            await portal.cancel_actor()

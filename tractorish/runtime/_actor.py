@@ -32,7 +32,7 @@ from .._exceptions import ModuleNotExposed, MsgTypeError, ProtocolError, Transpo
 from .._groups import collapsing_groups
 from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import normalize_addr, open_listener, serve_listener
-from ._call import Call, ChanState, RpcTask, channel_gone
+from ._call import CLEAN_EOF, Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
 from ._context import CONTEXT_ATTR, run_context
 from ._stream import drive_generator
@@ -110,10 +110,6 @@ def functype_of(fn: Any) -> str:
     if inspect.isfunction(fn):
         return 'syncfunc'
     raise TypeError(f'{fn!r} is not a function, async generator or context')
-
-
-# a caller's read found the peer gone cleanly: the reader ends as at its own EOF
-_CLEAN_EOF = TransportClosed('the peer closed the connection')
 
 
 def _abort_idle(state: ChanState) -> Callable[[Any], Any]:
@@ -321,11 +317,12 @@ class Actor:
         self._peer_lot.unpark_all()
         task_status.started(chan)
         state.reader = trio.lowlevel.current_task()
+        state.dispatch = self._dispatch
         try:
             while True:
                 if state.read_error is not None:  # a caller's read failed
                     error, state.read_error = state.read_error, None
-                    if error is _CLEAN_EOF:
+                    if error is CLEAN_EOF:
                         break
                     raise error
                 if state.turn is not None or state.idle_after_batch:
@@ -368,60 +365,23 @@ class Actor:
                     replied = self._start_rpc(state, message) or replied
                     continue
                 end = calls.get(cid) or tasks.get(cid)
-                if end is not None:
-                    end.deliver(message)
-                    if end is direct and state.turn is None:
-                        # its caller is woken and reads the next reply itself
-                        state.idle_after_batch = True
-                else:
+                if end is None:
                     log.debug('%r: dropped a late %r message for call %s',
                               state.chan, msg.message_kind(message), cid)
+                elif end is direct and state.turn is None:
+                    waiter = end.inbox.waiter
+                    end.deliver(message)
+                    if waiter is not None and waiter is state.direct_waiter \
+                            and end.inbox.waiter is None:
+                        # this woke the task reading for itself (not credit,
+                        # nor another task reading the same inbox): it reads
+                        # the next message itself, or hands back the turn
+                        state.idle_after_batch = True
+                else:
+                    end.deliver(message)
         finally:
             if replied:  # the replies to this read's calls: one write
                 state.chan.flush_now()
-
-    async def receive_direct(self, call: Call) -> dict:
-        """The next message for ``call``, read from the channel by this task
-        when the read turn is free (see :meth:`_serve_channel`).
-
-        Only for ``state.direct_call``: its caller must call
-        :meth:`end_direct` before it waits for anything else.
-        """
-        state = call.state
-        inbox = call.inbox
-        while not len(inbox):
-            if not state.may_read():
-                if state.turn is None:
-                    state.wake_reader()  # somebody must read: the reader task
-                return await call.inbox.get()
-            me = trio.lowlevel.current_task()
-            state.turn = me
-            try:
-                batch = await state.chan.receive_batch()
-                if not batch:
-                    state.read_error = _CLEAN_EOF
-                else:
-                    state.context.run(self._dispatch, state, batch)
-            except (trio.Cancelled, KeyboardInterrupt):
-                raise
-            except Exception as err:  # the reader closes the channel
-                state.read_error = err
-            finally:
-                if state.turn is me:
-                    state.turn = None
-                if state.read_error is not None:
-                    state.wake_reader()
-        message = inbox.get_nowait()
-        assert message is not None
-        return message
-
-    def end_direct(self, call: Call) -> None:
-        """``call`` stops reading for itself: the reader task reads again."""
-        state = call.state
-        if state.direct_call is call:
-            state.direct_call = None
-            state.idle_after_batch = False
-            state.wake_reader()
 
     def _drop_channel(self, state: ChanState) -> None:
         chan = state.chan

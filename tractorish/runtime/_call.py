@@ -18,7 +18,7 @@ import trio
 from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, message_kind, unpack_error
-from ._stream import DEFAULT_WINDOW, SendCredit
+from ._stream import CLEAN_EOF, DEFAULT_WINDOW, SendCredit, read_for, stop_reading_for
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -75,6 +75,11 @@ class Inbox:
         """Put a message taken with :meth:`get_nowait` back in front."""
         self._items.appendleft(msg)
 
+    @property
+    def waiter(self) -> Optional[trio.lowlevel.Task]:
+        """The task parked first for the next message, if any."""
+        return self._waiter
+
     def get_nowait(self) -> Optional[dict]:
         return self._items.popleft() if self._items else None
 
@@ -106,7 +111,7 @@ class ChanState:
 
     __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter', 'context',
                  'reader', 'reader_idle', 'reader_reading', 'turn', 'direct_call',
-                 'idle_after_batch', 'read_error')
+                 'idle_after_batch', 'read_error', 'dispatch', 'direct_waiter')
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
@@ -123,7 +128,10 @@ class ChanState:
         self.reader_idle = False      # parked, not reading, until woken
         self.reader_reading = False   # inside receive_batch (owns the socket)
         self.turn: Optional[trio.lowlevel.Task] = None  # a caller reading
-        self.direct_call: Optional['Call'] = None  # the call that may read
+        self.direct_call: Optional['_End'] = None  # the end that may read
+        self.direct_waiter: Optional[trio.lowlevel.Task] = None  # its task
+        # the reader's handling of one read's messages (set by the runtime)
+        self.dispatch: Optional[Callable[['ChanState', list], None]] = None
         self.idle_after_batch = False  # the direct call's caller will read next
         self.read_error: Optional[BaseException] = None  # for the reader to raise
 
@@ -138,10 +146,12 @@ class ChanState:
         return (self.turn is None and not self.reader_reading and self.reader is not None
                 and self.read_error is None and not self.chan.closed)
 
+    def only_end(self) -> bool:
+        """True if one call (either side of it) is all that is in flight."""
+        return len(self.calls) + len(self.tasks) == 1 and self.direct_call is None
+
     def next_cid(self) -> str:
         return f'{self.cid_prefix}{next(self._counter)}'
-
-
 
 
 # the reason sending stopped when the other side ended normally (a marker:

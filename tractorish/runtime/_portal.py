@@ -12,6 +12,7 @@ import trio
 
 from .._exceptions import NoResult, TransportClosed
 from ..msg import MAIN_ALIAS, unpack_error
+from ._call import read_for, stop_reading_for
 from ._context import CONTEXT_ATTR, Context, open_context_from
 from ._stream import MsgStream
 
@@ -100,12 +101,12 @@ class Portal:
         state = call.state
         # the only call in flight: read the replies here, not in the reader
         # task (no hand-over between the two on the way back)
-        direct = len(state.calls) == 1 and state.direct_call is None
+        direct = state.only_end()
         # ``async with call`` spelled out: this is the per-call hot path
         try:
             if direct:
                 state.direct_call = call
-                first = await actor.receive_direct(call)
+                first = await read_for(call)
             else:
                 first = await call.inbox.get()
             if 'error' in first:
@@ -115,16 +116,16 @@ class Portal:
                 raise TypeError(
                     f'{namespace_path}.{function_name} is a remote {functype}: '
                     f'use open_stream_from / open_context, not run')
-            message = await (actor.receive_direct(call) if direct else call.inbox.get())
+            message = await (read_for(call) if direct else call.inbox.get())
             if 'error' in message:
                 raise unpack_error(message['error'])
         except BaseException as exc:
             if direct:
-                actor.end_direct(call)
+                stop_reading_for(call)
             await call.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         if direct:
-            actor.end_direct(call)
+            stop_reading_for(call)
         state.calls.pop(call.cid, None)
         return message['return']
 

@@ -25,10 +25,65 @@ from .._exceptions import ProtocolError, TransportClosed
 from ..msg import unpack_error
 
 if TYPE_CHECKING:
-    from ._call import Call, RpcTask
+    from ._call import Call, RpcTask, _End
     from ._context import Context
 
 DEFAULT_WINDOW = 512
+
+
+# a caller's read found the peer gone cleanly: the reader ends as at its own EOF
+CLEAN_EOF = TransportClosed('the peer closed the connection')
+
+
+async def read_for(end: '_End') -> dict:
+    """The next message for ``end``, read from the channel by this task
+    itself while the read turn is free (see ``Actor._serve_channel``).
+
+    For the task waiting on ``end`` while it is ``state.direct_call``; that
+    task must call :func:`stop_reading_for` before it waits for anything
+    else, so that the reader task takes over again.
+    """
+    state = end.state
+    inbox = end.inbox
+    while not len(inbox):
+        if not state.may_read() or state.dispatch is None:
+            if state.turn is None:
+                state.wake_reader()  # somebody must read: the reader task
+            state.direct_waiter = trio.lowlevel.current_task()
+            try:
+                return await inbox.get()
+            finally:
+                state.direct_waiter = None
+        me = trio.lowlevel.current_task()
+        state.turn = me
+        try:
+            batch = await state.chan.receive_batch()
+            if not batch:
+                state.read_error = CLEAN_EOF
+            else:  # in the reader's context, as the reader would
+                state.context.run(state.dispatch, state, batch)
+        except (trio.Cancelled, KeyboardInterrupt):
+            raise
+        except Exception as err:  # for the reader to raise: it closes the channel
+            state.read_error = err
+        finally:
+            if state.turn is me:
+                state.turn = None
+            if state.read_error is not None:
+                state.wake_reader()
+    message = inbox.get_nowait()
+    assert message is not None
+    return message
+
+
+def stop_reading_for(end: '_End') -> None:
+    """``end`` no longer reads for itself: the reader task reads again."""
+    state = end.state
+    if state.direct_call is end:
+        state.direct_call = None
+        state.direct_waiter = None
+        state.idle_after_batch = False
+        state.wake_reader()
 
 
 class SendCredit:
@@ -178,9 +233,21 @@ class MsgStream(_Iterable):
                 await self._grant_initial()
             elif self._mode == 'lockstep':
                 await self._chan.send(msg.credit(1, self._cid))
-        inbox = self._end.inbox
-        message = inbox.get_nowait()  # most often one is here already
-        value = self._take(message if message is not None else await inbox.get())
+        end = self._end
+        message = end.inbox.get_nowait()  # most often one is here already
+        if message is None:
+            state = end.state
+            if state.only_end():
+                # the only call on the channel: read the next message here
+                # rather than be handed it by the reader task
+                state.direct_call = end
+                try:
+                    message = await read_for(end)
+                finally:
+                    stop_reading_for(end)
+            else:
+                message = await end.inbox.get()
+        value = self._take(message)
         self._after_consume()
         return value
 
