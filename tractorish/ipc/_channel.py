@@ -137,16 +137,9 @@ class Channel:
             # a burst go to the writer instead, which sends them in batches
             if self._pending:
                 data, self._pending = bytes(self._pending) + data, bytearray()
-            try:
-                sent = os.write(self._direct.fileno(), data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as err:
-                self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
-                raise self._send_error from err
-            if sent == len(data):
+            data = self._write_now(data)
+            if not data:
                 return
-            data = data[sent:]
         while True:
             if self._send_error is not None:
                 raise self._send_error
@@ -206,18 +199,35 @@ class Channel:
         if self._direct is not None and not self._writing:
             data, self._pending = bytes(self._pending), bytearray()
             try:
-                sent = os.write(self._direct.fileno(), data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as err:
-                self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
+                rest = self._write_now(data)
+            except TransportClosed:
                 self._space_lot.unpark_all()
                 self._flushed_lot.unpark_all()
                 return
-            if sent == len(data):
+            if not rest:
                 return
-            self._pending = bytearray(data[sent:])
+            self._pending = bytearray(rest)
         self._writer_lot.unpark()
+
+    def _write_now(self, data: bytes) -> bytes:
+        """Write what the kernel takes of ``data`` now; return the rest.
+
+        A failed write marks the channel broken and raises TransportClosed.
+        """
+        try:
+            sent = os.write(self._direct.fileno(), data)
+        except BlockingIOError:
+            return data
+        except OSError as err:
+            self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
+            raise self._send_error from err
+        return data[sent:] if sent < len(data) else b''
+
+    @property
+    def reads_directly(self) -> bool:
+        """True for a plain socket, read with ``os.read``: a read cancelled
+        halfway loses nothing (unlike, say, TLS), so any task may read."""
+        return self._direct is not None
 
     @property
     def has_room(self) -> bool:

@@ -144,11 +144,14 @@ class ChanState:
     def may_read(self) -> bool:
         """True if a caller may take the read turn now."""
         return (self.turn is None and not self.reader_reading and self.reader is not None
-                and self.read_error is None and not self.chan.closed)
+                and self.read_error is None and self.chan.reads_directly
+                and not self.chan.closed)
 
     def only_end(self) -> bool:
-        """True if one call (either side of it) is all that is in flight."""
-        return len(self.calls) + len(self.tasks) == 1 and self.direct_call is None
+        """True if one call (either side of it) is all that is in flight, on
+        a channel any task may read: its task may read for itself."""
+        return (len(self.calls) + len(self.tasks) == 1 and self.direct_call is None
+                and self.chan.reads_directly)
 
     def next_cid(self) -> str:
         return f'{self.cid_prefix}{next(self._counter)}'
