@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+import random
 
 import msgpack
 import psutil
@@ -77,6 +78,41 @@ async def test_a_caller_reading_its_own_reply_serves_the_callees_calls_too():
             with trio.move_on_after(0.2):
                 await portal.run(actor_funcs.sleep, seconds=30)
             assert await portal.run(actor_funcs.add, a=1, b=2) == 3
+            await portal.cancel_actor()
+
+
+@pytest.mark.parametrize('seed', [1, 2])
+async def test_the_read_turn_survives_random_cancels_callbacks_and_concurrency(seed):
+    # The read turn passes between the reader task and the calling task at
+    # every call, cancellation, callback from the callee and change between
+    # one and several calls in flight: no message may be lost, nothing may
+    # hang, and the channel must stay served throughout.
+    rnd = random.Random(seed)
+    config = tractorish.RuntimeConfig(discovery='off')
+    async with tractorish.open_root_actor(enable_modules=['actor_funcs'], config=config):
+        async with tractorish.open_nursery() as an:
+            portal = await an.start_actor('turns', enable_modules=['actor_funcs'])
+            with trio.fail_after(60):
+                for i in range(200):
+                    roll = rnd.random()
+                    if roll < 0.35:
+                        assert await portal.run(actor_funcs.add, a=i, b=1) == i + 1
+                    elif roll < 0.55:
+                        assert await portal.run(actor_funcs.call_parent, func='echo',
+                                                value=i) == i
+                    elif roll < 0.8:
+                        with trio.move_on_after(rnd.random() * 0.003):
+                            await portal.run(actor_funcs.sleep, seconds=rnd.random() * 0.003)
+                    else:
+                        results = []
+
+                        async def one(j):
+                            results.append(await portal.run(actor_funcs.add, a=j, b=0))
+                        async with trio.open_nursery() as nursery:
+                            for j in range(rnd.randint(2, 5)):
+                                nursery.start_soon(one, j)
+                        assert sorted(results) == list(range(len(results)))
+                assert await portal.run(actor_funcs.echo, value='still served') == 'still served'
             await portal.cancel_actor()
 
 
