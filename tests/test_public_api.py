@@ -15,9 +15,20 @@ EXPECTED = {
 
 
 def test_exported_names():
-    public = {name for name in vars(tractorish) if not name.startswith('_')}
+    # dir(): pools and supervisors are imported on first use
+    public = {name for name in dir(tractorish) if not name.startswith('_')}
     modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise', 'discovery', 'workers'}
     assert public - modules == EXPECTED
+
+
+def test_pools_and_supervisors_load_on_first_use():
+    import subprocess
+    import sys
+    code = ('import sys, tractorish; assert "tractorish.workers" not in sys.modules; '
+            'from tractorish import open_actor_pool, SupervisorError; '
+            'assert "tractorish.workers" in sys.modules; '
+            'assert tractorish.open_supervisor is sys.modules["tractorish.workers"].open_supervisor')
+    subprocess.run([sys.executable, '-c', code], check=True)
 
 
 def test_every_public_error_derives_from_the_root():

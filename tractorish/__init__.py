@@ -4,6 +4,10 @@ Actors are processes spawned under actor nurseries, supervised like trio
 tasks, talking one multiplexed msgpack protocol. Everything public is
 re-exported here; nothing a user needs lives in an underscore module.
 """
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+from typing import List as _List
+
 from ._exceptions import ActorCrashed as ActorCrashed
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ContextCancelled as ContextCancelled
@@ -36,10 +40,30 @@ from .runtime import is_root_process as is_root_process
 from .supervise import ActorNursery as ActorNursery
 from .supervise import open_nursery as open_nursery
 from .supervise import open_root_actor as open_root_actor
-from .workers import ActorPool as ActorPool
-from .workers import Supervisor as Supervisor
-from .workers import SupervisorError as SupervisorError
-from .workers import open_actor_pool as open_actor_pool
-from .workers import open_supervisor as open_supervisor
 
 __version__ = '0.1.0'
+
+# Pools and supervisors are imported on first use: most actors need
+# neither, and every process (each spawned actor too) imports this package.
+_LAZY = {'ActorPool', 'Supervisor', 'SupervisorError', 'open_actor_pool',
+         'open_supervisor'}
+
+if _TYPE_CHECKING:
+    from .workers import ActorPool as ActorPool
+    from .workers import Supervisor as Supervisor
+    from .workers import SupervisorError as SupervisorError
+    from .workers import open_actor_pool as open_actor_pool
+    from .workers import open_supervisor as open_supervisor
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        from . import workers
+        value = getattr(workers, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__() -> _List[str]:
+    return sorted(set(globals()) | _LAZY)
