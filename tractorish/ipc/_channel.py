@@ -85,6 +85,7 @@ class Channel:
         self._space_lot = trio.lowlevel.ParkingLot()
         self._flushed_lot = trio.lowlevel.ParkingLot()
         self._writing = False
+        self._writer_parked = False
         self._send_error: Optional[TransportClosed] = None
         self._eof = False
         self._closed = False
@@ -165,11 +166,12 @@ class Channel:
         True. Otherwise it returns False, having done nothing, and the caller
         uses :meth:`send`. Raises like :meth:`send`.
         """
-        if not (self._pending or self._writing) or len(self._pending) >= self._high_water \
+        pending = self._pending
+        if not (pending or self._writing) or len(pending) >= self._high_water \
                 or self._send_error is not None or self._closed:
             return False
-        self._pending += self._encoder.encode(msg)
-        if self._writer_lot:
+        pending += self._encoder.encode(msg)
+        if self._writer_parked:
             self._writer_lot.unpark()
         return True
 
@@ -263,7 +265,11 @@ class Channel:
                 while not self._pending:
                     if self._closed:
                         return
-                    await self._writer_lot.park()
+                    self._writer_parked = True
+                    try:
+                        await self._writer_lot.park()
+                    finally:
+                        self._writer_parked = False
                 batch, self._pending = self._pending, bytearray()
                 self._space_lot.unpark_all()
                 self._writing = True

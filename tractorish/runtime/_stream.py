@@ -420,6 +420,8 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
     """
     agen = fn(**kwargs)
     chan, cid = task.chan, task.cid
+    credit, inbox = task.send_credit, task.inbox
+    step, queue = agen.__anext__, chan.queue_in_burst
     sent = 0
     try:
         while True:
@@ -428,7 +430,6 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
                 # in a burst: let the writer ship what we queued (and other
                 # tasks run) while we make more
                 await trio.lowlevel.checkpoint()
-            credit = task.send_credit
             try:
                 if credit.credit > 0 and credit._closed is None:
                     credit.credit -= 1  # the usual case, without an await
@@ -436,18 +437,20 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
                     await credit.acquire()
             except trio.BrokenResourceError:
                 break  # the caller stopped: close the generator
-            value = None
-            message = task.inbox.get_nowait()
-            if message is not None:
-                if 'error' in message:
-                    raise unpack_error(message['error'])
-                value = message.get('yield')
+            message = inbox.get_nowait() if len(inbox) else None
             try:
-                out = await (agen.asend(value) if value is not None else agen.__anext__())
+                if message is None:
+                    out = await step()
+                else:  # a two-way caller's value for the yield
+                    if 'error' in message:
+                        raise unpack_error(message['error'])
+                    value = message.get('yield')
+                    out = await (agen.asend(value) if value is not None else step())
             except StopAsyncIteration:
                 break
-            if not chan.queue_in_burst(msg.yield_(out, cid)):
-                await chan.send(msg.yield_(out, cid))
+            message = {'yield': out, 'cid': cid}
+            if not queue(message):
+                await chan.send(message)
         await chan.send(msg.stop(cid))
     finally:
         with trio.CancelScope(shield=True) as scope:
