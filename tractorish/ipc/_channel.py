@@ -150,7 +150,7 @@ class Channel:
                 break
             await self._space_lot.park()
         self._pending += data
-        if self._writer_lot:  # only a parked writer needs waking
+        if self._writer_parked:  # only a parked writer needs waking
             self._writer_lot.unpark()
 
     @property

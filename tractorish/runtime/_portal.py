@@ -87,7 +87,7 @@ class Portal:
                 _RUNNABLE[fn] = (ns, name)
             except TypeError:  # not weak-referenceable: just do not cache it
                 pass
-        return await self.run_from_ns(ns, name, **kwargs)
+        return await self._run(ns, name, kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str,
                           **kwargs: Any) -> Any:
@@ -96,6 +96,9 @@ class Portal:
         As :meth:`run`, naming the function by module path and name;
         ``'self'`` names the remote runtime's own methods.
         """
+        return await self._run(namespace_path, function_name, kwargs)
+
+    async def _run(self, namespace_path: str, function_name: str, kwargs: dict) -> Any:
         actor = self.actor
         call = await actor.start_call(self.channel, namespace_path, function_name, kwargs)
         state = call.state
