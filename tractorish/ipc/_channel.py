@@ -150,8 +150,7 @@ class Channel:
                 break
             await self._space_lot.park()
         self._pending += data
-        if self._writer_parked:  # only a parked writer needs waking
-            self._writer_lot.unpark()
+        self._wake_writer()
 
     @property
     def has_pending(self) -> bool:
@@ -171,8 +170,7 @@ class Channel:
                 or self._send_error is not None or self._closed:
             return False
         pending += self._encoder.encode(msg)
-        if self._writer_parked:
-            self._writer_lot.unpark()
+        self._wake_writer()
         return True
 
     def send_corked(self, msg: Any) -> None:
@@ -187,6 +185,12 @@ class Channel:
             raise TransportClosed(f'{self!r} is closed')
         self._pending += self._encoder.encode(msg)
         if self._direct is None:  # no direct path: the writer must see it
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """Wake the writer if it is parked (once: it is then on its way)."""
+        if self._writer_parked:
+            self._writer_parked = False
             self._writer_lot.unpark()
 
     def flush_now(self) -> None:
@@ -209,7 +213,7 @@ class Channel:
             if not rest:
                 return
             self._pending = bytearray(rest)
-        self._writer_lot.unpark()
+        self._wake_writer()
 
     def _write_now(self, data: bytes) -> bytes:
         """Write what the kernel takes of ``data`` now; return the rest.
@@ -247,7 +251,7 @@ class Channel:
         if self._closed:
             raise TransportClosed(f'{self!r} is closed')
         self._pending += self._encoder.encode(msg)
-        self._writer_lot.unpark()
+        self._wake_writer()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is handed to the OS."""
@@ -269,7 +273,7 @@ class Channel:
                     try:
                         await self._writer_lot.park()
                     finally:
-                        self._writer_parked = False
+                        self._writer_parked = False  # (if not woken by us)
                 batch, self._pending = self._pending, bytearray()
                 self._space_lot.unpark_all()
                 self._writing = True
