@@ -63,12 +63,12 @@ async def _run_child(boot: dict) -> int:
         try:
             await actor.connect_and_serve(
                 parent_addr, info=actor.hello_info(child_of=boot.get('parent_uid')),
-                task_status=task_status)
+                to_parent=True, task_status=task_status)
         finally:
             actor.cancel_soon()  # no parent, no reason to live
 
     async with actor.open_runtime():
-        actor.parent_chan = await actor.start_service(serve_parent)
+        await actor.start_service(serve_parent)  # sets actor.parent_chan
         await actor.wait_for_shutdown()
     return 0
 

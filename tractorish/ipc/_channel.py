@@ -28,6 +28,8 @@ HIGH_WATER = 1024 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
 # a send within this long of the previous one is part of a burst: batch it
 BURST_GAP_NS = 50_000
+# queued bytes that a batched send hands to the kernel at once
+BATCH_FLUSH = 1024
 # reads that found data, in a row, before the reader lets other tasks run
 FAIR_READS = 16
 
@@ -127,9 +129,14 @@ class Channel:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         data = self._encoder.encode(msg)
-        now = time.perf_counter_ns()
-        direct = now - self._last_direct > BURST_GAP_NS and not batch
-        self._last_direct = now
+        if batch:
+            # a batch big enough to keep the peer busy goes now: it works on
+            # these while we make the rest (two processes, both working)
+            direct = len(self._pending) >= BATCH_FLUSH
+        else:
+            now = time.perf_counter_ns()
+            direct = now - self._last_direct > BURST_GAP_NS
+            self._last_direct = now
         if direct and self._direct is not None and not self._writing \
                 and self._send_error is None and not self._closed \
                 and len(self._pending) < self._high_water:
@@ -162,8 +169,9 @@ class Channel:
 
         For a producer in the middle of a burst: if messages are queued (or
         being written) and there is room, ``msg`` joins them and this returns
-        True. Otherwise it returns False, having done nothing, and the caller
-        uses :meth:`send`. Raises like :meth:`send`.
+        True. Otherwise (the channel closed too) it returns False, having
+        done nothing, and the caller uses :meth:`send`, which says why.
+        Raises :class:`MsgTypeError` if ``msg`` cannot be encoded.
         """
         pending = self._pending
         if not (pending or self._writing) or len(pending) >= self._high_water \
@@ -211,6 +219,7 @@ class Channel:
                 self._flushed_lot.unpark_all()
                 return
             if not rest:
+                self._flushed_lot.unpark_all()  # a flush() may wait for this
                 return
             self._pending = bytearray(rest)
         self._wake_writer()
@@ -268,6 +277,7 @@ class Channel:
             while True:
                 while not self._pending:
                     if self._closed:
+                        self._flushed_lot.unpark_all()  # (flush_now may have emptied it)
                         return
                     self._writer_parked = True
                     try:

@@ -290,13 +290,16 @@ class Actor:
             await chan.aclose()
 
     async def connect_and_serve(self, addr: Address, *,
-                                info: Optional[dict] = None,
+                                info: Optional[dict] = None, to_parent: bool = False,
                                 task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect to ``addr`` and serve the channel until it closes."""
+        """Connect to ``addr`` and serve the channel until it closes.
+
+        ``to_parent``: this is the channel to our parent (``parent_chan``).
+        """
         async with connect(addr, uid=self.uid, secret=self.secret, tls=self.tls,
                            info=info or self.hello_info(),
                            max_msg_size=self.config.max_msg_size) as chan:
-            await self._serve_channel(chan, task_status=task_status)
+            await self._serve_channel(chan, to_parent=to_parent, task_status=task_status)
 
     async def open_channel_to(self, addr: Address) -> Channel:
         """A served channel to the actor at ``addr``, lasting as the runtime."""
@@ -304,13 +307,15 @@ class Actor:
         return await self._service.start(self.connect_and_serve, addr)
 
     @trio.lowlevel.enable_ki_protection
-    async def _serve_channel(self, chan: Channel, *,
+    async def _serve_channel(self, chan: Channel, *, to_parent: bool = False,
                              task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The one reader of ``chan``: dispatch every message it carries."""
         state = ChanState(chan)
         self._states[chan] = state
         assert chan.peer_uid is not None
         self._peers.setdefault(chan.peer_uid, []).append(chan)
+        if to_parent:  # set before the first message is read: a call from
+            self.parent_chan = chan  # the parent may use it at once
         if (self._expected.get(chan.peer_uid, False) is None
                 and chan.peer_info.get('child_of') == list(self.uid)):
             self._expected[chan.peer_uid] = chan  # a child we spawned, reporting
@@ -515,21 +520,32 @@ class Actor:
     async def start_call(self, chan: Channel, ns: str, func_name: str,
                          kwargs: dict) -> Call:
         """Send a ``cmd`` on ``chan``; return the :class:`Call` for its replies."""
+        call, command = self.new_call(chan, ns, func_name, kwargs)
+        await self.send_command(call, command)
+        return call
+
+    def new_call(self, chan: Channel, ns: str, func_name: str,
+                 kwargs: dict) -> Tuple[Call, dict]:
+        """A registered :class:`Call` and the ``cmd`` that starts it, for
+        :meth:`send_command`."""
         state = self._states.get(chan)
         if state is None:
             raise channel_gone(chan)
         cid = state.next_cid()
         call = Call(self, state, cid, ns, func_name)
         state.calls[cid] = call
+        return call, msg.cmd(ns, func_name, kwargs, self.uid, cid)
+
+    async def send_command(self, call: Call, command: dict) -> None:
+        """Send ``call``'s ``cmd``; if that fails, forget the call."""
+        state = call.state
         try:
             # with other calls in flight, more are likely to come at once:
             # let the writer send them together
-            await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid),
-                            batch=len(state.calls) > 1)
+            await state.chan.send(command, batch=len(state.calls) > 1)
         except BaseException:
-            state.calls.pop(cid, None)
+            state.calls.pop(call.cid, None)
             raise
-        return call
 
     async def start_service(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Start ``fn(*args, task_status=...)`` in the runtime's nursery; return

@@ -87,6 +87,26 @@ class Inbox:
         self._waiter = None
         return trio.lowlevel.Abort.SUCCEEDED
 
+    @property
+    def error(self) -> Optional[BaseException]:
+        """Why no more messages will come, once that is known."""
+        return self._error
+
+    async def wait(self) -> None:
+        """Park until a message arrives or the inbox fails; take nothing.
+
+        Another reader may take the message first: check again after.
+        """
+        if self._items or self._error is not None:
+            return
+        if self._waiter is None:
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        else:
+            if self._lot is None:
+                self._lot = trio.lowlevel.ParkingLot()
+            await self._lot.park()
+
     async def get(self) -> dict:
         while not self._items:
             if self._error is not None:
@@ -213,6 +233,14 @@ class _End:
             self._closed_reason = reason
         if self._send_credit is not None:
             self._send_credit.close(self._reason())
+
+    @property
+    def awaited(self) -> bool:
+        """True while a task waits for this call's next message, parked on
+        its inbox or reading the channel for it."""
+        state = self.state
+        return self.inbox.has_reader or (
+            state.direct_call is self and state.turn is not None)
 
     def deliver(self, msg: dict) -> None:
         """Route one inbound message for this call id (the reader's hot path)."""
@@ -369,5 +397,5 @@ class Call(_End):
         return False
 
 def channel_gone(chan: Channel) -> TransportClosed:
-    who = chan.peer_uid[0] if chan.peer_uid else repr(chan)
+    who = chan.peer_uid[0] if chan is not None and chan.peer_uid else repr(chan)
     return TransportClosed(f'lost the channel to actor {who!r}')

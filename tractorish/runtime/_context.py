@@ -184,7 +184,7 @@ async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple
                 # the callee failed: like a failing child task, that cancels
                 # the block, unless a stream read is about to raise it anyway
                 # or we cancelled the callee ourselves
-                if not ctx._cancel_called and not call.inbox.has_reader:
+                if not ctx._cancel_called and not call.awaited:
                     body.cancel()
             call.on_error = on_remote_error
             if call.errored:  # it failed before we were listening

@@ -100,7 +100,8 @@ class Portal:
 
     async def _run(self, namespace_path: str, function_name: str, kwargs: dict) -> Any:
         actor = self.actor
-        call = await actor.start_call(self.channel, namespace_path, function_name, kwargs)
+        call, command = actor.new_call(self.channel, namespace_path, function_name, kwargs)
+        await actor.send_command(call, command)
         state = call.state
         # the only call in flight: read the replies here, not in the reader
         # task (no hand-over between the two on the way back)
@@ -119,7 +120,9 @@ class Portal:
                 raise TypeError(
                     f'{namespace_path}.{function_name} is a remote {functype}: '
                     f'use open_stream_from / open_context, not run')
-            message = await (read_for(call) if direct else call.inbox.get())
+            message = call.inbox.get_nowait()  # most often it came along
+            if message is None:
+                message = await (read_for(call) if direct else call.inbox.get())
             if 'error' in message:
                 raise unpack_error(message['error'])
         except BaseException as exc:

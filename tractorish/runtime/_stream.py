@@ -35,6 +35,7 @@ DEFAULT_WINDOW = 512
 CLEAN_EOF = TransportClosed('the peer closed the connection')
 
 
+@trio.lowlevel.enable_ki_protection
 async def read_for(end: '_End') -> dict:
     """The next message for ``end``, read from the channel by this task
     itself while the read turn is free (see ``Actor._serve_channel``).
@@ -46,26 +47,35 @@ async def read_for(end: '_End') -> dict:
     state = end.state
     inbox = end.inbox
     while not len(inbox):
+        if inbox.error is not None:
+            raise inbox.error
+        me = trio.lowlevel.current_task()
         if not state.may_read() or state.dispatch is None:
             if state.turn is None:
                 state.wake_reader()  # somebody must read: the reader task
-            state.direct_waiter = trio.lowlevel.current_task()
+            # wait once, then decide again: another task reading this inbox
+            # may take what woke us, and then we must read or wake the reader
+            state.direct_waiter = me
             try:
-                return await inbox.get()
+                await inbox.wait()
             finally:
                 state.direct_waiter = None
-        me = trio.lowlevel.current_task()
+            continue
         state.turn = me
         try:
             batch = await state.chan.receive_batch()
-            if not batch:
-                state.read_error = CLEAN_EOF
-            else:  # in the reader's context, as the reader would
-                state.context.run(state.dispatch, state, batch)
         except (trio.Cancelled, KeyboardInterrupt):
             raise
         except Exception as err:  # for the reader to raise: it closes the channel
             state.read_error = err
+        else:
+            if not batch:
+                state.read_error = CLEAN_EOF
+            else:
+                try:  # in the reader's context, as the reader would
+                    state.context.run(state.dispatch, state, batch)
+                except BaseException as err:  # the peer's, not ours: as above
+                    state.read_error = err
         finally:
             if state.turn is me:
                 state.turn = None
@@ -76,6 +86,7 @@ async def read_for(end: '_End') -> dict:
     return message
 
 
+@trio.lowlevel.enable_ki_protection
 def stop_reading_for(end: '_End') -> None:
     """``end`` no longer reads for itself: the reader task reads again."""
     state = end.state
