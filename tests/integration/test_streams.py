@@ -349,3 +349,32 @@ async def test_context_echo_with_nothing_else_on_the_channel():
                         assert await ctx.result() == 300
                 assert await portal.run(sf.not_a_generator) == 1
             await portal.cancel_actor()
+
+
+async def test_a_remote_error_taken_by_the_stream_still_ends_the_context():
+    # The callee fails mid-stream: the stream's read raises the error, and
+    # if the block was cancelled meanwhile (the error landed while no read
+    # was waiting), leaving it must still end with that error, not wait
+    # for a message the stream already took. Nothing else on the channel,
+    # so the stream's task reads for itself.
+    config = tractorish.RuntimeConfig(discovery='off')
+    async with tractorish.open_root_actor(config=config):
+        async with tractorish.open_nursery() as an:
+            portal = await start(an)
+            for _ in range(3):
+                handled = []
+                with trio.fail_after(20):
+                    with pytest.raises(RemoteActorError) as info:
+                        async with portal.open_context(sf.fail_in_ctx, after=3) as (ctx, _):
+                            async with ctx.open_stream() as stream:
+                                try:
+                                    async for _value in stream:
+                                        # busy elsewhere while the error lands
+                                        with trio.CancelScope(shield=True):
+                                            await trio.sleep(0.02)
+                                except RemoteActorError:
+                                    handled.append(True)
+                                    await trio.sleep(0)  # cancelled: fine
+                                    raise
+                assert handled == [True] and info.value.boxed_type is KeyError
+            await portal.cancel_actor()

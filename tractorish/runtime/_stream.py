@@ -207,10 +207,12 @@ class MsgStream(_Iterable):
         if 'yield' in message:
             return message['yield']
         self._eof = True
+        if self._context is not None and ('error' in message or 'return' in message):
+            # the outcome, for ctx.result() (and the end of open_context),
+            # which would otherwise wait for a message already taken here
+            self._context._final = message
         if 'error' in message:
             raise unpack_error(message['error'])
-        if 'return' in message and self._context is not None:
-            self._context._final = message  # the result, for ctx.result()
         raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
 
     def _after_consume(self) -> None:
