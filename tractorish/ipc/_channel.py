@@ -178,7 +178,8 @@ class Channel:
                 or self._send_error is not None or self._closed:
             return False
         pending += self._encoder.encode(msg)
-        self._wake_writer()
+        if self._writer_parked:
+            self._wake_writer()
         return True
 
     def send_corked(self, msg: Any) -> None:

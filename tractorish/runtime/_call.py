@@ -36,22 +36,23 @@ class Inbox:
     its ``result()`` read from two tasks) waits in a lot made for it.
     """
 
-    __slots__ = ('_items', '_waiter', '_lot', '_error')
+    __slots__ = ('items', 'waiter', '_lot', '_error')
 
     def __init__(self) -> None:
-        self._items: Deque[dict] = deque()
-        self._waiter: Optional[trio.lowlevel.Task] = None
+        self.items: Deque[dict] = deque()  # (for the hot paths to use as is)
+        # the task parked first for the next message, if any
+        self.waiter: Optional[trio.lowlevel.Task] = None
         self._lot: Optional[trio.lowlevel.ParkingLot] = None
         self._error: Optional[BaseException] = None
 
     def put(self, msg: dict) -> None:
-        self._items.append(msg)
-        self._wake_one()
+        self.items.append(msg)
+        self.wake_one()
 
-    def _wake_one(self) -> None:
-        waiter = self._waiter
+    def wake_one(self) -> None:
+        waiter = self.waiter
         if waiter is not None:
-            self._waiter = None
+            self.waiter = None
             trio.lowlevel.reschedule(waiter)
         elif self._lot:
             self._lot.unpark()
@@ -59,32 +60,32 @@ class Inbox:
     def fail(self, error: BaseException) -> None:
         """No more messages will come; readers get ``error`` once drained."""
         self._error = error
-        self._wake_one()
+        self.wake_one()
         if self._lot is not None:
             self._lot.unpark_all()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     @property
     def has_reader(self) -> bool:
         """True while a task is parked waiting for the next message."""
-        return self._waiter is not None or bool(self._lot)
+        return self.waiter is not None or bool(self._lot)
 
     def push_back(self, msg: dict) -> None:
         """Put a message taken with :meth:`get_nowait` back in front."""
-        self._items.appendleft(msg)
+        self.items.appendleft(msg)
 
     @property
-    def waiter(self) -> Optional[trio.lowlevel.Task]:
-        """The task parked first for the next message, if any."""
-        return self._waiter
+    def has_lot(self) -> bool:
+        """True if tasks beyond the first wait (in the parking lot)."""
+        return bool(self._lot)
 
     def get_nowait(self) -> Optional[dict]:
-        return self._items.popleft() if self._items else None
+        return self.items.popleft() if self.items else None
 
     def _abort(self, _: Any) -> Any:
-        self._waiter = None
+        self.waiter = None
         return trio.lowlevel.Abort.SUCCEEDED
 
     @property
@@ -97,10 +98,10 @@ class Inbox:
 
         Another reader may take the message first: check again after.
         """
-        if self._items or self._error is not None:
+        if self.items or self._error is not None:
             return
-        if self._waiter is None:
-            self._waiter = trio.lowlevel.current_task()
+        if self.waiter is None:
+            self.waiter = trio.lowlevel.current_task()
             await trio.lowlevel.wait_task_rescheduled(self._abort)
         else:
             if self._lot is None:
@@ -108,17 +109,17 @@ class Inbox:
             await self._lot.park()
 
     async def get(self) -> dict:
-        while not self._items:
+        while not self.items:
             if self._error is not None:
                 raise self._error
-            if self._waiter is None:
-                self._waiter = trio.lowlevel.current_task()
+            if self.waiter is None:
+                self.waiter = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort)
             else:
                 if self._lot is None:
                     self._lot = trio.lowlevel.ParkingLot()
                 await self._lot.park()
-        return self._items.popleft()
+        return self.items.popleft()
 
 
 class ChanState:
@@ -247,10 +248,14 @@ class _End:
         state = self.dialog.state
         if 'yield' in msg and state in _STREAMING:
             # the common case, and a transition to the same state
-            if len(self.inbox) >= self.max_unread:
+            inbox = self.inbox
+            items = inbox.items
+            if len(items) >= self.max_unread:
                 raise ProtocolError(
                     f'peer sent call {self.cid} more values than it was granted')
-            self.inbox.put(msg)
+            items.append(msg)
+            if inbox.waiter is not None or inbox.has_lot:
+                inbox.wake_one()
             return
         if state == 'sent' and msg.get('functype') == 'asyncfunc':
             self.dialog.state = 'awaiting_return'  # a plain call's first reply

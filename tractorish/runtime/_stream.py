@@ -163,6 +163,7 @@ class MsgStream(_Iterable):
         self._chan = end.chan
         self._cid = end.cid
         self._window = max(2, window)
+        self._half_window = self._window // 2
         end.max_unread = self._window + 1
         self._context = context
         self._generator_caller = generator_caller
@@ -182,12 +183,14 @@ class MsgStream(_Iterable):
         if (self._mode == 'bulk' or not self._generator_caller) and not end.errored \
                 and not self._closed and not self._eof:
             await trio.lowlevel.checkpoint_if_cancelled()
-            message = end.inbox.get_nowait()
-            if message is not None and 'yield' in message:
-                self._after_consume()
+            items = end.inbox.items
+            if items and 'yield' in items[0]:
+                message = items.popleft()
+                if self._mode != 'lockstep':  # _after_consume(), inline
+                    self._consumed += 1
+                    if self._consumed >= self._half_window:
+                        self._grant_back()
                 return message['yield']
-            if message is not None:
-                end.inbox.push_back(message)
         try:
             return await self.receive()
         except trio.EndOfChannel:
@@ -220,12 +223,15 @@ class MsgStream(_Iterable):
         if self._mode == 'lockstep':
             return
         self._consumed += 1
-        if self._consumed >= self._window // 2:
-            granted, self._consumed = self._consumed, 0
-            try:
-                self._chan.send_nowait(msg.credit(granted, self._cid))
-            except TransportClosed:
-                pass  # the next receive reports the lost channel
+        if self._consumed >= self._half_window:
+            self._grant_back()
+
+    def _grant_back(self) -> None:
+        granted, self._consumed = self._consumed, 0
+        try:
+            self._chan.send_nowait(msg.credit(granted, self._cid))
+        except TransportClosed:
+            pass  # the next receive reports the lost channel
 
     async def receive(self) -> Any:
         """The next value; ``trio.EndOfChannel`` when the sender is done.
