@@ -1,6 +1,8 @@
 """Streams and contexts across real actors."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 
@@ -331,24 +333,32 @@ async def test_subscribers_each_get_every_value():
         await portal.cancel_actor()
 
 
-async def test_context_echo_with_nothing_else_on_the_channel():
-    # With discovery off, the context is the only call on its channel, so
-    # each side reads its stream's messages itself; flow-control credit
-    # arriving meanwhile must not leave the channel unread.
+@asynccontextmanager
+async def alone_on_its_channel():
+    """A portal to an actor whose channel carries nothing but our calls
+    (no discovery): the only call in flight reads for itself."""
     config = tractorish.RuntimeConfig(discovery='off')
     async with tractorish.open_root_actor(config=config):
         async with tractorish.open_nursery() as an:
             portal = await start(an)
-            for _ in range(3):
-                with trio.fail_after(20):
-                    async with portal.open_context(sf.echo_ctx, greeting='hi') as (ctx, _):
-                        async with ctx.open_stream() as stream:
-                            for i in range(300):  # past a credit grant
-                                await stream.send(i)
-                                assert await stream.receive() == i
-                        assert await ctx.result() == 300
-                assert await portal.run(sf.not_a_generator) == 1
+            yield portal
             await portal.cancel_actor()
+
+
+async def test_context_echo_with_nothing_else_on_the_channel():
+    # With discovery off, the context is the only call on its channel, so
+    # each side reads its stream's messages itself; flow-control credit
+    # arriving meanwhile must not leave the channel unread.
+    async with alone_on_its_channel() as portal:
+        for _ in range(3):
+            with trio.fail_after(20):
+                async with portal.open_context(sf.echo_ctx, greeting='hi') as (ctx, _):
+                    async with ctx.open_stream() as stream:
+                        for i in range(300):  # past a credit grant
+                            await stream.send(i)
+                            assert await stream.receive() == i
+                    assert await ctx.result() == 300
+            assert await portal.run(sf.not_a_generator) == 1
 
 
 async def test_a_remote_error_taken_by_the_stream_still_ends_the_context():
@@ -357,24 +367,20 @@ async def test_a_remote_error_taken_by_the_stream_still_ends_the_context():
     # was waiting), leaving it must still end with that error, not wait
     # for a message the stream already took. Nothing else on the channel,
     # so the stream's task reads for itself.
-    config = tractorish.RuntimeConfig(discovery='off')
-    async with tractorish.open_root_actor(config=config):
-        async with tractorish.open_nursery() as an:
-            portal = await start(an)
-            for _ in range(3):
-                handled = []
-                with trio.fail_after(20):
-                    with pytest.raises(RemoteActorError) as info:
-                        async with portal.open_context(sf.fail_in_ctx, after=3) as (ctx, _):
-                            async with ctx.open_stream() as stream:
-                                try:
-                                    async for _value in stream:
-                                        # busy elsewhere while the error lands
-                                        with trio.CancelScope(shield=True):
-                                            await trio.sleep(0.02)
-                                except RemoteActorError:
-                                    handled.append(True)
-                                    await trio.sleep(0)  # cancelled: fine
-                                    raise
-                assert handled == [True] and info.value.boxed_type is KeyError
-            await portal.cancel_actor()
+    async with alone_on_its_channel() as portal:
+        for _ in range(3):
+            handled = []
+            with trio.fail_after(20):
+                with pytest.raises(RemoteActorError) as info:
+                    async with portal.open_context(sf.fail_in_ctx, after=3) as (ctx, _):
+                        async with ctx.open_stream() as stream:
+                            try:
+                                async for _value in stream:
+                                    # busy elsewhere while the error lands
+                                    with trio.CancelScope(shield=True):
+                                        await trio.sleep(0.02)
+                            except RemoteActorError:
+                                handled.append(True)
+                                await trio.sleep(0)  # cancelled: fine
+                                raise
+            assert handled == [True] and info.value.boxed_type is KeyError

@@ -430,7 +430,10 @@ async def test_receive_after_close_never_reads_a_reused_descriptor():
                 assert await d.recv(100)
 
 
-async def test_flush_now_hands_queued_replies_to_the_kernel_in_one_write(monkeypatch):
+@pytest.fixture
+def count_writes(monkeypatch):
+    """Start counting the channel's direct writes (their sizes); returns
+    ``(writes, stop)``."""
     import tractorish.ipc._channel as channel_module
     writes = []
     real_write = channel_module.os.write
@@ -439,14 +442,21 @@ async def test_flush_now_hands_queued_replies_to_the_kernel_in_one_write(monkeyp
         writes.append(len(data))
         return real_write(fd, data)
 
+    def start():
+        monkeypatch.setattr(channel_module.os, 'write', counting_write)
+        return writes, monkeypatch.undo
+    return start
+
+
+async def test_flush_now_hands_queued_replies_to_the_kernel_in_one_write(count_writes):
     with trio.fail_after(TIMEOUT):
         async with socket_channel_pair() as (left, right):
-            monkeypatch.setattr(channel_module.os, 'write', counting_write)
+            writes, stop = count_writes()
             for i in range(10):
                 left.send_corked(yield_(i, CID))
             assert writes == []
             left.flush_now()
-            monkeypatch.undo()
+            stop()
             assert len(writes) == 1
             got = []
             while len(got) < 10:
@@ -454,27 +464,19 @@ async def test_flush_now_hands_queued_replies_to_the_kernel_in_one_write(monkeyp
     assert got == [yield_(i, CID) for i in range(10)]
 
 
-async def test_a_batch_goes_out_once_it_can_keep_the_peer_busy(monkeypatch):
+async def test_a_batch_goes_out_once_it_can_keep_the_peer_busy(count_writes):
     # batched sends wait for the writer, except that once about a kilobyte
     # is queued the next send hands it all to the kernel, so the peer can
     # work on it while more is made
-    import tractorish.ipc._channel as channel_module
-    writes = []
-    real_write = channel_module.os.write
-
-    def counting_write(fd, data):
-        writes.append(len(data))
-        return real_write(fd, data)
-
     msgs = [yield_(b'x' * 400, CID) for _ in range(4)]
     with trio.fail_after(TIMEOUT):
         async with socket_channel_pair() as (left, right):
-            monkeypatch.setattr(channel_module.os, 'write', counting_write)
+            writes, stop = count_writes()
             for msg in msgs[:3]:
                 await left.send(msg, batch=True)
             assert writes == []  # not yet: under the threshold, for the writer
             await left.send(msgs[3], batch=True)
-            monkeypatch.undo()
+            stop()
             assert len(writes) == 1 and writes[0] > 3 * 400
             got = []
             while len(got) < 4:

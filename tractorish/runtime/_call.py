@@ -112,13 +112,7 @@ class Inbox:
         while not self.items:
             if self._error is not None:
                 raise self._error
-            if self.waiter is None:
-                self.waiter = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(self._abort)
-            else:
-                if self._lot is None:
-                    self._lot = trio.lowlevel.ParkingLot()
-                await self._lot.park()
+            await self.wait()
         return self.items.popleft()
 
 
