@@ -225,8 +225,9 @@ class Channel:
             self._pending = bytearray(rest)
         self._wake_writer()
 
-    def _write_now(self, data: bytes) -> bytes:
-        """Write what the kernel takes of ``data`` now; return the rest.
+    def _write_now(self, data: Any) -> Any:
+        """Write what the kernel takes of ``data`` (bytes or a memoryview)
+        now; return the rest.
 
         A failed write marks the channel broken and raises TransportClosed.
         """
@@ -293,6 +294,8 @@ class Channel:
                         await self._write_direct(batch)
                     else:
                         await self._stream.send_all(batch)
+                except TransportClosed:
+                    return  # _write_now has said why
                 except _STREAM_ERRORS as err:
                     self._send_error = TransportClosed(
                         f'{self!r}: send failed: {err!r}')
@@ -305,15 +308,11 @@ class Channel:
     async def _write_direct(self, data: bytearray) -> None:
         """``send_all`` on the plain socket, without its scheduler pass after
         each write: the writer waits only when the kernel's buffer is full."""
-        view = memoryview(data)
-        sock = self._direct
-        while view:
-            try:
-                sent = os.write(sock.fileno(), view)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(sock)
-                continue
-            view = view[sent:]
+        rest: Any = memoryview(data)
+        while rest:
+            rest = self._write_now(rest)
+            if rest:
+                await trio.lowlevel.wait_writable(self._direct)
 
     # --- receiving ----------------------------------------------------------
 

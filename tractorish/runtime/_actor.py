@@ -112,13 +112,6 @@ def functype_of(fn: Any) -> str:
     raise TypeError(f'{fn!r} is not a function, async generator or context')
 
 
-def _abort_idle(state: ChanState) -> Callable[[Any], Any]:
-    def abort(_: Any) -> Any:
-        state.reader_idle = False
-        return trio.lowlevel.Abort.SUCCEEDED
-    return abort
-
-
 def _shortened(payload: dict, err: Exception) -> dict:
     """An error payload cut down to fit, saying why."""
     return {**payload, 'message': payload.get('message', '')[:2000],
@@ -334,7 +327,7 @@ class Actor:
                     # a caller reads (or is about to): wait for the turn back
                     state.idle_after_batch = False
                     state.reader_idle = True
-                    await trio.lowlevel.wait_task_rescheduled(_abort_idle(state))
+                    await trio.lowlevel.wait_task_rescheduled(state.abort_idle)
                     continue
                 state.reader_reading = True
                 try:
@@ -520,32 +513,21 @@ class Actor:
     async def start_call(self, chan: Channel, ns: str, func_name: str,
                          kwargs: dict) -> Call:
         """Send a ``cmd`` on ``chan``; return the :class:`Call` for its replies."""
-        call, command = self.new_call(chan, ns, func_name, kwargs)
-        await self.send_command(call, command)
-        return call
-
-    def new_call(self, chan: Channel, ns: str, func_name: str,
-                 kwargs: dict) -> Tuple[Call, dict]:
-        """A registered :class:`Call` and the ``cmd`` that starts it, for
-        :meth:`send_command`."""
         state = self._states.get(chan)
         if state is None:
             raise channel_gone(chan)
         cid = state.next_cid()
         call = Call(self, state, cid, ns, func_name)
         state.calls[cid] = call
-        return call, msg.cmd(ns, func_name, kwargs, self.uid, cid)
-
-    async def send_command(self, call: Call, command: dict) -> None:
-        """Send ``call``'s ``cmd``; if that fails, forget the call."""
-        state = call.state
         try:
             # with other calls in flight, more are likely to come at once:
             # let the writer send them together
-            await state.chan.send(command, batch=len(state.calls) > 1)
+            await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid),
+                            batch=len(state.calls) > 1)
         except BaseException:
-            state.calls.pop(call.cid, None)
+            state.calls.pop(cid, None)
             raise
+        return call
 
     async def start_service(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Start ``fn(*args, task_status=...)`` in the runtime's nursery; return

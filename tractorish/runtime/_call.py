@@ -18,7 +18,7 @@ import trio
 from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, message_kind, unpack_error
-from ._stream import CLEAN_EOF, DEFAULT_WINDOW, SendCredit, read_for, stop_reading_for
+from ._stream import DEFAULT_WINDOW, SendCredit
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -47,9 +47,10 @@ class Inbox:
 
     def put(self, msg: dict) -> None:
         self.items.append(msg)
-        self.wake_one()
+        if self.waiter is not None or self._lot:  # only a parked reader needs waking
+            self._wake_one()
 
-    def wake_one(self) -> None:
+    def _wake_one(self) -> None:
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
@@ -60,7 +61,7 @@ class Inbox:
     def fail(self, error: BaseException) -> None:
         """No more messages will come; readers get ``error`` once drained."""
         self._error = error
-        self.wake_one()
+        self._wake_one()
         if self._lot is not None:
             self._lot.unpark_all()
 
@@ -71,15 +72,6 @@ class Inbox:
     def has_reader(self) -> bool:
         """True while a task is parked waiting for the next message."""
         return self.waiter is not None or bool(self._lot)
-
-    def push_back(self, msg: dict) -> None:
-        """Put a message taken with :meth:`get_nowait` back in front."""
-        self.items.appendleft(msg)
-
-    @property
-    def has_lot(self) -> bool:
-        """True if tasks beyond the first wait (in the parking lot)."""
-        return bool(self._lot)
 
     def get_nowait(self) -> Optional[dict]:
         return self.items.popleft() if self.items else None
@@ -150,6 +142,11 @@ class ChanState:
         self.idle_after_batch = False  # the direct call's caller will read next
         self.read_error: Optional[BaseException] = None  # for the reader to raise
 
+    def abort_idle(self, _: Any) -> Any:
+        """Abort function for the reader's idle wait (when it is cancelled)."""
+        self.reader_idle = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
     def wake_reader(self) -> None:
         """Give the read turn back to the reader task (if it is idle)."""
         if self.reader_idle and self.reader is not None:
@@ -170,6 +167,72 @@ class ChanState:
 
     def next_cid(self) -> str:
         return f'{self.cid_prefix}{next(self._counter)}'
+
+
+# a caller's read found the peer gone cleanly: the reader ends as at its own EOF
+CLEAN_EOF = TransportClosed('the peer closed the connection')
+
+
+@trio.lowlevel.enable_ki_protection
+async def read_for(end: '_End') -> dict:
+    """The next message for ``end``, read from the channel by this task
+    itself while the read turn is free (see ``Actor._serve_channel``).
+
+    For the task waiting on ``end`` while it is ``state.direct_call``; that
+    task must call :func:`stop_reading_for` before it waits for anything
+    else, so that the reader task takes over again.
+    """
+    state = end.state
+    inbox = end.inbox
+    while not len(inbox):
+        if inbox.error is not None:
+            raise inbox.error
+        me = trio.lowlevel.current_task()
+        if not state.may_read() or state.dispatch is None:
+            if state.turn is None:
+                state.wake_reader()  # somebody must read: the reader task
+            # wait once, then decide again: another task reading this inbox
+            # may take what woke us, and then we must read or wake the reader
+            state.direct_waiter = me
+            try:
+                await inbox.wait()
+            finally:
+                state.direct_waiter = None
+            continue
+        state.turn = me
+        try:
+            batch = await state.chan.receive_batch()
+        except (trio.Cancelled, KeyboardInterrupt):
+            raise
+        except Exception as err:  # for the reader to raise: it closes the channel
+            state.read_error = err
+        else:
+            if not batch:
+                state.read_error = CLEAN_EOF
+            else:
+                try:  # in the reader's context, as the reader would
+                    state.context.run(state.dispatch, state, batch)
+                except BaseException as err:  # the peer's, not ours: as above
+                    state.read_error = err
+        finally:
+            if state.turn is me:
+                state.turn = None
+            if state.read_error is not None:
+                state.wake_reader()
+    message = inbox.get_nowait()
+    assert message is not None
+    return message
+
+
+@trio.lowlevel.enable_ki_protection
+def stop_reading_for(end: '_End') -> None:
+    """``end`` no longer reads for itself: the reader task reads again."""
+    state = end.state
+    if state.direct_call is end:
+        state.direct_call = None
+        state.direct_waiter = None
+        state.idle_after_batch = False
+        state.wake_reader()
 
 
 # the reason sending stopped when the other side ended normally (a marker:
@@ -237,19 +300,31 @@ class _End:
         return self.inbox.has_reader or (
             state.direct_call is self and state.turn is not None)
 
+    async def next_message(self) -> dict:
+        """The next message for this call, from its inbox; while this call is
+        all that is in flight on its channel, read from the channel by this
+        task itself (no hand-over from the reader task)."""
+        message = self.inbox.get_nowait()  # most often one is here already
+        if message is not None:
+            return message
+        state = self.state
+        if not state.only_end():
+            return await self.inbox.get()
+        state.direct_call = self
+        try:
+            return await read_for(self)
+        finally:
+            stop_reading_for(self)
+
     def deliver(self, msg: dict) -> None:
         """Route one inbound message for this call id (the reader's hot path)."""
         state = self.dialog.state
         if 'yield' in msg and state in _STREAMING:
             # the common case, and a transition to the same state
-            inbox = self.inbox
-            items = inbox.items
-            if len(items) >= self.max_unread:
+            if len(self.inbox.items) >= self.max_unread:
                 raise ProtocolError(
                     f'peer sent call {self.cid} more values than it was granted')
-            items.append(msg)
-            if inbox.waiter is not None or inbox.has_lot:
-                inbox.wake_one()
+            self.inbox.put(msg)
             return
         if state == 'sent' and msg.get('functype') == 'asyncfunc':
             self.dialog.state = 'awaiting_return'  # a plain call's first reply
@@ -337,7 +412,7 @@ class Call(_End):
 
     async def receive(self) -> dict:
         """The callee's next message; a remote error is raised here."""
-        msg = await self.inbox.get()
+        msg = await self.next_message()
         if 'error' in msg:
             raise unpack_error(msg['error'])
         return msg

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple
 import trio
 
 from .._exceptions import NoResult, TransportClosed
-from ..msg import MAIN_ALIAS, unpack_error
-from ._call import read_for, stop_reading_for
+from ..msg import MAIN_ALIAS
 from ._context import CONTEXT_ATTR, Context, open_context_from
 from ._stream import MsgStream
 
@@ -99,41 +98,15 @@ class Portal:
         return await self._run(namespace_path, function_name, kwargs)
 
     async def _run(self, namespace_path: str, function_name: str, kwargs: dict) -> Any:
-        actor = self.actor
-        call, command = actor.new_call(self.channel, namespace_path, function_name, kwargs)
-        await actor.send_command(call, command)
-        state = call.state
-        # the only call in flight: read the replies here, not in the reader
-        # task (no hand-over between the two on the way back)
-        direct = state.only_end()
-        # ``async with call`` spelled out: this is the per-call hot path
-        try:
-            if direct:
-                state.direct_call = call
-                first = await read_for(call)
-            else:
-                first = await call.inbox.get()
-            if 'error' in first:
-                raise unpack_error(first['error'])
-            functype = call.functype = first['functype']
+        call = await self.actor.start_call(
+            self.channel, namespace_path, function_name, kwargs)
+        async with call:
+            functype = await call.receive_functype()
             if functype != 'asyncfunc':
                 raise TypeError(
                     f'{namespace_path}.{function_name} is a remote {functype}: '
                     f'use open_stream_from / open_context, not run')
-            message = call.inbox.get_nowait()  # most often it came along
-            if message is None:
-                message = await (read_for(call) if direct else call.inbox.get())
-            if 'error' in message:
-                raise unpack_error(message['error'])
-        except BaseException as exc:
-            if direct:
-                stop_reading_for(call)
-            await call.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        if direct:
-            stop_reading_for(call)
-        state.calls.pop(call.cid, None)
-        return message['return']
+            return await call.result()
 
     @asynccontextmanager
     async def open_stream_from(self, async_gen_func: Callable[..., Any],

@@ -25,76 +25,10 @@ from .._exceptions import ProtocolError, TransportClosed
 from ..msg import unpack_error
 
 if TYPE_CHECKING:
-    from ._call import Call, RpcTask, _End
+    from ._call import Call, RpcTask
     from ._context import Context
 
 DEFAULT_WINDOW = 512
-
-
-# a caller's read found the peer gone cleanly: the reader ends as at its own EOF
-CLEAN_EOF = TransportClosed('the peer closed the connection')
-
-
-@trio.lowlevel.enable_ki_protection
-async def read_for(end: '_End') -> dict:
-    """The next message for ``end``, read from the channel by this task
-    itself while the read turn is free (see ``Actor._serve_channel``).
-
-    For the task waiting on ``end`` while it is ``state.direct_call``; that
-    task must call :func:`stop_reading_for` before it waits for anything
-    else, so that the reader task takes over again.
-    """
-    state = end.state
-    inbox = end.inbox
-    while not len(inbox):
-        if inbox.error is not None:
-            raise inbox.error
-        me = trio.lowlevel.current_task()
-        if not state.may_read() or state.dispatch is None:
-            if state.turn is None:
-                state.wake_reader()  # somebody must read: the reader task
-            # wait once, then decide again: another task reading this inbox
-            # may take what woke us, and then we must read or wake the reader
-            state.direct_waiter = me
-            try:
-                await inbox.wait()
-            finally:
-                state.direct_waiter = None
-            continue
-        state.turn = me
-        try:
-            batch = await state.chan.receive_batch()
-        except (trio.Cancelled, KeyboardInterrupt):
-            raise
-        except Exception as err:  # for the reader to raise: it closes the channel
-            state.read_error = err
-        else:
-            if not batch:
-                state.read_error = CLEAN_EOF
-            else:
-                try:  # in the reader's context, as the reader would
-                    state.context.run(state.dispatch, state, batch)
-                except BaseException as err:  # the peer's, not ours: as above
-                    state.read_error = err
-        finally:
-            if state.turn is me:
-                state.turn = None
-            if state.read_error is not None:
-                state.wake_reader()
-    message = inbox.get_nowait()
-    assert message is not None
-    return message
-
-
-@trio.lowlevel.enable_ki_protection
-def stop_reading_for(end: '_End') -> None:
-    """``end`` no longer reads for itself: the reader task reads again."""
-    state = end.state
-    if state.direct_call is end:
-        state.direct_call = None
-        state.direct_waiter = None
-        state.idle_after_batch = False
-        state.wake_reader()
 
 
 class SendCredit:
@@ -186,10 +120,7 @@ class MsgStream(_Iterable):
             items = end.inbox.items
             if items and 'yield' in items[0]:
                 message = items.popleft()
-                if self._mode != 'lockstep':  # _after_consume(), inline
-                    self._consumed += 1
-                    if self._consumed >= self._half_window:
-                        self._grant_back()
+                self._after_consume()
                 return message['yield']
         try:
             return await self.receive()
@@ -252,21 +183,7 @@ class MsgStream(_Iterable):
                 await self._grant_initial()
             elif self._mode == 'lockstep':
                 await self._chan.send(msg.credit(1, self._cid))
-        end = self._end
-        message = end.inbox.get_nowait()  # most often one is here already
-        if message is None:
-            state = end.state
-            if state.only_end():
-                # the only call on the channel: read the next message here
-                # rather than be handed it by the reader task
-                state.direct_call = end
-                try:
-                    message = await read_for(end)
-                finally:
-                    stop_reading_for(end)
-            else:
-                message = await end.inbox.get()
-        value = self._take(message)
+        value = self._take(await self._end.next_message())
         self._after_consume()
         return value
 
