@@ -61,15 +61,18 @@ async def test_a_caller_reading_its_own_reply_serves_the_callees_calls_too():
     # The only call in flight reads its reply itself: meanwhile it must hand
     # the callee's calls back into us to the runtime, in the runtime's
     # context (never the caller's), and keep serving after each ending.
-    async with tractorish.open_root_actor(enable_modules=['actor_funcs']):
+    # (No discovery: its registration would be a second call in flight.)
+    config = tractorish.RuntimeConfig(discovery='off')
+    async with tractorish.open_root_actor(enable_modules=['actor_funcs'], config=config):
         async with tractorish.open_nursery() as an:
             portal = await an.start_actor('caller-back', enable_modules=['actor_funcs'])
             actor_funcs._swapped.set('the caller task')
             for _ in range(3):
-                # answered in place by whoever reads our channel...
+                # answered in place by whoever reads our channel: from the
+                # second call on, that is this task
                 assert await portal.run(actor_funcs.call_parent, func='swap_context_var',
                                         value='x') == 'unset'
-                # ...or by a task of its own
+            for _ in range(3):  # or by a task of its own
                 assert await portal.run(actor_funcs.call_parent, func='sleep',
                                         seconds=0.01) == 0.01
             assert actor_funcs._swapped.get() == 'the caller task'
