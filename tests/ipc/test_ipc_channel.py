@@ -482,3 +482,51 @@ async def test_a_batch_goes_out_once_it_can_keep_the_peer_busy(count_writes):
             while len(got) < 4:
                 got.extend(await right.receive_batch())
     assert got == msgs
+
+
+@pytest.fixture
+def count_waits(monkeypatch):
+    """Count the channel's waits for its socket to become readable."""
+    import tractorish.ipc._channel as channel_module
+    waits = []
+    real_wait = channel_module.trio.lowlevel.wait_readable
+
+    async def counting_wait(sock):
+        waits.append(sock)
+        await real_wait(sock)
+
+    monkeypatch.setattr(channel_module.trio.lowlevel, 'wait_readable', counting_wait)
+    return waits
+
+
+async def test_after_a_read_of_a_burst_the_next_read_tries_the_socket_first(count_waits):
+    import tractorish.ipc._channel as channel_module
+    big = [yield_(b'x' * 200, CID) for _ in range(10)]   # a short read, but a burst
+    small = [yield_(1, CID)]                            # a short read, and alone
+    assert len(msgpack.packb(big[0])) * 10 >= channel_module.BURST_READ
+    with trio.fail_after(TIMEOUT):
+        a, b = socket.socketpair()
+        with a:
+            async with open_channel(
+                    trio.SocketStream(trio.socket.from_stdlib_socket(b))) as reader:
+
+                async def read(msgs):
+                    got = []
+                    while len(got) < len(msgs):
+                        got.extend(await reader.receive_batch())
+                    assert got == msgs
+
+                a.sendall(b''.join(msgpack.packb(m) for m in big))
+                await read(big)
+                count_waits.clear()
+                a.sendall(b''.join(msgpack.packb(m) for m in big))
+                await read(big)
+                assert count_waits == []  # read at once: no wait, no scheduler pass
+                a.sendall(msgpack.packb(small[0]))
+                await read(small)
+                count_waits.clear()
+                a.sendall(msgpack.packb(small[0]))
+                await read(small)
+                # after a small read the socket is most likely empty: wait for
+                # it rather than make a read that fails
+                assert len(count_waits) == 1

@@ -239,6 +239,33 @@ def test_encoder_rejects_unencodable_and_stays_usable(bad):
     assert Decoder().feed(data) == [good]
 
 
+@pytest.mark.parametrize('value', [
+    0, -1, 2**63, None, True, 1.5, 'text', 'ü' * 40, b'\x00' * 300,
+    [1, [2, [3]]], {'a': {'b': None}}, (1, 2),
+    datetime.datetime(2024, 1, 1, tzinfo=UTC),
+], ids=repr)
+def test_encode_yield_is_the_same_bytes_as_encoding_the_map(value):
+    assert Encoder().encode_yield(value, CID) == Encoder().encode(yield_(value, CID))
+
+
+def test_encode_yield_is_right_for_many_call_ids():
+    # more ids than the encoder keeps the encoded tails of
+    encoder = Encoder()
+    for round_ in range(2):
+        for i in range(600):
+            cid = f'c{i}'
+            assert encoder.encode_yield(i, cid) == packb(yield_(i, cid)), (round_, cid)
+
+
+def test_encode_yield_rejects_unencodable_and_oversize_and_stays_usable():
+    encoder = Encoder(max_msg_size=100)
+    with pytest.raises(MsgTypeError):
+        encoder.encode_yield([1, object()], CID)
+    with pytest.raises(MsgTypeError, match='exceeds'):
+        encoder.encode_yield(b'x' * 100, CID)
+    assert encoder.encode_yield([1, 2], CID) == packb(yield_([1, 2], CID))
+
+
 def test_msg_type_error_is_a_type_error():
     with pytest.raises(TypeError):
         Encoder().encode(object())

@@ -1,12 +1,13 @@
-"""The per-message machinery on its own, with no process and no socket."""
+"""The per-message machinery on its own, with no process."""
 from __future__ import annotations
 
 import trio
 import trio.testing
 
-from tractorish.ipc import open_memory_channel_pair
-from tractorish.msg import yield_
-from tractorish.runtime._call import Inbox
+from tractorish.ipc import open_channel, open_memory_channel_pair
+from tractorish.msg import credit, functype, yield_
+from tractorish.runtime._call import Call, ChanState, Inbox
+from tractorish.runtime._stream import MsgStream
 
 CID = 'c1'
 
@@ -77,13 +78,13 @@ async def test_inbox_failure_reaches_every_reader_after_the_messages():
     assert len(errors) == 2
 
 
-async def test_queue_in_burst_only_joins_a_burst_already_queued():
+async def test_queue_yield_only_joins_a_burst_already_queued():
     async with open_memory_channel_pair() as (left, right):
         # nothing queued: the caller must send() instead, and nothing is sent
-        assert not left.queue_in_burst(yield_(0, CID))
+        assert not left.queue_yield(0, CID)
         left.send_corked(yield_(1, CID))
         assert left.has_pending
-        assert left.queue_in_burst(yield_(2, CID))
+        assert left.queue_yield(2, CID)
         await left.send(yield_(3, CID))
         got = []
         while len(got) < 3:
@@ -91,7 +92,42 @@ async def test_queue_in_burst_only_joins_a_burst_already_queued():
     assert got == [yield_(1, CID), yield_(2, CID), yield_(3, CID)]
 
 
-async def test_queue_in_burst_respects_the_high_water_mark():
+async def test_queue_yield_respects_the_high_water_mark():
     async with open_memory_channel_pair(high_water=100) as (left, right):
         left.send_corked(yield_(b'x' * 200, CID))
-        assert not left.queue_in_burst(yield_(1, CID))
+        assert not left.queue_yield(1, CID)
+
+
+async def test_a_consumer_hands_its_credit_grant_to_the_kernel_at_once(monkeypatch):
+    # A consumer with values in hand must not leave its grant to the writer
+    # task, which runs only once the consumer waits: the producer would be
+    # out of credit meanwhile, and the stream would stall.
+    import tractorish.ipc._channel as channel_module
+    a, b = trio.socket.socketpair()
+    with trio.fail_after(10):
+        async with open_channel(trio.SocketStream(a)) as left, \
+                open_channel(trio.SocketStream(b)) as right:
+            call = Call(None, ChanState(left), CID, 'mod', 'gen')
+            call.deliver(functype('asyncgen', CID))
+            for i in range(8):
+                call.deliver(yield_(i, CID))
+            assert await call.receive_functype() == 'asyncgen'
+            stream = MsgStream(call, window=8, generator_caller=True)
+            assert await stream.receive() == 0  # grants the window: 8
+            writes = []
+            real_write = channel_module.os.write
+
+            def counting_write(fd, data):
+                writes.append(bytes(data))
+                return real_write(fd, data)
+
+            monkeypatch.setattr(channel_module.os, 'write', counting_write)
+            assert [stream.receive_nowait() for _ in range(3)] == [1, 2, 3]
+            # half the window consumed, and not one checkpoint since: the
+            # grant is in the kernel already
+            monkeypatch.undo()
+            assert len(writes) == 1
+            got = []
+            while len(got) < 2:
+                got.extend(await right.receive_batch())
+    assert got == [credit(8, CID), credit(4, CID)]

@@ -30,6 +30,9 @@ CLOSE_FLUSH_TIMEOUT = 2.0
 BURST_GAP_NS = 50_000
 # queued bytes that a batched send hands to the kernel at once
 BATCH_FLUSH = 1024
+# a read at least this big (but short of READ_SIZE) is taken for part of a
+# burst: the next read tries the socket before waiting for it
+BURST_READ = 1024
 # reads that found data, in a row, before the reader lets other tasks run
 FAIR_READS = 16
 
@@ -164,20 +167,21 @@ class Channel:
         """True while messages wait for the writer (a burst is going on)."""
         return bool(self._pending) or self._writing
 
-    def queue_in_burst(self, msg: Any) -> bool:
-        """Queue ``msg`` behind others already waiting, without awaiting.
+    def queue_yield(self, value: Any, cid: str) -> bool:
+        """Queue ``{'yield': value, 'cid': cid}`` behind others already
+        waiting, without awaiting.
 
         For a producer in the middle of a burst: if messages are queued (or
-        being written) and there is room, ``msg`` joins them and this returns
-        True. Otherwise (the channel closed too) it returns False, having
-        done nothing, and the caller uses :meth:`send`, which says why.
-        Raises :class:`MsgTypeError` if ``msg`` cannot be encoded.
+        being written) and there is room, the value joins them and this
+        returns True. Otherwise (the channel closed too) it returns False,
+        having done nothing, and the caller uses :meth:`send`, which says
+        why. Raises :class:`MsgTypeError` if ``value`` cannot be encoded.
         """
         pending = self._pending
         if not (pending or self._writing) or len(pending) >= self._high_water \
                 or self._send_error is not None or self._closed:
             return False
-        pending += self._encoder.encode(msg)
+        pending += self._encoder.encode_yield(value, cid)
         if self._writer_parked:
             self._wake_writer()
         return True
@@ -322,7 +326,13 @@ class Channel:
         A malformed message raises :class:`ProtocolError`; the channel is
         useless after that and should be closed.
         """
-        while not self._received:
+        if not self._received:
+            self._received.extend(await self._read_messages())
+        return self._received.popleft()
+
+    async def _read_messages(self) -> List[dict]:
+        """Read until at least one whole message is in; return them all."""
+        while True:
             if self._eof:
                 raise TransportClosed(f'{self!r}: peer closed the connection')
             data: 'bytes | bytearray'
@@ -340,8 +350,9 @@ class Channel:
                     raise ProtocolError(
                         f'{self!r}: peer closed in the middle of a message')
                 continue
-            self._received.extend(self._decoder.feed(data))
-        return self._received.popleft()
+            messages = self._decoder.feed(data)
+            if messages:
+                return messages
 
     async def _read_direct(self) -> bytes:
         """Read a plain socket with no scheduler pass when data is waiting.
@@ -370,7 +381,10 @@ class Channel:
                 await trio.lowlevel.wait_readable(sock)
                 continue
             self._reads_in_a_row += 1
-            self._drained = len(data) < READ_SIZE
+            # a short read most likely emptied the socket, unless it was
+            # part of a burst: a peer streaming to us has likely written
+            # more by the time we have handled this much
+            self._drained = len(data) < BURST_READ
             return data
 
     async def receive_batch(self) -> List[dict]:
@@ -379,18 +393,16 @@ class Channel:
         For the runtime's reader, which handles messages in a plain loop
         instead of paying for an async iteration per message.
         """
+        if self._received:  # left by receive()
+            batch = list(self._received)
+            self._received.clear()
+            return batch
         try:
-            if not self._received:
-                # receive() reads and decodes a whole chunk, then takes the
-                # first message of it: put that one back in front
-                self._received.appendleft(await self.receive())
+            return await self._read_messages()
         except TransportClosed:
-            if self._eof and not self._received:
+            if self._eof:
                 return []
             raise
-        batch = list(self._received)
-        self._received.clear()
-        return batch
 
     def __aiter__(self) -> AsyncIterator[dict]:
         return self._iterate()

@@ -321,10 +321,14 @@ class _End:
         state = self.dialog.state
         if 'yield' in msg and state in _STREAMING:
             # the common case, and a transition to the same state
-            if len(self.inbox.items) >= self.max_unread:
+            inbox = self.inbox
+            items = inbox.items
+            if len(items) >= self.max_unread:
                 raise ProtocolError(
                     f'peer sent call {self.cid} more values than it was granted')
-            self.inbox.put(msg)
+            items.append(msg)  # Inbox.put, in line
+            if inbox.waiter is not None or inbox._lot:
+                inbox._wake_one()
             return
         if state == 'sent' and msg.get('functype') == 'asyncfunc':
             self.dialog.state = 'awaiting_return'  # a plain call's first reply

@@ -106,7 +106,7 @@ class Context:
         except BaseException:
             # no clean 'stop': the error (or cancel) that ends the call will
             # tell the other side, which must not take it for a normal end
-            stream._closed = True
+            stream._close_quietly()
             raise
         await stream.aclose()
 

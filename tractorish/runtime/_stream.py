@@ -105,6 +105,11 @@ class MsgStream(_Iterable):
         self._consumed = 0
         self._eof = False
         self._closed = False
+        # values are read in bulk and the stream is open: __anext__ may take
+        # a waiting value in one step (False until a generator caller's
+        # first receive, and for good once in lock-step, closed or ended)
+        self._flowing = not generator_caller
+        self._waiting = end.inbox.items
         self._broadcaster: Optional[_Broadcaster] = None
 
     def __repr__(self) -> str:
@@ -113,14 +118,14 @@ class MsgStream(_Iterable):
     async def __anext__(self) -> Any:
         # receive() for a bulk reader with a value waiting, in one step;
         # everything else (and every corner case) goes through receive()
-        end = self._end
-        if (self._mode == 'bulk' or not self._generator_caller) and not end.errored \
-                and not self._closed and not self._eof:
+        if self._flowing and not self._end.errored:
             await trio.lowlevel.checkpoint_if_cancelled()
-            items = end.inbox.items
-            if items and 'yield' in items[0]:
-                message = items.popleft()
-                self._after_consume()
+            waiting = self._waiting
+            if waiting and 'yield' in waiting[0]:
+                message = waiting.popleft()
+                self._consumed += 1  # as _after_consume does, in bulk
+                if self._consumed >= self._half_window:
+                    self._grant_back()
                 return message['yield']
         try:
             return await self.receive()
@@ -141,6 +146,7 @@ class MsgStream(_Iterable):
         if 'yield' in message:
             return message['yield']
         self._eof = True
+        self._flowing = False
         if self._context is not None and ('error' in message or 'return' in message):
             # the outcome, for ctx.result() (and the end of open_context),
             # which would otherwise wait for a message already taken here
@@ -161,6 +167,10 @@ class MsgStream(_Iterable):
         granted, self._consumed = self._consumed, 0
         try:
             self._chan.send_nowait(msg.credit(granted, self._cid))
+            # now, not when this task next waits: a consumer with values in
+            # hand would otherwise hold the grant until it ran dry, and the
+            # producer, out of credit meanwhile, would stall the stream
+            self._chan.flush_now()
         except TransportClosed:
             pass  # the next receive reports the lost channel
 
@@ -180,6 +190,7 @@ class MsgStream(_Iterable):
         if self._generator_caller:
             if self._mode is None:
                 self._mode = 'bulk'
+                self._flowing = True
                 await self._grant_initial()
             elif self._mode == 'lockstep':
                 await self._chan.send(msg.credit(1, self._cid))
@@ -255,9 +266,14 @@ class MsgStream(_Iterable):
         """Close our end: the other side's iteration ends. Idempotent."""
         if self._closed:
             return
-        self._closed = True
+        self._close_quietly()
         if self._context is not None:
             await self._context._stream_closed(self)
+
+    def _close_quietly(self) -> None:
+        """Closed for us, without telling the other side."""
+        self._closed = True
+        self._flowing = False
 
     async def __aenter__(self) -> 'MsgStream':
         return self
@@ -341,7 +357,7 @@ def _fresh(err: BaseException) -> BaseException:
 
 
 # A generator with credit to spare yields to the scheduler this often.
-YIELD_EVERY = 64
+YIELD_EVERY = 128
 
 # How long a cancelled generator's ``finally`` blocks may still await.
 GENERATOR_CLOSE_GRACE = 2.0
@@ -356,8 +372,8 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
     """
     agen = fn(**kwargs)
     chan, cid = task.chan, task.cid
-    credit, inbox = task.send_credit, task.inbox
-    step, queue = agen.__anext__, chan.queue_in_burst
+    credit, waiting = task.send_credit, task.inbox.items
+    step, queue = agen.__anext__, chan.queue_yield
     sent = 0
     try:
         while True:
@@ -373,20 +389,19 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
                     await credit.acquire()
             except trio.BrokenResourceError:
                 break  # the caller stopped: close the generator
-            message = inbox.get_nowait() if len(inbox) else None
             try:
-                if message is None:
+                if not waiting:
                     out = await step()
                 else:  # a two-way caller's value for the yield
+                    message = waiting.popleft()
                     if 'error' in message:
                         raise unpack_error(message['error'])
                     value = message.get('yield')
                     out = await (agen.asend(value) if value is not None else step())
             except StopAsyncIteration:
                 break
-            message = {'yield': out, 'cid': cid}
-            if not queue(message):
-                await chan.send(message)
+            if not queue(out, cid):
+                await chan.send(msg.yield_(out, cid))
         await chan.send(msg.stop(cid))
     finally:
         with trio.CancelScope(shield=True) as scope:
