@@ -21,7 +21,6 @@ import os
 import select
 import signal
 import socket
-import sys
 
 _MAX_PACKET = 1 << 20
 
@@ -37,7 +36,6 @@ def _send(ctrl: socket.socket, msg: dict) -> None:
 def _in_child(ctrl: socket.socket, wake_r: int, wake_w: int, stderr_fd: int,
               boot: dict, zygote_pid: int) -> None:
     """After the fork, in the child: shed the zygote, become an actor."""
-    code = 1
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
@@ -53,18 +51,11 @@ def _in_child(ctrl: socket.socket, wake_r: int, wake_w: int, stderr_fd: int,
         os.close(stderr_fd)
         gc.unfreeze()
         from tractorish import _child
-        code = _child.run(boot, zygote_pid)
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
     except BaseException:
         import traceback
         traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        os._exit(1)
+    _child.run_and_exit(boot, zygote_pid)
 
 
 def _serve(ctrl: socket.socket) -> None:

@@ -128,6 +128,25 @@ async def exit_hard(code: int = 3) -> None:
     os._exit(code)
 
 
+async def leave_work_for_exit(path: str) -> None:
+    """Leave what an interpreter's exit must finish: a non-daemon thread, a
+    thread pool never shut down and an ``atexit`` handler; each notes in
+    ``path`` when it ran."""
+    import atexit
+    import concurrent.futures
+    import threading
+    import time
+
+    def note(text: str) -> None:
+        with open(path, 'a') as f:
+            f.write(text + '\n')
+
+    atexit.register(note, 'atexit')
+    threading.Thread(target=lambda: (time.sleep(0.3), note('thread'))).start()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    pool.submit(note, 'pool').result()
+
+
 def write_marker(path: str) -> None:
     Path(path).write_text('imported')
 

@@ -27,6 +27,21 @@ async def test_run_in_actor_result():
         assert await portal.wait_for_result() == 5
 
 
+async def test_an_actor_exits_as_an_interpreter_would(tmp_path):
+    # threads are joined and atexit handlers run, on either backend; the
+    # pool's idle worker is told to stop first, so it holds up nobody
+    notes = tmp_path / 'notes'
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('leaver', enable_modules=['actor_funcs'])
+        await portal.run(actor_funcs.leave_work_for_exit, path=str(notes))
+        with trio.fail_after(10):
+            await portal.cancel_actor()
+        [child] = an.children
+        with trio.fail_after(10):
+            assert await child.wait() == 0
+    assert notes.read_text().split() == ['pool', 'thread', 'atexit']
+
+
 async def test_result_of_a_daemon_actor_is_an_error():
     async with tractorish.open_nursery() as an:
         portal = await an.start_actor('daemon', enable_modules=['actor_funcs'])

@@ -55,6 +55,50 @@ async def test_exiting_and_dying_actors_are_unregistered():
             await trio.sleep_forever()
 
 
+async def test_a_child_of_the_registrar_registers_in_its_hello():
+    async with tractorish.open_nursery() as an:
+        root = tractorish.current_actor()
+        assert root.registrar_addr is not None
+        portal = await an.start_actor('greeter', enable_modules=['actor_funcs'])
+        entries = {e['name']: e for e in await tractorish.list_actors()}
+        assert entries['greeter']['uid'] == list(portal.peer_uid)
+        assert entries['greeter']['addrs'] == portal.channel.peer_info['addrs']
+        # no second connection (and context) to its parent just to register
+        assert len(root._peers[portal.peer_uid]) == 1
+        await portal.cancel_actor()
+        with trio.fail_after(10):  # gone with its channel
+            while 'greeter' in {e['name'] for e in await tractorish.list_actors()}:
+                await trio.sleep(0.02)
+
+
+async def test_a_hello_registers_only_the_peer_that_sent_it():
+    from tractorish.ipc import connect
+    from tractorish.msg import cmd
+
+    async def hello_with(uid, entry):
+        """Connect with ``entry`` in the hello; make one call, so the
+        registrar has served the channel (and run its hooks) before we look."""
+        async with connect(root.registrar_addr, uid=uid, secret=root.secret,
+                           info={'addrs': [['127.0.0.1', 9]], 'register': entry}) as chan:
+            await chan.send(cmd('self', '_get_info', {}, uid, 'c0'))
+            while 'return' not in await chan.receive():
+                pass
+            return {e['name'] for e in await tractorish.list_actors()}
+
+    def entry_for(uid):
+        return {'name': uid[0], 'uid': list(uid), 'addrs': [['127.0.0.1', 9]]}
+
+    async with tractorish.open_nursery():
+        root = tractorish.current_actor()
+        honest, liar = ('honest', 'a' * 32), ('liar', 'b' * 32)
+        assert 'honest' in await hello_with(honest, entry_for(honest))
+        names = await hello_with(liar, entry_for(('forged', 'c' * 32)))
+        assert 'forged' not in names and 'liar' not in names
+        with trio.fail_after(10):  # and an entry from a hello goes with its channel
+            while 'honest' in {e['name'] for e in await tractorish.list_actors()}:
+                await trio.sleep(0.02)
+
+
 async def test_wait_for_actor_waits_until_it_registers():
     async with tractorish.open_nursery() as an:
         got = {}

@@ -530,3 +530,17 @@ async def test_after_a_read_of_a_burst_the_next_read_tries_the_socket_first(coun
                 # after a small read the socket is most likely empty: wait for
                 # it rather than make a read that fails
                 assert len(count_waits) == 1
+
+
+async def test_receive_after_close_following_a_read_is_transport_closed():
+    # after a short read the next one waits for the socket: on a socket that
+    # was closed meanwhile that wait must say "closed", and leave trio no
+    # stale registration that fails the next closed channel's reader too
+    with trio.fail_after(TIMEOUT):
+        for _ in range(2):
+            async with socket_channel_pair() as (left, right):
+                await right.send(yield_(1, CID))
+                assert await left.receive() == yield_(1, CID)
+                await left.aclose()
+                with pytest.raises(TransportClosed):
+                    await left.receive()

@@ -7,8 +7,10 @@ from ._client import list_actors as list_actors
 from ._client import query_actor as query_actor
 from ._client import wait_for_actor as wait_for_actor
 from ._client import wait_for_actors as wait_for_actors
-from ._service import discovery_service
+from ._service import discovery_service, register_announced
 
 # every actor's runtime takes part in discovery (see DESIGN section 4)
 if discovery_service not in _runtime_actor.STARTUP_SERVICES:
     _runtime_actor.STARTUP_SERVICES.append(discovery_service)
+if register_announced not in _runtime_actor.CHANNEL_HOOKS:
+    _runtime_actor.CHANNEL_HOOKS.append(register_announced)

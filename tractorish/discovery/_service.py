@@ -7,10 +7,11 @@ so a restarted registrar is repopulated.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, Callable, Optional
 
 import trio
 
@@ -57,6 +58,7 @@ def is_registrar(actor: Actor) -> bool:
 async def become_registrar(actor: Actor, addr: Address) -> None:
     await actor.listen_on(addr)
     actor.expose_module(_registrar.MODULE)
+    actor.registrar_addr = addr  # children it spawns register in their hello
     log.info('%r is the registrar at %s', actor, format_addr(addr))
 
 
@@ -87,8 +89,45 @@ async def discovery_service(actor: Actor, task_status: Any = trio.TASK_STATUS_IG
         return
     async with trio.open_nursery() as nursery:
         for registry_addr in actor.registry_addrs:
+            if registers_through_parent(actor) and registry_addr == actor.parent_registrar_addr:
+                continue  # our hello to the parent registers us there
             await nursery.start(keep_registered, actor, registry_addr)
         task_status.started()
+
+
+def registers_through_parent(actor: Actor) -> bool:
+    """True if ``actor`` registers in its hello to its parent, the registrar.
+
+    A child of the registrar would otherwise open a second connection to
+    its parent's process, and a context on it, only to register: the hello
+    carries the entry instead, and the registrar keeps it while the channel
+    to its child lasts (the child's life: it ends without its parent).
+    """
+    return (actor.parent_addr is not None and actor.parent_registrar_addr is not None
+            and actor.config.discovery not in ('off', 'client')
+            and actor.parent_registrar_addr in actor.registry_addrs)
+
+
+def registration_for_parent(actor: Actor) -> dict:
+    """What ``actor`` adds to its hello to its parent to register there."""
+    return {'register': own_entry(actor)} if registers_through_parent(actor) else {}
+
+
+def register_announced(actor: Actor, chan: Any) -> Optional[Callable[[], None]]:
+    """Channel hook: keep the entry a peer's hello carried while its channel
+    lasts, if this actor is the registrar (see :func:`registers_through_parent`)."""
+    entry = chan.peer_info.get('register')
+    if entry is None or not is_registrar(actor):
+        return None
+    try:
+        _registrar.check_entry(entry)
+        if tuple(entry['uid']) != chan.peer_uid:
+            raise ValueError(f'the entry is for {entry["uid"]}, not for the peer')
+    except ValueError as err:
+        log.warning('%r: not registering %r from its hello: %s', actor, chan.peer_uid, err)
+        return None
+    uid, seq = _registrar.REGISTRY.add(entry)
+    return functools.partial(_registrar.REGISTRY.remove, uid, seq)
 
 
 async def keep_registered(actor: Actor, addr: Address,

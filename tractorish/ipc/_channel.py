@@ -372,6 +372,10 @@ class Channel:
             # the last read took less than it could: the socket is most
             # likely empty, so wait for it rather than ask it (and fail)
             self._drained = False
+            if sock.fileno() < 0:
+                # closed since (by aclose): trio would take -1 for a
+                # descriptor, fail, and keep the failed registration
+                raise trio.ClosedResourceError(f'{self!r} is closed')
             await trio.lowlevel.wait_readable(sock)
         while True:
             try:

@@ -50,6 +50,14 @@ SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info'})
 Service = Callable[..., Any]
 STARTUP_SERVICES: List[Service] = []
 
+# Hooks higher layers plug in for every channel the runtime serves
+# (discovery's registration of a child that announced itself in its hello,
+# for one): each is ``fn(actor, chan)``, called before the channel's first
+# message is read; what it returns, if not None, is called once the channel
+# has been dropped.
+ChannelHook = Callable[['Actor', Channel], Optional[Callable[[], None]]]
+CHANNEL_HOOKS: List[ChannelHook] = []
+
 
 def load_main_module(main_ref: Optional[dict]) -> ModuleType:
     """Load the root program's main module without running it as __main__."""
@@ -132,7 +140,8 @@ class Actor:
                  main_ref: Optional[dict] = None,
                  parent_addr: Optional[Address] = None,
                  parent_uid: Optional[Sequence[str]] = None,
-                 registry_addrs: Sequence[Address] = ()) -> None:
+                 registry_addrs: Sequence[Address] = (),
+                 parent_registrar_addr: Optional[Address] = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f'an actor name must be a non-empty string, not {name!r}')
         self.config = config or RuntimeConfig()
@@ -151,6 +160,10 @@ class Actor:
         self.parent_addr = parent_addr
         self.parent_uid: Optional[Uid] = (parent_uid[0], parent_uid[1]) if parent_uid else None
         self.registry_addrs = [normalize_addr(a) for a in registry_addrs]
+        # the registry address this actor serves, if it is the registrar;
+        # and the one its parent served when it spawned us (set by discovery)
+        self.registrar_addr: Optional[Address] = None
+        self.parent_registrar_addr = parent_registrar_addr
         self.listen_addrs: List[Address] = []
         self._hello: dict = {'addrs': [], 'pid': os.getpid()}
         self.started_at = time.time()
@@ -309,6 +322,7 @@ class Actor:
         self._peers.setdefault(chan.peer_uid, []).append(chan)
         if to_parent:  # set before the first message is read: a call from
             self.parent_chan = chan  # the parent may use it at once
+        cleanups = self._run_channel_hooks(chan)
         if (self._expected.get(chan.peer_uid, False) is None
                 and chan.peer_info.get('child_of') == list(self.uid)):
             self._expected[chan.peer_uid] = chan  # a child we spawned, reporting
@@ -349,7 +363,27 @@ class Actor:
             state.reader = None
             state.reader_idle = False
             self._drop_channel(state)
+            for cleanup in cleanups:
+                self._run_hook(cleanup)
             await chan.aclose()
+
+    def _run_channel_hooks(self, chan: Channel) -> List[Callable[[], None]]:
+        """Call every :data:`CHANNEL_HOOKS` entry for ``chan``; return the
+        cleanups they asked for."""
+        cleanups = []
+        for hook in CHANNEL_HOOKS:
+            cleanup = self._run_hook(hook, self, chan)
+            if cleanup is not None:
+                cleanups.append(cleanup)
+        return cleanups
+
+    @staticmethod
+    def _run_hook(fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:  # a layer's bug must not cost the channel
+            log.exception('channel hook %r failed', fn)
+            return None
 
     @trio.lowlevel.enable_ki_protection
     def _dispatch(self, state: ChanState, batch: List[dict]) -> None:

@@ -195,6 +195,8 @@ async def spawn_actor(parent: Actor, name: str, *,
         'cwd': os.getcwd(),
         'main_ref': main_module_ref(parent),
         'registry_addrs': [addr_to_wire(a) for a in parent.registry_addrs],
+        'parent_registrar_addr': (addr_to_wire(parent.registrar_addr)
+                                  if parent.registrar_addr is not None else None),
     }
     parent.expect_peer(uid)
     try:
