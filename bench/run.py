@@ -78,6 +78,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import json
 import math
@@ -93,7 +94,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence,
+                    Tuple)
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCH_DIR not in sys.path:  # also works as ``python -m bench.run``
@@ -380,16 +382,22 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
 
 # --- rpc ---------------------------------------------------------------------------
 
+# Each rep alternates this many blocks of our calls with as many of the bare
+# echo's, so that both meet the same machine: on a shared VM a quiet or a
+# busy second moves either figure far more than the code does.
+RPC_BLOCKS = 6
+
+
 async def rpc_round_trips(portal: tractorish.Portal, calls: int,
-                          warmup: int) -> Dict[str, float]:
-    """Sequential ``portal.run(echo, x=i)``."""
+                          warmup: int) -> Tuple[List[int], float]:
+    """Sequential ``portal.run(echo, x=i)``: each call's latency (ns) and
+    the wall time of them all (s), as ``baseline.measure_round_trips``."""
     echo = bench_funcs.echo
     run = portal.run
     perf = time.perf_counter_ns
     for i in range(warmup):
         if await run(echo, x=i) != i:
             raise RuntimeError('tractorish echo returned the wrong value')
-    gc.collect()
     latencies = [0] * calls
     start = perf()
     for i in range(calls):
@@ -398,13 +406,14 @@ async def rpc_round_trips(portal: tractorish.Portal, calls: int,
         latencies[i] = perf() - t0
         if reply != i:
             raise RuntimeError(f'tractorish echo mismatch: sent {i}, got {reply!r}')
-    elapsed = (perf() - start) / 1e9
-    return rtt_summary(latencies, elapsed)
+    return latencies, (perf() - start) / 1e9
 
 
 async def concurrent_calls(portal: tractorish.Portal, tasks: int, calls: int,
-                           warmup: int) -> Dict[str, float]:
-    """``tasks`` tasks each making ``calls`` sequential calls on one portal: calls/s."""
+                           warmup: int) -> Tuple[int, float]:
+    """``tasks`` tasks each making ``calls`` sequential calls on one portal:
+    the number of timed calls and their wall time (s), as
+    ``baseline.measure_multiplexed``."""
     async def worker(n: int) -> None:
         for i in range(n):
             await check_echo(portal, i)
@@ -412,42 +421,71 @@ async def concurrent_calls(portal: tractorish.Portal, tasks: int, calls: int,
     async with trio.open_nursery() as nursery:
         for _ in range(tasks):
             nursery.start_soon(worker, warmup)
-    gc.collect()
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for _ in range(tasks):
             nursery.start_soon(worker, calls)
-    return {'calls_per_s': tasks * calls / (time.perf_counter() - start)}
+    return tasks * calls, time.perf_counter() - start
+
+
+Measure = Callable[[int, int], Awaitable[Tuple[Any, float]]]
+
+
+async def interleaved(ours: Measure, bare: Measure, total: int,
+                      warmup: int) -> Tuple[Tuple[list, float], Tuple[list, float]]:
+    """Run ``total`` measured units of ``ours`` and of ``bare`` in
+    ``RPC_BLOCKS`` alternating blocks, each after its share of ``warmup``;
+    return each side's results joined: (latencies or a count, seconds)."""
+    joined: List[Tuple[list, float]] = [([], 0.0), ([], 0.0)]
+    per_block = max(1, total // RPC_BLOCKS)
+    warm = max(1, warmup // RPC_BLOCKS)
+    for block in range(RPC_BLOCKS):
+        # who goes first alternates too: neither always follows the other
+        order = (0, 1) if block % 2 == 0 else (1, 0)
+        for side in order:
+            gc.collect()
+            got, elapsed = await (ours, bare)[side](per_block, warm)
+            samples, seconds = joined[side]
+            joined[side] = (samples + (got if isinstance(got, list) else [got]), seconds + elapsed)
+    return joined[0], joined[1]
 
 
 async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     table: Table) -> Dict[str, Any]:
     res: Dict[str, List[Dict[str, float]]] = {
         k: [] for k in ('tcp', 'uds', 'concurrent', 'base_tcp', 'base_uds', 'base_concurrent')}
-    task_warmup = max(1, opts.warmup // opts.tasks)
+    task_warmup = max(1, opts.warmup // opts.tasks) * RPC_BLOCKS
     tmp = tempfile.mkdtemp(prefix='tractorish-bench-')
+
+    def rates(counted: Tuple[list, float]) -> Dict[str, float]:
+        return {'calls_per_s': sum(counted[0]) / counted[1]}
+
     try:
         for rep in range(opts.reps):
-            async with open_tree() as an:
-                async with one_actor(an, f'rpc-tcp-{rep}') as portal:
-                    res['tcp'].append(await rpc_round_trips(portal, opts.calls, opts.warmup))
-                    res['concurrent'].append(await concurrent_calls(
-                        portal, opts.tasks, opts.task_calls, task_warmup))
-            async with open_tree(transport='uds', uds_dir=tmp) as an:
-                async with one_actor(an, f'rpc-uds-{rep}') as portal:
-                    res['uds'].append(await rpc_round_trips(portal, opts.calls, opts.warmup))
             path = os.path.join(tmp, f'baseline-{rep}.sock')
             async with baseline.echo_server(uds_path=path) as (port, _proc):
-                gc.collect()
-                res['base_tcp'].append(rtt_summary(
-                    *await baseline.measure_round_trips(port, opts.calls, opts.warmup)))
-                gc.collect()
-                res['base_uds'].append(rtt_summary(
-                    *await baseline.measure_round_trips(path, opts.calls, opts.warmup)))
-                gc.collect()
-                n, elapsed = await baseline.measure_multiplexed(
-                    port, opts.tasks, opts.task_calls, task_warmup)
-                res['base_concurrent'].append({'calls_per_s': n / elapsed})
+                async with open_tree() as an:
+                    async with one_actor(an, f'rpc-tcp-{rep}') as portal:
+                        ours, bare = await interleaved(
+                            functools.partial(rpc_round_trips, portal),
+                            functools.partial(baseline.measure_round_trips, port),
+                            opts.calls, opts.warmup)
+                        res['tcp'].append(rtt_summary(*ours))
+                        res['base_tcp'].append(rtt_summary(*bare))
+                        ours, bare = await interleaved(
+                            functools.partial(concurrent_calls, portal, opts.tasks),
+                            functools.partial(baseline.measure_multiplexed, port, opts.tasks),
+                            opts.task_calls * RPC_BLOCKS, task_warmup)
+                        res['concurrent'].append(rates(ours))
+                        res['base_concurrent'].append(rates(bare))
+                async with open_tree(transport='uds', uds_dir=tmp) as an:
+                    async with one_actor(an, f'rpc-uds-{rep}') as portal:
+                        ours, bare = await interleaved(
+                            functools.partial(rpc_round_trips, portal),
+                            functools.partial(baseline.measure_round_trips, path),
+                            opts.calls, opts.warmup)
+                        res['uds'].append(rtt_summary(*ours))
+                        res['base_uds'].append(rtt_summary(*bare))
             progress(f'rpc rep {rep + 1}/{opts.reps}: p50 tcp {res["tcp"][-1]["p50_us"]:.0f} us '
                      f'(bare {res["base_tcp"][-1]["p50_us"]:.0f}), uds '
                      f'{res["uds"][-1]["p50_us"]:.0f} us (bare {res["base_uds"][-1]["p50_us"]:.0f}); '
@@ -460,7 +498,8 @@ async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
         return [r[field] for r in res[key]]
 
     table.section(f'rpc: {opts.calls:,} sequential calls/rep after {opts.warmup:,} warm-up; '
-                  f'{opts.tasks} tasks x {opts.task_calls} calls on one portal')
+                  f'{opts.tasks} tasks x {opts.task_calls} calls on one portal, {RPC_BLOCKS} times; '
+                  f'in {RPC_BLOCKS} blocks alternating with the bare echo\'s')
     for transport, label in (('tcp', 'TCP'), ('uds', 'UDS')):
         base_label = f'bare trio {label} echo'
         table.add(f'{label} call p50 (us)', col(transport, 'p50_us'),

@@ -21,13 +21,18 @@ def test_exported_names():
     assert public - modules == EXPECTED
 
 
-def test_pools_and_supervisors_load_on_first_use():
+def test_nurseries_pools_and_supervisors_load_on_first_use():
     import subprocess
     import sys
     code = ('import sys, tractorish; assert "tractorish.workers" not in sys.modules; '
+            'assert "tractorish.supervise" not in sys.modules; '
+            'assert "tractorish.spawn" not in sys.modules; '
             'from tractorish import open_actor_pool, SupervisorError; '
             'assert "tractorish.workers" in sys.modules; '
-            'assert tractorish.open_supervisor is sys.modules["tractorish.workers"].open_supervisor')
+            'assert tractorish.open_supervisor is sys.modules["tractorish.workers"].open_supervisor; '
+            'from tractorish import open_nursery; '
+            'assert open_nursery is sys.modules["tractorish.supervise"].open_nursery; '
+            'assert tractorish.ActorNursery is sys.modules["tractorish.supervise"].ActorNursery')
     subprocess.run([sys.executable, '-c', code], check=True)
 
 
@@ -42,3 +47,15 @@ def test_builtin_bases_where_they_help():
     assert issubclass(tractorish.TransportClosed, ConnectionError)
     assert issubclass(tractorish.ModuleNotExposed, ModuleNotFoundError)
     assert issubclass(tractorish.ContextCancelled, tractorish.RemoteActorError)
+
+
+def test_a_new_uid_is_a_fresh_version_4_uuid_in_hex():
+    import uuid
+
+    from tractorish.runtime import new_uid_tail
+    tails = [new_uid_tail() for _ in range(200)]
+    assert len(set(tails)) == len(tails)
+    for tail in tails:
+        parsed = uuid.UUID(hex=tail)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, tail)
+    assert len(tractorish.Actor('named').uid[1]) == 32

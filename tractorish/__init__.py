@@ -37,18 +37,23 @@ from .runtime import RuntimeConfig as RuntimeConfig
 from .runtime import context as context
 from .runtime import current_actor as current_actor
 from .runtime import is_root_process as is_root_process
-from .supervise import ActorNursery as ActorNursery
-from .supervise import open_nursery as open_nursery
-from .supervise import open_root_actor as open_root_actor
 
 __version__ = '0.1.0'
 
-# Pools and supervisors are imported on first use: most actors need
-# neither, and every process (each spawned actor too) imports this package.
-_LAZY = {'ActorPool', 'Supervisor', 'SupervisorError', 'open_actor_pool',
-         'open_supervisor'}
+# Imported on first use: every process (each spawned actor too) imports
+# this package, and most actors spawn nothing (supervise, and with it the
+# spawn backends) and run no pools or supervisors (workers).
+_LAZY = {
+    'ActorNursery': 'supervise', 'open_nursery': 'supervise',
+    'open_root_actor': 'supervise',
+    'ActorPool': 'workers', 'Supervisor': 'workers', 'SupervisorError': 'workers',
+    'open_actor_pool': 'workers', 'open_supervisor': 'workers',
+}
 
 if _TYPE_CHECKING:
+    from .supervise import ActorNursery as ActorNursery
+    from .supervise import open_nursery as open_nursery
+    from .supervise import open_root_actor as open_root_actor
     from .workers import ActorPool as ActorPool
     from .workers import Supervisor as Supervisor
     from .workers import SupervisorError as SupervisorError
@@ -58,12 +63,12 @@ if _TYPE_CHECKING:
 
 def __getattr__(name: str) -> _Any:
     if name in _LAZY:
-        from . import workers
-        value = getattr(workers, name)
+        import importlib
+        value = getattr(importlib.import_module(f'.{_LAZY[name]}', __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def __dir__() -> _List[str]:
-    return sorted(set(globals()) | _LAZY)
+    return sorted(set(globals()) | set(_LAZY))

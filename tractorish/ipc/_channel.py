@@ -363,20 +363,23 @@ class Channel:
         empty (waiting for it) or after ``FAIR_READS`` reads in a row that
         found data, so a peer that never pauses cannot starve other tasks.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
         sock = self._direct
-        if self._reads_in_a_row >= FAIR_READS:
-            self._reads_in_a_row = 0
-            await trio.lowlevel.cancel_shielded_checkpoint()
         if self._drained:
             # the last read took less than it could: the socket is most
-            # likely empty, so wait for it rather than ask it (and fail)
+            # likely empty, so wait for it rather than ask it (and fail);
+            # the wait is the cancellation point
             self._drained = False
             if sock.fileno() < 0:
                 # closed since (by aclose): trio would take -1 for a
                 # descriptor, fail, and keep the failed registration
                 raise trio.ClosedResourceError(f'{self!r} is closed')
             await trio.lowlevel.wait_readable(sock)
+            self._reads_in_a_row = 0  # other tasks ran while we waited
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._reads_in_a_row >= FAIR_READS:
+                self._reads_in_a_row = 0
+                await trio.lowlevel.cancel_shielded_checkpoint()
         while True:
             try:
                 data = os.read(sock.fileno(), READ_SIZE)

@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import types
-import uuid
 from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
@@ -57,6 +56,18 @@ STARTUP_SERVICES: List[Service] = []
 # has been dropped.
 ChannelHook = Callable[['Actor', Channel], Optional[Callable[[], None]]]
 CHANNEL_HOOKS: List[ChannelHook] = []
+
+
+def new_uid_tail() -> str:
+    """A fresh random id for a uid: the hex of a version-4 UUID.
+
+    Made here, not with :mod:`uuid`, whose import is a noticeable share of
+    ``import tractorish`` (every spawned actor pays it) for one function.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return raw.hex()
 
 
 def load_main_module(main_ref: Optional[dict]) -> ModuleType:
@@ -151,7 +162,7 @@ class Actor:
         self.tls = TLS.from_paths(self.config.tls_cert, self.config.tls_key,
                                   self.config.tls_ca)
         self.name = name
-        self.uid: Uid = (uid[0], uid[1]) if uid else (name, uuid.uuid4().hex)
+        self.uid: Uid = (uid[0], uid[1]) if uid else (name, new_uid_tail())
         self.is_root = is_root
         # a child knows its parent's script as __mp_main__; it is '__main__' here
         self.enable_modules: List[str] = [

@@ -434,6 +434,14 @@ class Call(_End):
     async def __aenter__(self) -> 'Call':
         return self
 
+    def forget_if_done(self) -> bool:
+        """What ``__aexit__`` does when there is nothing to cancel, without
+        awaiting: True if so (the call is forgotten), else False."""
+        if self.cancel_on_exit and not self.dialog.done:
+            return False
+        self.state.calls.pop(self.cid, None)
+        return True
+
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if self.cancel_on_exit and not self.dialog.done:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple
 import trio
 
 from .._exceptions import NoResult, TransportClosed
-from ..msg import MAIN_ALIAS
+from ..msg import MAIN_ALIAS, unpack_error
 from ._context import CONTEXT_ATTR, Context, open_context_from
 from ._stream import MsgStream
 
@@ -98,15 +98,30 @@ class Portal:
         return await self._run(namespace_path, function_name, kwargs)
 
     async def _run(self, namespace_path: str, function_name: str, kwargs: dict) -> Any:
+        # ``async with call`` with its receive_functype() and result(), in one
+        # frame: this is the per-call path, where each coroutine counts
         call = await self.actor.start_call(
             self.channel, namespace_path, function_name, kwargs)
-        async with call:
-            functype = await call.receive_functype()
+        try:
+            reply = await call.next_message()
+            if 'error' in reply:
+                raise unpack_error(reply['error'])
+            call.functype = functype = reply['functype']
             if functype != 'asyncfunc':
                 raise TypeError(
                     f'{namespace_path}.{function_name} is a remote {functype}: '
                     f'use open_stream_from / open_context, not run')
-            return await call.result()
+            # the return came in the same write, most often
+            reply = call.inbox.get_nowait() or await call.next_message()
+            if 'error' in reply:
+                raise unpack_error(reply['error'])
+            result = reply['return']
+        except BaseException as exc:
+            await call.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        if not call.forget_if_done():
+            await call.__aexit__(None, None, None)
+        return result
 
     @asynccontextmanager
     async def open_stream_from(self, async_gen_func: Callable[..., Any],

@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-import uuid
 from collections import deque
 from typing import Any, Deque, Dict, Optional, Sequence, Union
 
@@ -23,7 +22,7 @@ import trio
 from .._exceptions import ActorCrashed
 from ..ipc import addr_to_wire
 from ..msg import unpack_error
-from ..runtime import Actor, Portal
+from ..runtime import Actor, Portal, new_uid_tail
 from ._forkserver import ForkedProcess, forkserver_for
 from ._process import ActorProcess
 
@@ -178,7 +177,7 @@ async def spawn_actor(parent: Actor, name: str, *,
     """
     if not parent.listen_addrs:
         raise RuntimeError(f'{parent!r} is not listening: open its runtime first')
-    uid = (name, uuid.uuid4().hex)
+    uid = (name, new_uid_tail())
     config = parent.config.to_wire()
     if loglevel is not None:
         config['loglevel'] = loglevel
