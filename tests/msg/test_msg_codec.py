@@ -196,6 +196,39 @@ def test_many_messages_in_one_feed_in_order():
     assert Decoder().feed(data) == msgs
 
 
+def test_small_reads_of_whole_and_cut_messages():
+    # reads under ONE_SHOT_MAX are decoded whole while nothing is held back;
+    # a message cut short there goes on to the streaming unpacker
+    from tractorish.msg._codec import ONE_SHOT_MAX
+    msgs = [stop(CID), yield_(1, CID), yield_('z' * 30, CID)]
+    data = b''.join(packb(m) for m in msgs)
+    assert len(data) < ONE_SHOT_MAX
+    for cut in range(len(data) + 1):
+        decoder = Decoder()
+        got = decoder.feed(data[:cut])
+        whole = [m for m, end in zip(msgs, _ends(msgs)) if end <= cut]
+        assert got == whole, cut
+        assert decoder.buffered == cut - (_ends(msgs)[len(whole) - 1] if whole else 0)
+        assert got + decoder.feed(data[cut:]) == msgs, cut
+        assert decoder.buffered == 0
+
+
+def _ends(msgs):
+    """Where each of ``msgs`` ends in their concatenated encoding."""
+    ends, total = [], 0
+    for m in msgs:
+        total += len(packb(m))
+        ends.append(total)
+    return ends
+
+
+def test_a_small_read_is_held_to_the_size_limit_too():
+    data = packb(yield_('v' * 80, CID))
+    assert 60 < len(data) < 512
+    with pytest.raises(ProtocolError, match='limit'):
+        Decoder(max_msg_size=60).feed(data)
+
+
 def test_feed_bigger_than_limit_of_small_messages_is_fine():
     # the limit is per message, not per read
     decoder = Decoder(max_msg_size=200)

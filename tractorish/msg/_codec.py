@@ -29,6 +29,12 @@ _MSGPACK_ERRORS = (
 # cid part: a stream's values are encoded without building a map each
 _YIELD_HEAD = b'\x82' + msgpack.packb('yield')
 _CID_KEY = msgpack.packb('cid')
+# A read this small is decoded with unpackb, message by message, which costs
+# less than the streaming unpacker for the one or two messages of a call's
+# round trip; a burst's reads hold many messages, and there one ExtraData
+# (and a copy of the rest) per message would cost more.
+ONE_SHOT_MAX = 512
+_unpackb = msgpack.unpackb
 # how many cids' encoded tails an encoder remembers before starting over
 _TAILS_KEPT = 256
 
@@ -89,6 +95,8 @@ class Decoder:
         self._unpacker = msgpack.Unpacker(
             raw=False, strict_map_key=False, timestamp=3,
             max_buffer_size=max_msg_size)
+        # reads up to this size are decoded whole, not streamed (see feed)
+        self._one_shot_max = min(ONE_SHOT_MAX, max_msg_size)
         self._fed = 0
         self._msg_start = 0  # stream offset where the current message began
         self._error: ProtocolError | None = None
@@ -105,6 +113,21 @@ class Decoder:
         out: List[dict] = []
         unpacker = self._unpacker
         try:
+            if self._fed == self._msg_start and len(data) <= self._one_shot_max:
+                # nothing held back and a small read (a call's request or
+                # its replies): decode it in one go; what is cut short or
+                # malformed goes on to the streaming unpacker below, which
+                # keeps it or says what is wrong
+                while True:
+                    try:
+                        out.append(check_message(_unpackb(
+                            data, raw=False, strict_map_key=False, timestamp=3)))
+                        return out
+                    except msgpack.ExtraData as extra:  # more after this one
+                        out.append(check_message(extra.unpacked))
+                        data = extra.extra
+                    except _MSGPACK_ERRORS:
+                        break
             if len(data) <= self.max_msg_size - self.buffered:
                 # the common case: all of it may be buffered at once; take
                 # whole messages while unread bytes remain (no exception at

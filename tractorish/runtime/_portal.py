@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import copy
 import inspect
-import weakref
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Optional, Tuple
 
 import trio
 
@@ -22,8 +21,12 @@ if TYPE_CHECKING:
 log = logging.getLogger('tractorish.runtime')
 
 
-# functions already checked by Portal.run, with their wire names
-_RUNNABLE: 'weakref.WeakKeyDictionary[Any, Tuple[str, str]]' = weakref.WeakKeyDictionary()
+# Functions already checked by Portal.run, with their wire names. Only
+# module-level functions get in, which live as long as their modules, so
+# plain references keep nothing alive that would otherwise go (a weak
+# mapping cost a weak reference per call); bounded all the same.
+_RUNNABLE: Dict[Any, Tuple[str, str]] = {}
+_RUNNABLE_KEPT = 4096
 
 
 def function_ref(fn: Callable[..., Any]) -> Tuple[str, str]:
@@ -82,9 +85,11 @@ class Portal:
                 use = 'open_stream_from' if kind == 'an async generator' else 'open_context'
                 raise TypeError(f'{fn.__name__} is {kind}: use Portal.{use}, not run') from None
             ns, name = function_ref(fn)
+            if len(_RUNNABLE) >= _RUNNABLE_KEPT:
+                _RUNNABLE.clear()
             try:
                 _RUNNABLE[fn] = (ns, name)
-            except TypeError:  # not weak-referenceable: just do not cache it
+            except TypeError:  # unhashable: just do not cache it
                 pass
         return await self._run(ns, name, kwargs)
 
