@@ -517,8 +517,9 @@ async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
 # --- streams -------------------------------------------------------------------------
 
 async def context_round_trips(portal: tractorish.Portal, calls: int,
-                              warmup: int) -> Dict[str, float]:
-    """Sequential send-one, receive-one on the stream of ``echo_ctx``.
+                              warmup: int) -> Tuple[List[int], float]:
+    """Sequential send-one, receive-one on the stream of ``echo_ctx``: each
+    round trip's latency (ns) and their wall time (s).
 
     The payload is the baseline echo's (``{'x': i}``); opening and closing
     the context are not timed.
@@ -531,7 +532,6 @@ async def context_round_trips(portal: tractorish.Portal, calls: int,
                 await send({'x': i})
                 if await receive() != {'x': i}:
                     raise RuntimeError('tractorish context echo returned the wrong value')
-            gc.collect()
             latencies = [0] * calls
             start = perf()
             for i in range(calls):
@@ -546,7 +546,7 @@ async def context_round_trips(portal: tractorish.Portal, calls: int,
     received = await ctx.result()
     if received != warmup + calls:
         raise RuntimeError(f'echo_ctx saw {received} values, sent {warmup + calls}')
-    return rtt_summary(latencies, elapsed)
+    return latencies, elapsed
 
 
 async def stream_once(portal: tractorish.Portal, n: int, size: int) -> float:
@@ -586,31 +586,41 @@ async def tractorish_stream(portal: tractorish.Portal, n: int, size: int) -> Dic
     return stream_summary(n, size, await stream_once(portal, n, size))
 
 
-async def baseline_stream(port: int, n: int, size: int) -> Dict[str, float]:
+async def baseline_stream_runs(port: int, n: int, size: int, runs: int) -> List[float]:
+    """``runs`` timed bare streams of ``n`` values after a warm-up: their seconds."""
     await baseline.measure_stream(port, min(n, STREAM_WARMUP), size)
-    runs = []
-    for _ in range(BASELINE_STREAM_RUNS):
+    times = []
+    for _ in range(runs):
         gc.collect()
-        runs.append(await baseline.measure_stream(port, n, size))
-    return stream_summary(n, size, statistics.median(runs))
+        times.append(await baseline.measure_stream(port, n, size))
+    return times
 
 
 async def streams_group(opts: argparse.Namespace, progress: Callable[[str], None],
                         table: Table) -> Dict[str, Any]:
     res: Dict[str, List[Dict[str, float]]] = {
         k: [] for k in ('ctx', 'ints', 'kib', 'base_rpc', 'base_ints', 'base_kib')}
+    # the bare runs of each rep bracket ours (some before, the rest after),
+    # and the echo alternates with ours in blocks: both meet the same machine
+    before = BASELINE_STREAM_RUNS // 2
+    after = BASELINE_STREAM_RUNS - before
     async with open_tree() as an:
         for rep in range(opts.reps):
-            async with one_actor(an, f'streams-{rep}') as portal:
-                res['ctx'].append(await context_round_trips(portal, opts.calls, opts.warmup))
-                res['ints'].append(await tractorish_stream(portal, opts.stream_ints, 0))
-                res['kib'].append(await tractorish_stream(portal, opts.stream_kib, KIB))
             async with baseline.echo_server() as (port, _proc):
-                gc.collect()
-                res['base_rpc'].append(rtt_summary(
-                    *await baseline.measure_round_trips(port, opts.calls, opts.warmup)))
-                res['base_ints'].append(await baseline_stream(port, opts.stream_ints, 0))
-                res['base_kib'].append(await baseline_stream(port, opts.stream_kib, KIB))
+                async with one_actor(an, f'streams-{rep}') as portal:
+                    ours, bare = await interleaved(
+                        functools.partial(context_round_trips, portal),
+                        functools.partial(baseline.measure_round_trips, port),
+                        opts.calls, opts.warmup)
+                    res['ctx'].append(rtt_summary(*ours))
+                    res['base_rpc'].append(rtt_summary(*bare))
+                    for key, n, size in (('ints', opts.stream_ints, 0),
+                                         ('kib', opts.stream_kib, KIB)):
+                        runs = await baseline_stream_runs(port, n, size, before)
+                        res[key].append(await tractorish_stream(portal, n, size))
+                        runs += await baseline_stream_runs(port, n, size, after)
+                        res[f'base_{key}'].append(
+                            stream_summary(n, size, statistics.median(runs)))
             progress(f'streams rep {rep + 1}/{opts.reps}: ctx p50 '
                      f'{res["ctx"][-1]["p50_us"]:.0f} us (bare {res["base_rpc"][-1]["p50_us"]:.0f}); '
                      f'ints {res["ints"][-1]["msgs_per_s"]:,.0f}/s '
@@ -623,7 +633,9 @@ async def streams_group(opts: argparse.Namespace, progress: Callable[[str], None
 
     table.section(f'streams: ctx echo {opts.calls:,} round trips/rep; {opts.stream_ints:,} ints '
                   f'and {opts.stream_kib:,} x 1 KiB per stream, after a '
-                  f'{STREAM_WARMUP:,}-value warm-up (bare: median of {BASELINE_STREAM_RUNS}/rep)')
+                  f'{STREAM_WARMUP:,}-value warm-up (bare: median of {BASELINE_STREAM_RUNS}/rep, '
+                  f'{before} before ours and {after} after; ctx echo in {RPC_BLOCKS} blocks '
+                  f'alternating with the bare echo\'s)')
     table.add('ctx echo round trip p50 (us)', col('ctx', 'p50_us'), col('base_rpc', 'p50_us'),
               'bare trio TCP echo')
     table.add('ctx echo round trip p99 (us)', col('ctx', 'p99_us'), col('base_rpc', 'p99_us'),

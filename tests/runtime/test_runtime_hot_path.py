@@ -131,3 +131,42 @@ async def test_a_consumer_hands_its_credit_grant_to_the_kernel_at_once(monkeypat
             while len(got) < 2:
                 got.extend(await right.receive_batch())
     assert got == [credit(8, CID), credit(4, CID)]
+
+
+async def test_nothing_to_raise_answers_as_trios_own_check():
+    from tractorish import _checkpoints
+    assert _checkpoints.FAST  # the trio we test with has the fields it reads
+    task = trio.lowlevel.current_task()
+    before = task._cancel_points
+    assert _checkpoints.nothing_to_raise()
+    assert task._cancel_points == before + 1  # counted, as trio's check counts
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        assert not _checkpoints.nothing_to_raise()
+        with trio.CancelScope(shield=True):
+            assert _checkpoints.nothing_to_raise()
+    assert scope.cancelled_caught is False  # nothing awaited: nothing raised
+
+
+async def test_without_the_fields_every_check_is_trios(monkeypatch):
+    from tractorish import _checkpoints
+    monkeypatch.setattr(_checkpoints, 'FAST', False)
+    assert not _checkpoints.nothing_to_raise()
+
+
+async def test_a_bulk_reader_with_values_waiting_is_still_cancellable():
+    async with open_memory_channel_pair() as (left, right):
+        call = Call(None, ChanState(left), CID, 'mod', 'gen')
+        call.deliver(functype('asyncgen', CID))
+        assert await call.receive_functype() == 'asyncgen'
+        stream = MsgStream(call, window=16, generator_caller=True)
+        for i in range(10):
+            call.deliver(yield_(i, CID))
+        got = []
+        with trio.CancelScope() as scope:
+            async for value in stream:
+                got.append(value)
+                if value == 2:
+                    scope.cancel()
+        assert got == [0, 1, 2]  # the next value waited, but the cancel came first
+        assert scope.cancelled_caught

@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator, Deque, List, Optional, Tuple
 import trio
 
 from .._exceptions import ProtocolError, TransportClosed
+from .._checkpoints import nothing_to_raise
 from .._groups import collapsing_groups
 from ..msg import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
 
@@ -130,7 +131,8 @@ class Channel:
         many calls in flight): the message then waits for the writer's next
         write instead of costing a write of its own.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
+        if not nothing_to_raise():
+            await trio.lowlevel.checkpoint_if_cancelled()
         data = self._encoder.encode(msg)
         if batch:
             # a batch big enough to keep the peer busy goes now: it works on
@@ -376,7 +378,8 @@ class Channel:
             await trio.lowlevel.wait_readable(sock)
             self._reads_in_a_row = 0  # other tasks ran while we waited
         else:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            if not nothing_to_raise():
+                await trio.lowlevel.checkpoint_if_cancelled()
             if self._reads_in_a_row >= FAIR_READS:
                 self._reads_in_a_row = 0
                 await trio.lowlevel.cancel_shielded_checkpoint()

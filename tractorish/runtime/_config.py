@@ -57,7 +57,7 @@ class RuntimeConfig:
     grace_period: float = 3.0
     term_timeout: float = 2.0
     start_timeout: float = 60.0
-    stream_window: int = 512
+    stream_window: int = 1024
     discovery: str = 'auto'
     start_method: str = dataclasses.field(
         default_factory=lambda: os.environ.get(START_METHOD_ENV, DEFAULT_START_METHOD))

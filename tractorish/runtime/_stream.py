@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, List, Optional, Uni
 import trio
 
 from .. import msg
+from .._checkpoints import nothing_to_raise
 from .._exceptions import ProtocolError, TransportClosed
 from ..msg import unpack_error
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ._call import Call, RpcTask
     from ._context import Context
 
-DEFAULT_WINDOW = 512
+DEFAULT_WINDOW = 1024
 
 
 class SendCredit:
@@ -119,7 +120,8 @@ class MsgStream(_Iterable):
         # receive() for a bulk reader with a value waiting, in one step;
         # everything else (and every corner case) goes through receive()
         if self._flowing and not self._end.errored:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            if not nothing_to_raise():
+                await trio.lowlevel.checkpoint_if_cancelled()
             waiting = self._waiting
             if waiting and 'yield' in waiting[0]:
                 message = waiting.popleft()

@@ -1,0 +1,50 @@
+"""A cancellation check for the per-message paths that needs no await.
+
+``trio.lowlevel.checkpoint_if_cancelled()`` is an awaited coroutine that
+looks up the current task: on a stream's per-value path it was about a
+sixth of the consumer's time. :func:`nothing_to_raise` answers the same
+question from the task's cancel status, with no coroutine; only when a
+cancellation (or a KeyboardInterrupt for the main task) may be pending does
+the caller await trio's own check, which then raises it::
+
+    if not nothing_to_raise():
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+It reads the fields trio's own check reads (trio >= 0.25 has them all);
+if a trio release renamed them, :func:`nothing_to_raise` always answers
+False, and every check is trio's own again.
+"""
+from __future__ import annotations
+
+import trio
+
+
+def _fields_present() -> bool:
+    try:
+        from trio._core._run import CancelStatus, Runner
+    except ImportError:  # pragma: no cover - a trio that moved its core
+        return False
+    task_type = trio.lowlevel.Task
+    return (all(hasattr(task_type, name) for name in ('_cancel_status', '_runner', '_cancel_points'))
+            and hasattr(CancelStatus, 'effectively_cancelled')
+            and all(hasattr(Runner, name) for name in ('ki_pending', 'main_task')))
+
+
+FAST = _fields_present()
+_current_task = trio.lowlevel.current_task
+
+
+def nothing_to_raise() -> bool:
+    """True if ``checkpoint_if_cancelled()`` here would raise nothing, and
+    count this as the cancellation point it stands for; False if it might
+    raise (or the fast check is unavailable): then await it."""
+    if not FAST:
+        return False
+    task = _current_task()
+    if task._cancel_status.effectively_cancelled:
+        return False
+    runner = task._runner
+    if runner.ki_pending and task is runner.main_task:
+        return False
+    task._cancel_points += 1  # as trio's check counts itself
+    return True
