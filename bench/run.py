@@ -450,6 +450,16 @@ async def interleaved(ours: Measure, bare: Measure, total: int,
     return joined[0], joined[1]
 
 
+async def against_the_echo(res: Dict[str, List[Dict[str, float]]], key: str,
+                           ours: Measure, addr: Any, opts: argparse.Namespace) -> None:
+    """Round trips of ``ours`` alternating with the bare echo's at ``addr``;
+    their summaries go to ``res[key]`` and ``res['base_' + key]``."""
+    mine, bare = await interleaved(
+        ours, functools.partial(baseline.measure_round_trips, addr), opts.calls, opts.warmup)
+    res[key].append(rtt_summary(*mine))
+    res[f'base_{key}'].append(rtt_summary(*bare))
+
+
 async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     table: Table) -> Dict[str, Any]:
     res: Dict[str, List[Dict[str, float]]] = {
@@ -466,12 +476,8 @@ async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
             async with baseline.echo_server(uds_path=path) as (port, _proc):
                 async with open_tree() as an:
                     async with one_actor(an, f'rpc-tcp-{rep}') as portal:
-                        ours, bare = await interleaved(
-                            functools.partial(rpc_round_trips, portal),
-                            functools.partial(baseline.measure_round_trips, port),
-                            opts.calls, opts.warmup)
-                        res['tcp'].append(rtt_summary(*ours))
-                        res['base_tcp'].append(rtt_summary(*bare))
+                        await against_the_echo(res, 'tcp', functools.partial(
+                            rpc_round_trips, portal), port, opts)
                         ours, bare = await interleaved(
                             functools.partial(concurrent_calls, portal, opts.tasks),
                             functools.partial(baseline.measure_multiplexed, port, opts.tasks),
@@ -480,12 +486,8 @@ async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
                         res['base_concurrent'].append(rates(bare))
                 async with open_tree(transport='uds', uds_dir=tmp) as an:
                     async with one_actor(an, f'rpc-uds-{rep}') as portal:
-                        ours, bare = await interleaved(
-                            functools.partial(rpc_round_trips, portal),
-                            functools.partial(baseline.measure_round_trips, path),
-                            opts.calls, opts.warmup)
-                        res['uds'].append(rtt_summary(*ours))
-                        res['base_uds'].append(rtt_summary(*bare))
+                        await against_the_echo(res, 'uds', functools.partial(
+                            rpc_round_trips, portal), path, opts)
             progress(f'rpc rep {rep + 1}/{opts.reps}: p50 tcp {res["tcp"][-1]["p50_us"]:.0f} us '
                      f'(bare {res["base_tcp"][-1]["p50_us"]:.0f}), uds '
                      f'{res["uds"][-1]["p50_us"]:.0f} us (bare {res["base_uds"][-1]["p50_us"]:.0f}); '
@@ -599,7 +601,7 @@ async def baseline_stream_runs(port: int, n: int, size: int, runs: int) -> List[
 async def streams_group(opts: argparse.Namespace, progress: Callable[[str], None],
                         table: Table) -> Dict[str, Any]:
     res: Dict[str, List[Dict[str, float]]] = {
-        k: [] for k in ('ctx', 'ints', 'kib', 'base_rpc', 'base_ints', 'base_kib')}
+        k: [] for k in ('ctx', 'ints', 'kib', 'base_ctx', 'base_ints', 'base_kib')}
     # the bare runs of each rep bracket ours (some before, the rest after),
     # and the echo alternates with ours in blocks: both meet the same machine
     before = BASELINE_STREAM_RUNS // 2
@@ -608,12 +610,8 @@ async def streams_group(opts: argparse.Namespace, progress: Callable[[str], None
         for rep in range(opts.reps):
             async with baseline.echo_server() as (port, _proc):
                 async with one_actor(an, f'streams-{rep}') as portal:
-                    ours, bare = await interleaved(
-                        functools.partial(context_round_trips, portal),
-                        functools.partial(baseline.measure_round_trips, port),
-                        opts.calls, opts.warmup)
-                    res['ctx'].append(rtt_summary(*ours))
-                    res['base_rpc'].append(rtt_summary(*bare))
+                    await against_the_echo(res, 'ctx', functools.partial(
+                        context_round_trips, portal), port, opts)
                     for key, n, size in (('ints', opts.stream_ints, 0),
                                          ('kib', opts.stream_kib, KIB)):
                         runs = await baseline_stream_runs(port, n, size, before)
@@ -622,7 +620,7 @@ async def streams_group(opts: argparse.Namespace, progress: Callable[[str], None
                         res[f'base_{key}'].append(
                             stream_summary(n, size, statistics.median(runs)))
             progress(f'streams rep {rep + 1}/{opts.reps}: ctx p50 '
-                     f'{res["ctx"][-1]["p50_us"]:.0f} us (bare {res["base_rpc"][-1]["p50_us"]:.0f}); '
+                     f'{res["ctx"][-1]["p50_us"]:.0f} us (bare {res["base_ctx"][-1]["p50_us"]:.0f}); '
                      f'ints {res["ints"][-1]["msgs_per_s"]:,.0f}/s '
                      f'(bare {res["base_ints"][-1]["msgs_per_s"]:,.0f}); 1 KiB '
                      f'{res["kib"][-1]["mb_per_s"]:.1f} MB/s '
@@ -636,12 +634,12 @@ async def streams_group(opts: argparse.Namespace, progress: Callable[[str], None
                   f'{STREAM_WARMUP:,}-value warm-up (bare: median of {BASELINE_STREAM_RUNS}/rep, '
                   f'{before} before ours and {after} after; ctx echo in {RPC_BLOCKS} blocks '
                   f'alternating with the bare echo\'s)')
-    table.add('ctx echo round trip p50 (us)', col('ctx', 'p50_us'), col('base_rpc', 'p50_us'),
+    table.add('ctx echo round trip p50 (us)', col('ctx', 'p50_us'), col('base_ctx', 'p50_us'),
               'bare trio TCP echo')
-    table.add('ctx echo round trip p99 (us)', col('ctx', 'p99_us'), col('base_rpc', 'p99_us'),
+    table.add('ctx echo round trip p99 (us)', col('ctx', 'p99_us'), col('base_ctx', 'p99_us'),
               'bare trio TCP echo')
     table.add('ctx echo round trips/s', col('ctx', 'calls_per_s'),
-              col('base_rpc', 'calls_per_s'), 'bare trio TCP echo', fmt=',.0f')
+              col('base_ctx', 'calls_per_s'), 'bare trio TCP echo', fmt=',.0f')
     table.add('stream ints msgs/s', col('ints', 'msgs_per_s'), col('base_ints', 'msgs_per_s'),
               'bare socket, 64 KiB writes', fmt=',.0f')
     table.add('stream 1 KiB MB/s (10^6 B)', col('kib', 'mb_per_s'),
