@@ -333,23 +333,30 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
         await helper.once(listener)
         for rep in range(opts.spawn_reps):
             for method in BACKENDS:
+                floor = 'fork_floor' if method == 'forkserver' else 'process_floor'
+
+                async def floor_once() -> Dict[str, float]:
+                    return (await helper.once(listener) if method == 'forkserver'
+                            else await floors.process_floor_once(listener))
+
                 async with open_tree(start_method=method) as an:
                     if method == 'forkserver' or rep == 0:
                         # untimed: starts the zygote; warms the page cache
                         await spawn_once(an, f'warmup-{method}')
+                    # each spawn of ours next to one of the floor's (who goes
+                    # first alternates): both meet the same machine
                     for i in range(opts.spawns):
+                        if i % 2:
+                            res[floor]['seq'].append(await floor_once())
                         res[method]['seq'].append(
                             await spawn_once(an, f'spawn-{method}-{rep}-{i}'))
+                        if not i % 2:
+                            res[floor]['seq'].append(await floor_once())
                     res[method]['concurrent'].append(
                         await spawn_concurrent(an, n_conc, f'conc-{method}-{rep}'))
-                floor = 'fork_floor' if method == 'forkserver' else 'process_floor'
-                for _ in range(opts.spawns):
-                    res[floor]['seq'].append(
-                        await helper.once(listener) if method == 'forkserver'
-                        else await floors.process_floor_once(listener))
-                res[floor]['concurrent'].append(
-                    await helper.concurrent(listener, n_conc) if method == 'forkserver'
-                    else await floors.process_floor_concurrent(listener, n_conc))
+                    res[floor]['concurrent'].append(
+                        await helper.concurrent(listener, n_conc) if method == 'forkserver'
+                        else await floors.process_floor_concurrent(listener, n_conc))
             fs, tr = res['forkserver'], res['trio']
             progress(f'spawn rep {rep + 1}/{opts.spawn_reps}: forkserver '
                      f'{fs["seq"][-1]["total_ms"]:.1f} ms, 8 at once {fs["concurrent"][-1]:.0f} ms'

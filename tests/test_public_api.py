@@ -21,6 +21,13 @@ def test_exported_names():
     assert public - modules == EXPECTED
 
 
+def test_a_star_import_brings_every_public_name():
+    namespace: dict = {}
+    exec('from tractorish import *', namespace)
+    assert set(namespace) - {'__builtins__'} == EXPECTED
+    assert set(tractorish.__all__) == EXPECTED
+
+
 def test_nurseries_pools_and_supervisors_load_on_first_use():
     import subprocess
     import sys

@@ -61,6 +61,17 @@ if _TYPE_CHECKING:
     from .workers import open_supervisor as open_supervisor
 
 
+__all__ = [
+    'Actor', 'ActorCrashed', 'AuthenticationError', 'BroadcastReceiver', 'Channel',
+    'Context', 'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
+    'NoResult', 'NoRuntime', 'Portal', 'ProtocolError', 'RemoteActorError',
+    'RuntimeConfig', 'SecretError', 'TractorishError', 'TransportClosed', 'context',
+    'current_actor', 'find_actor', 'find_actors', 'get_registry', 'is_root_process',
+    'list_actors', 'query_actor', 'wait_for_actor', 'wait_for_actors',
+    *_LAZY,  # a star import loads them
+]
+
+
 def __getattr__(name: str) -> _Any:
     if name in _LAZY:
         import importlib

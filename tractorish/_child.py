@@ -112,7 +112,7 @@ def run_and_exit(boot: dict, parent_pid: int) -> NoReturn:
     try:
         code = run(boot, parent_pid)
     except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
+        code = _exit_status(exit.code)
     except BaseException:
         import traceback
         traceback.print_exc()
@@ -128,6 +128,17 @@ def run_and_exit(boot: dict, parent_pid: int) -> NoReturn:
             os._exit(code)
 
 
+def _exit_status(code: object) -> int:
+    """The status ``sys.exit(code)`` gives: None is 0, an int itself, and
+    anything else is printed to stderr and gives 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
 def _interpreter_exit_hooks() -> None:
     """What ``Py_FinalizeEx`` runs before it tears objects down.
 
@@ -138,12 +149,19 @@ def _interpreter_exit_hooks() -> None:
     """
     import atexit
     import threading
+    import traceback
     shutdown = getattr(threading, '_shutdown', None)
     if shutdown is not None and threading.current_thread() is threading.main_thread():
-        shutdown()
+        try:
+            shutdown()
+        except BaseException:  # say so, and still run the handlers
+            traceback.print_exc()
     run_handlers = getattr(atexit, '_run_exitfuncs', None)
     if run_handlers is not None:
-        run_handlers()
+        try:
+            run_handlers()  # (it reports a failing handler itself)
+        except BaseException:
+            traceback.print_exc()
 
 
 def main() -> None:

@@ -42,6 +42,14 @@ async def test_an_actor_exits_as_an_interpreter_would(tmp_path):
     assert notes.read_text().split() == ['pool', 'thread', 'atexit']
 
 
+def test_an_actor_exits_with_the_status_sys_exit_gives(capsys):
+    from tractorish._child import _exit_status
+    assert _exit_status(None) == 0
+    assert _exit_status(3) == 3
+    assert _exit_status('bye') == 1
+    assert capsys.readouterr().err == 'bye\n'
+
+
 async def test_result_of_a_daemon_actor_is_an_error():
     async with tractorish.open_nursery() as an:
         portal = await an.start_actor('daemon', enable_modules=['actor_funcs'])

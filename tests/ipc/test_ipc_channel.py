@@ -544,3 +544,32 @@ async def test_receive_after_close_following_a_read_is_transport_closed():
                 await left.aclose()
                 with pytest.raises(TransportClosed):
                     await left.receive()
+
+
+async def test_flush_now_wakes_a_sender_waiting_for_room():
+    # flush_now() empties the queue itself (a stream consumer's credit
+    # grant does so): a send() parked for room must hear of it, as it hears
+    # of a writer batch, or it waits for a write that never comes
+    with trio.fail_after(TIMEOUT):
+        async with socket_channel_pair(high_water=1000) as (left, right):
+            await trio.testing.wait_all_tasks_blocked()  # the writer is idle
+            for i in range(2):
+                left.send_corked(yield_(b'x' * 600, CID))
+            sent = trio.Event()
+
+            async def sender():
+                await left.send(yield_(b'late', CID))
+                sent.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender)
+                await trio.testing.wait_all_tasks_blocked()
+                assert not sent.is_set()  # no room: it waits
+                left.flush_now()
+                with trio.move_on_after(2):
+                    await sent.wait()
+                assert sent.is_set()
+            got = []
+            while len(got) < 3:
+                got.extend(await right.receive_batch())
+    assert [m['yield'] for m in got] == [b'x' * 600, b'x' * 600, b'late']

@@ -227,6 +227,10 @@ def test_a_small_read_is_held_to_the_size_limit_too():
     assert 60 < len(data) < 512
     with pytest.raises(ProtocolError, match='limit'):
         Decoder(max_msg_size=60).feed(data)
+    lowered = Decoder()  # a limit lowered after the decoder was made
+    lowered.max_msg_size = 60
+    with pytest.raises(ProtocolError, match='limit'):
+        lowered.feed(data)
 
 
 def test_feed_bigger_than_limit_of_small_messages_is_fine():
@@ -279,6 +283,22 @@ def test_encoder_rejects_unencodable_and_stays_usable(bad):
 ], ids=repr)
 def test_encode_yield_is_the_same_bytes_as_encoding_the_map(value):
     assert Encoder().encode_yield(value, CID) == Encoder().encode(yield_(value, CID))
+
+
+def test_encode_yield_keeps_the_nesting_limit_of_the_map():
+    # a value packed on its own would get one level more than inside the map
+    for depth in (1020, 1023, 1024, 1030):
+        value: list = []
+        for _ in range(depth):
+            value = [value]
+        outcomes = []
+        for encode in (lambda: Encoder().encode(yield_(value, CID)),
+                       lambda: Encoder().encode_yield(value, CID)):
+            try:
+                outcomes.append(encode())
+            except MsgTypeError:
+                outcomes.append('refused')
+        assert outcomes[0] == outcomes[1], depth
 
 
 def test_encode_yield_is_right_for_many_call_ids():

@@ -225,8 +225,11 @@ class Channel:
                 self._space_lot.unpark_all()
                 self._flushed_lot.unpark_all()
                 return
+            # room now: a send() may be waiting for it (as after a writer
+            # batch), and a flush() for everything to be out
+            self._space_lot.unpark_all()
             if not rest:
-                self._flushed_lot.unpark_all()  # a flush() may wait for this
+                self._flushed_lot.unpark_all()
                 return
             self._pending = bytearray(rest)
         self._wake_writer()
@@ -373,7 +376,7 @@ class Channel:
             self._drained = False
             if sock.fileno() < 0:
                 # closed since (by aclose): trio would take -1 for a
-                # descriptor, fail, and keep the failed registration
+                # descriptor and fail with a ValueError
                 raise trio.ClosedResourceError(f'{self!r} is closed')
             await trio.lowlevel.wait_readable(sock)
             self._reads_in_a_row = 0  # other tasks ran while we waited

@@ -35,6 +35,8 @@ _CID_KEY = msgpack.packb('cid')
 # (and a copy of the rest) per message would cost more.
 ONE_SHOT_MAX = 512
 _unpackb = msgpack.unpackb
+# values that hold no others (see Encoder.encode_yield)
+_FLAT = frozenset({int, float, str, bytes, bool, type(None)})
 # how many cids' encoded tails an encoder remembers before starting over
 _TAILS_KEPT = 256
 
@@ -59,7 +61,14 @@ class Encoder:
 
     def encode_yield(self, value: Any, cid: str) -> bytes:
         """``encode({'yield': value, 'cid': cid})``, for a stream's hot path:
-        the same bytes, without building the map or packing its keys."""
+        the same bytes, without building the map or packing its keys.
+
+        Only for a value that holds no other: a container packed on its own
+        would get one more level of msgpack's nesting limit than inside the
+        map, so it goes the ordinary way.
+        """
+        if type(value) not in _FLAT:
+            return self.encode({'yield': value, 'cid': cid})
         tail = self._tails.get(cid)
         if tail is None:
             if len(self._tails) >= _TAILS_KEPT:
@@ -95,8 +104,6 @@ class Decoder:
         self._unpacker = msgpack.Unpacker(
             raw=False, strict_map_key=False, timestamp=3,
             max_buffer_size=max_msg_size)
-        # reads up to this size are decoded whole, not streamed (see feed)
-        self._one_shot_max = min(ONE_SHOT_MAX, max_msg_size)
         self._fed = 0
         self._msg_start = 0  # stream offset where the current message began
         self._error: ProtocolError | None = None
@@ -113,7 +120,8 @@ class Decoder:
         out: List[dict] = []
         unpacker = self._unpacker
         try:
-            if self._fed == self._msg_start and len(data) <= self._one_shot_max:
+            if (self._fed == self._msg_start and len(data) <= ONE_SHOT_MAX
+                    and len(data) <= self.max_msg_size):
                 # nothing held back and a small read (a call's request or
                 # its replies): decode it in one go; what is cut short or
                 # malformed goes on to the streaming unpacker below, which

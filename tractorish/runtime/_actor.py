@@ -373,10 +373,12 @@ class Actor:
         finally:
             state.reader = None
             state.reader_idle = False
-            self._drop_channel(state)
-            for cleanup in cleanups:
-                self._run_hook(cleanup)
-            await chan.aclose()
+            try:
+                self._drop_channel(state)
+            finally:
+                for cleanup in cleanups:
+                    self._run_hook(cleanup)
+                await chan.aclose()
 
     def _run_channel_hooks(self, chan: Channel) -> List[Callable[[], None]]:
         """Call every :data:`CHANNEL_HOOKS` entry for ``chan``; return the
