@@ -332,32 +332,8 @@ class Channel:
         useless after that and should be closed.
         """
         if not self._received:
-            self._received.extend(await self._read_messages())
+            self._received.extend(await self.receive_batch(at_eof_empty=False))
         return self._received.popleft()
-
-    async def _read_messages(self) -> List[dict]:
-        """Read until at least one whole message is in; return them all."""
-        while True:
-            if self._eof:
-                raise TransportClosed(f'{self!r}: peer closed the connection')
-            data: 'bytes | bytearray'
-            try:
-                if self._direct is not None:
-                    data = await self._read_direct()
-                else:
-                    data = await self._stream.receive_some(READ_SIZE)
-            except _STREAM_ERRORS as err:
-                self._eof = True
-                raise TransportClosed(f'{self!r}: receive failed: {err!r}') from err
-            if not data:
-                self._eof = True
-                if self._decoder.buffered:
-                    raise ProtocolError(
-                        f'{self!r}: peer closed in the middle of a message')
-                continue
-            messages = self._decoder.feed(data)
-            if messages:
-                return messages
 
     async def _read_direct(self) -> bytes:
         """Read a plain socket with no scheduler pass when data is waiting.
@@ -400,22 +376,43 @@ class Channel:
             self._drained = len(data) < BURST_READ
             return data
 
-    async def receive_batch(self) -> List[dict]:
+    async def receive_batch(self, *, at_eof_empty: bool = True) -> List[dict]:
         """Every message already decoded (at least one); ``[]`` at a clean EOF.
 
         For the runtime's reader, which handles messages in a plain loop
-        instead of paying for an async iteration per message.
+        instead of paying for an async iteration per message. With
+        ``at_eof_empty=False`` the end of the stream raises
+        :class:`TransportClosed` (saying why) instead.
         """
         if self._received:  # left by receive()
             batch = list(self._received)
             self._received.clear()
             return batch
-        try:
-            return await self._read_messages()
-        except TransportClosed:
+        while True:  # (the read loop in line: one coroutine less per read)
             if self._eof:
-                return []
-            raise
+                if at_eof_empty:
+                    return []
+                raise TransportClosed(f'{self!r}: peer closed the connection')
+            data: 'bytes | bytearray'
+            try:
+                if self._direct is not None:
+                    data = await self._read_direct()
+                else:
+                    data = await self._stream.receive_some(READ_SIZE)
+            except _STREAM_ERRORS as err:
+                self._eof = True
+                if at_eof_empty:
+                    return []
+                raise TransportClosed(f'{self!r}: receive failed: {err!r}') from err
+            if not data:
+                self._eof = True
+                if self._decoder.buffered:
+                    raise ProtocolError(
+                        f'{self!r}: peer closed in the middle of a message')
+                continue
+            messages = self._decoder.feed(data)
+            if messages:
+                return messages
 
     def __aiter__(self) -> AsyncIterator[dict]:
         return self._iterate()
