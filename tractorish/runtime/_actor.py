@@ -537,20 +537,18 @@ class Actor:
         await self._send_payload(chan, msg.pack_error(err, self.uid), cid)
 
     async def _send_payload(self, chan: Channel, payload: dict, cid: str) -> None:
-        try:
-            try:
-                await chan.send(msg.error(payload, cid))
-            except MsgTypeError as err:  # too big to send: a short version instead
-                await chan.send(msg.error(_shortened(payload, err), cid))
-        except TransportClosed:
-            log.debug('could not report an error for call %s: %r is closed', cid, chan)
+        """Send an error reply now (it never waits for room: news of a
+        failure does not queue behind the data it ends)."""
+        self._queue_payload(chan, payload, cid)
+        chan.flush_now()
 
     def _queue_payload(self, chan: Channel, payload: dict, cid: str) -> None:
-        """:meth:`_send_payload`, corked, for replies made in the reader."""
+        """Queue an error reply (corked): the reader flushes what a read's
+        calls replied, a task's reply is flushed by :meth:`_send_payload`."""
         try:
             try:
                 chan.send_corked(msg.error(payload, cid))
-            except MsgTypeError as err:
+            except MsgTypeError as err:  # too big to send: a short version instead
                 chan.send_corked(msg.error(_shortened(payload, err), cid))
         except TransportClosed:
             log.debug('could not report an error for call %s: %r is closed', cid, chan)

@@ -321,14 +321,10 @@ class _End:
         state = self.dialog.state
         if 'yield' in msg and state in _STREAMING:
             # the common case, and a transition to the same state
-            inbox = self.inbox
-            items = inbox.items
-            if len(items) >= self.max_unread:
+            if len(self.inbox.items) >= self.max_unread:
                 raise ProtocolError(
                     f'peer sent call {self.cid} more values than it was granted')
-            items.append(msg)  # Inbox.put, in line
-            if inbox.waiter is not None or inbox._lot:
-                inbox._wake_one()
+            self.inbox.put(msg)
             return
         if state == 'sent' and msg.get('functype') == 'asyncfunc':
             self.dialog.state = 'awaiting_return'  # a plain call's first reply
@@ -416,10 +412,7 @@ class Call(_End):
 
     async def receive(self) -> dict:
         """The callee's next message; a remote error is raised here."""
-        msg = await self.next_message()
-        if 'error' in msg:
-            raise unpack_error(msg['error'])
-        return msg
+        return raise_if_error(await self.next_message())
 
     async def receive_functype(self) -> str:
         self.functype = (await self.receive())['functype']
@@ -481,6 +474,13 @@ class Call(_End):
             except TransportClosed:
                 return False
         return False
+
+def raise_if_error(msg: dict) -> dict:
+    """``msg``, unless it carries the callee's error: then that, raised."""
+    if 'error' in msg:
+        raise unpack_error(msg['error'])
+    return msg
+
 
 def channel_gone(chan: Channel) -> TransportClosed:
     who = chan.peer_uid[0] if chan is not None and chan.peer_uid else repr(chan)

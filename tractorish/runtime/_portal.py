@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Optional, 
 import trio
 
 from .._exceptions import NoResult, TransportClosed
-from ..msg import MAIN_ALIAS, unpack_error
+from ..msg import MAIN_ALIAS
+from ._call import raise_if_error
 from ._context import CONTEXT_ATTR, Context, open_context_from
 from ._stream import MsgStream
 
@@ -108,9 +109,7 @@ class Portal:
         call = await self.actor.start_call(
             self.channel, namespace_path, function_name, kwargs)
         try:
-            reply = await call.next_message()
-            if 'error' in reply:
-                raise unpack_error(reply['error'])
+            reply = raise_if_error(await call.next_message())
             call.functype = functype = reply['functype']
             if functype != 'asyncfunc':
                 raise TypeError(
@@ -118,9 +117,7 @@ class Portal:
                     f'use open_stream_from / open_context, not run')
             # the return came in the same write, most often
             reply = call.inbox.get_nowait() or await call.next_message()
-            if 'error' in reply:
-                raise unpack_error(reply['error'])
-            result = reply['return']
+            result = raise_if_error(reply)['return']
         except BaseException as exc:
             await call.__aexit__(type(exc), exc, exc.__traceback__)
             raise

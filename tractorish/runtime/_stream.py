@@ -52,6 +52,14 @@ class SendCredit:
             self._closed = reason
         self._lot.unpark_all()
 
+    def take_nowait(self) -> bool:
+        """Take one credit if there is one and sending is still open; True
+        if taken. The usual case of :meth:`acquire`, without an await."""
+        if self.credit > 0 and self._closed is None:
+            self.credit -= 1
+            return True
+        return False
+
     async def acquire(self) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
@@ -226,9 +234,7 @@ class MsgStream(_Iterable):
         if self._closed:
             raise trio.ClosedResourceError(f'{self!r} is closed')
         credit = self._end.send_credit
-        if credit.credit > 0 and credit._closed is None:
-            credit.credit -= 1  # the usual case; the send is the checkpoint
-        else:
+        if not credit.take_nowait():  # (if taken, the send is the checkpoint)
             await credit.acquire()
         try:
             await self._chan.send(msg.yield_(value, self._cid))
@@ -385,9 +391,7 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
                 # tasks run) while we make more
                 await trio.lowlevel.checkpoint()
             try:
-                if credit.credit > 0 and credit._closed is None:
-                    credit.credit -= 1  # the usual case, without an await
-                else:
+                if not credit.take_nowait():
                     await credit.acquire()
             except trio.BrokenResourceError:
                 break  # the caller stopped: close the generator
