@@ -319,6 +319,78 @@ def test_encode_yield_rejects_unencodable_and_oversize_and_stays_usable():
     assert encoder.encode_yield([1, 2], CID) == packb(yield_([1, 2], CID))
 
 
+@pytest.mark.parametrize('value', [
+    0, -1, 2**63, None, True, 1.5, 'text', 'ü' * 40, b'\x00' * 300,
+    [1, [2, [3]]], {'a': {'b': None}},
+    datetime.datetime(2024, 1, 1, tzinfo=UTC),
+], ids=repr)
+@pytest.mark.parametrize('cid', ['c0', 'a12345', 'x' * 31, 'x' * 32, 'ü' * 20])
+def test_encode_reply_is_the_two_replies_and_decodes_as_them(value, cid):
+    replies = [functype('asyncfunc', cid), return_(value, cid)]
+    data = Encoder().encode_reply(value, cid)
+    assert data == b''.join(packb(m) for m in replies)
+    assert Decoder().feed(data) == replies
+
+
+def test_encode_reply_keeps_the_nesting_limit_of_the_map():
+    for depth in (1020, 1023, 1024, 1030):
+        value: list = []
+        for _ in range(depth):
+            value = [value]
+        outcomes = []
+        for encode in (lambda: Encoder().encode(return_(value, CID)),
+                       lambda: Encoder().encode_reply(value, CID)):
+            try:
+                outcomes.append(encode()[-len(packb(return_(value, CID))):])
+            except MsgTypeError:
+                outcomes.append('refused')
+        assert outcomes[0] == outcomes[1], depth
+
+
+def test_encode_reply_rejects_unencodable_and_oversize_and_stays_usable():
+    encoder = Encoder(max_msg_size=100)
+    for bad in (object(), [1, object()]):
+        with pytest.raises(MsgTypeError):
+            encoder.encode_reply(bad, CID)
+    with pytest.raises(MsgTypeError, match='exceeds'):
+        encoder.encode_reply(b'x' * 100, CID)
+    assert encoder.encode_reply(7, CID) == packb(functype('asyncfunc', CID)) + packb(return_(7, CID))
+
+
+def test_a_plain_calls_replies_decode_cut_anywhere():
+    # a read that starts with {'functype': 'asyncfunc', 'cid': ...} is read by
+    # hand up to the return; any cut must still give the same messages
+    msgs = [functype('asyncfunc', 'c17'), return_({'v': [1, 2]}, 'c17'), stop('c9')]
+    data = b''.join(packb(m) for m in msgs)
+    assert Decoder().feed(data) == msgs
+    for cut in range(len(data) + 1):
+        decoder = Decoder()
+        got = decoder.feed(data[:cut])
+        assert got + decoder.feed(data[cut:]) == msgs, cut
+        assert decoder.buffered == 0
+
+
+@pytest.mark.parametrize('cid_bytes', [
+    b'\xa0',                      # an empty cid (a string all the same)
+    b'\xd9\x03abc',               # a str8, not a fixstr
+])
+def test_a_functype_reply_of_another_shape_takes_the_ordinary_path(cid_bytes):
+    from tractorish.msg._codec import _FUNCTYPE_CID
+    data = _FUNCTYPE_CID + cid_bytes + packb(return_(1, 'abc'))
+    cid = msgpack.unpackb(cid_bytes)
+    assert Decoder().feed(data) == [functype('asyncfunc', cid), return_(1, 'abc')]
+
+
+@pytest.mark.parametrize('cid_bytes', [
+    b'\xa3\xff\xfe\xfd',            # not UTF-8
+    b'\x93\x01\x02\x03',            # not a string at all
+])
+def test_a_bad_cid_in_a_functype_reply_is_a_protocol_error(cid_bytes):
+    from tractorish.msg._codec import _FUNCTYPE_CID
+    with pytest.raises(ProtocolError):
+        Decoder().feed(_FUNCTYPE_CID + cid_bytes + packb(return_(1, 'abc')))
+
+
 def test_msg_type_error_is_a_type_error():
     with pytest.raises(TypeError):
         Encoder().encode(object())

@@ -194,11 +194,19 @@ class Channel:
         For a reply that may as well travel with the one after it, such as a
         call's ``functype`` before its ``return``: one write instead of two.
         """
+        self._cork(self._encoder.encode(msg))
+
+    def cork_reply(self, value: Any, cid: str) -> None:
+        """``send_corked`` of a plain call's two replies, its ``functype``
+        (``'asyncfunc'``) and its ``return`` of ``value``, encoded in one go."""
+        self._cork(self._encoder.encode_reply(value, cid))
+
+    def _cork(self, data: bytes) -> None:
         if self._send_error is not None:
             raise self._send_error
         if self._closed:
             raise TransportClosed(f'{self!r} is closed')
-        self._pending += self._encoder.encode(msg)
+        self._pending += data
         if self._direct is None:  # no direct path: the writer must see it
             self._wake_writer()
 
@@ -227,9 +235,11 @@ class Channel:
                 return
             # room now: a send() may be waiting for it (as after a writer
             # batch), and a flush() for everything to be out
-            self._space_lot.unpark_all()
+            if self._space_lot:
+                self._space_lot.unpark_all()
             if not rest:
-                self._flushed_lot.unpark_all()
+                if self._flushed_lot:
+                    self._flushed_lot.unpark_all()
                 return
             self._pending = bytearray(rest)
         self._wake_writer()

@@ -29,6 +29,13 @@ _MSGPACK_ERRORS = (
 # cid part: a stream's values are encoded without building a map each
 _YIELD_HEAD = b'\x82' + msgpack.packb('yield')
 _CID_KEY = msgpack.packb('cid')
+# and a plain call's two replies, ``{'functype': 'asyncfunc', 'cid': cid}``
+# then ``{'return': value, 'cid': cid}``, likewise (see Encoder.encode_reply)
+_ASYNCFUNC_HEAD = b'\x82' + msgpack.packb('functype') + msgpack.packb('asyncfunc')
+_RETURN_HEAD = b'\x82' + msgpack.packb('return')
+# what the first of those starts with, up to the cid's own bytes
+_FUNCTYPE_CID = _ASYNCFUNC_HEAD + _CID_KEY
+_FUNCTYPE_CID_LEN = len(_FUNCTYPE_CID)
 # A read this small is decoded with unpackb, message by message, which costs
 # less than the streaming unpacker for the one or two messages of a call's
 # round trip; a burst's reads hold many messages, and there one ExtraData
@@ -82,6 +89,25 @@ class Encoder:
             raise self._too_big(data)
         return data
 
+    def encode_reply(self, value: Any, cid: str) -> bytes:
+        """``encode({'functype': 'asyncfunc', 'cid': cid}) + encode({'return':
+        value, 'cid': cid})``: a plain call's two replies, which most often
+        go out together, without building either map.
+
+        A container goes the ordinary way, as in :meth:`encode_yield`.
+        """
+        # (each call has a cid of its own: no use remembering its tail)
+        tail = _CID_KEY + self.encode(cid)
+        if type(value) not in _FLAT:
+            return _ASYNCFUNC_HEAD + tail + self.encode({'return': value, 'cid': cid})
+        try:
+            data = _RETURN_HEAD + self._packer.pack(value) + tail
+        except (TypeError, ValueError, OverflowError) as err:
+            raise self._failed(err) from err
+        if len(data) > self.max_msg_size:
+            raise self._too_big(data)
+        return _ASYNCFUNC_HEAD + tail + data
+
     def _failed(self, err: Exception) -> MsgTypeError:
         # the packer keeps partial output after a failure; start clean
         self._packer.reset()
@@ -113,6 +139,29 @@ class Decoder:
         """Bytes held that do not yet form a whole message."""
         return self._fed - self._msg_start
 
+    @staticmethod
+    def _take_functype(data: 'bytes | bytearray', out: List[dict]) -> 'bytes | bytearray':
+        """Take the ``{'functype': 'asyncfunc', 'cid': cid}`` that ``data``
+        starts with (a plain call's first reply, most often followed by its
+        return) into ``out``; return the rest.
+
+        One-shot decoding of two messages costs an ``ExtraData`` exception
+        and a copy; this reads the one with a known shape by hand. Anything
+        unexpected leaves ``data`` as it is, for the ordinary path.
+        """
+        if len(data) <= _FUNCTYPE_CID_LEN:
+            return data
+        size = data[_FUNCTYPE_CID_LEN] - 0xa0  # a fixstr cid: 0xa0 + length
+        end = _FUNCTYPE_CID_LEN + 1 + size
+        if not 0 < size < 32 or len(data) < end:
+            return data
+        try:
+            cid = data[_FUNCTYPE_CID_LEN + 1:end].decode()
+        except UnicodeDecodeError:
+            return data
+        out.append({'functype': 'asyncfunc', 'cid': cid})
+        return data[end:]
+
     def feed(self, data: 'bytes | bytearray') -> List[dict]:
         """Take ``data`` and return every message it completes, in order."""
         if self._error is not None:
@@ -126,6 +175,10 @@ class Decoder:
                 # its replies): decode it in one go; what is cut short or
                 # malformed goes on to the streaming unpacker below, which
                 # keeps it or says what is wrong
+                if data[:_FUNCTYPE_CID_LEN] == _FUNCTYPE_CID:
+                    data = self._take_functype(data, out)
+                    if not data:
+                        return out
                 while True:
                     try:
                         out.append(check_message(_unpackb(

@@ -490,16 +490,20 @@ class Actor:
         replies are corked for the reader's one write per read.
         """
         try:
-            chan.send_corked(msg.functype('asyncfunc', cid))
             try:
                 contextvars.copy_context().run(fn(**kwargs).send, None)
             except StopIteration as done:
-                chan.send_corked(msg.return_(done.value, cid))
+                chan.cork_reply(done.value, cid)  # its functype and return
             else:  # cannot happen: never_suspends() said so
                 raise RuntimeError(f'{fn.__qualname__} suspended')
         except TransportClosed:
             log.debug('could not answer call %s: %r is closed', cid, chan)
         except Exception as err:
+            try:
+                chan.send_corked(msg.functype('asyncfunc', cid))
+            except TransportClosed:
+                log.debug('could not answer call %s: %r is closed', cid, chan)
+                return
             self._queue_payload(chan, msg.pack_error(err, self.uid), cid)
 
     async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
