@@ -24,7 +24,9 @@ rpc
     Sequential ``portal.run(echo, x=i)`` over TCP and over Unix sockets
     (``RuntimeConfig(transport='uds')``), p50/p99 and calls/s, against a bare
     trio echo over TCP and over a Unix socket (``baseline.py``: msgpack on
-    one connection to a plain server process); and 32 tasks each making
+    one connection to a plain server process); over Unix sockets once more
+    with ``spin_us=0`` (a reader parks at once instead of polling for a
+    moment: the runtime's behaviour before it polled); and 32 tasks each making
     sequential calls on ONE portal, total calls/s, against 32 tasks
     multiplexed on one bare TCP connection (a request id in each message,
     one reader task dispatching the replies).
@@ -470,7 +472,8 @@ async def against_the_echo(res: Dict[str, List[Dict[str, float]]], key: str,
 async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     table: Table) -> Dict[str, Any]:
     res: Dict[str, List[Dict[str, float]]] = {
-        k: [] for k in ('tcp', 'uds', 'concurrent', 'base_tcp', 'base_uds', 'base_concurrent')}
+        k: [] for k in ('tcp', 'uds', 'uds_no_spin', 'concurrent', 'base_tcp', 'base_uds',
+                        'base_uds_no_spin', 'base_concurrent')}
     task_warmup = max(1, opts.warmup // opts.tasks) * RPC_BLOCKS
     tmp = tempfile.mkdtemp(prefix='tractorish-bench-')
 
@@ -495,6 +498,11 @@ async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     async with one_actor(an, f'rpc-uds-{rep}') as portal:
                         await against_the_echo(res, 'uds', functools.partial(
                             rpc_round_trips, portal), path, opts)
+                # and without polling before parking (docs/performance.md)
+                async with open_tree(transport='uds', uds_dir=tmp, spin_us=0) as an:
+                    async with one_actor(an, f'rpc-uds-no-spin-{rep}') as portal:
+                        await against_the_echo(res, 'uds_no_spin', functools.partial(
+                            rpc_round_trips, portal), path, opts)
             progress(f'rpc rep {rep + 1}/{opts.reps}: p50 tcp {res["tcp"][-1]["p50_us"]:.0f} us '
                      f'(bare {res["base_tcp"][-1]["p50_us"]:.0f}), uds '
                      f'{res["uds"][-1]["p50_us"]:.0f} us (bare {res["base_uds"][-1]["p50_us"]:.0f}); '
@@ -517,6 +525,8 @@ async def rpc_group(opts: argparse.Namespace, progress: Callable[[str], None],
                   col(f'base_{transport}', 'p99_us'), base_label)
         table.add(f'{label} calls/s, sequential', col(transport, 'calls_per_s'),
                   col(f'base_{transport}', 'calls_per_s'), base_label, fmt=',.0f')
+    table.add('UDS call p50 (us), no polling (spin_us=0)', col('uds_no_spin', 'p50_us'),
+              col('base_uds_no_spin', 'p50_us'), 'bare trio UDS echo')
     table.add(f'TCP calls/s, {opts.tasks} tasks on one portal', col('concurrent', 'calls_per_s'),
               col('base_concurrent', 'calls_per_s'), f'{opts.tasks} tasks muxed on one socket',
               fmt=',.0f')

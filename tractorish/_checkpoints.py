@@ -12,7 +12,9 @@ the caller await trio's own check, which then raises it::
 
 It reads the fields trio's own check reads (trio >= 0.25 has them all);
 if a trio release renamed them, :func:`nothing_to_raise` always answers
-False, and every check is trio's own again.
+False, and every check is trio's own again. :func:`free_to_spin` also
+looks at trio's run queue, for a reader deciding whether to poll its
+socket for a moment (see ``Channel``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def _fields_present() -> bool:
     task_type = trio.lowlevel.Task
     return (all(hasattr(task_type, name) for name in ('_cancel_status', '_runner', '_cancel_points'))
             and hasattr(CancelStatus, 'effectively_cancelled')
-            and all(hasattr(Runner, name) for name in ('ki_pending', 'main_task')))
+            and all(hasattr(Runner, name) for name in ('ki_pending', 'main_task', 'runq')))
 
 
 FAST = _fields_present()
@@ -47,4 +49,25 @@ def nothing_to_raise() -> bool:
     if runner.ki_pending and task is runner.main_task:
         return False
     task._cancel_points += 1  # as trio's check counts itself
+    return True
+
+
+def free_to_spin() -> bool:
+    """True if this task may poll for a moment instead of parking: nothing
+    is pending for it to raise (counted as a cancellation point, as
+    :func:`nothing_to_raise`) and no other task is queued to run.
+
+    Tasks already taken off the run queue for this scheduler pass are not
+    seen; they wait at most the spin. False when the fast check is
+    unavailable.
+    """
+    if not FAST:
+        return False
+    task = _current_task()
+    runner = task._runner
+    if runner.runq or task._cancel_status.effectively_cancelled:
+        return False
+    if runner.ki_pending and task is runner.main_task:
+        return False
+    task._cancel_points += 1
     return True

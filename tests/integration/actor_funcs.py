@@ -94,6 +94,10 @@ async def return_unencodable():
     return object()
 
 
+async def parent_channel_spin_ns() -> int:
+    return tractorish.current_actor().parent_chan.spin_ns
+
+
 async def actor_info() -> dict:
     actor = tractorish.current_actor()
     return {'name': actor.name, 'is_root': tractorish.is_root_process(),

@@ -84,6 +84,20 @@ async def test_a_caller_reading_its_own_reply_serves_the_callees_calls_too():
             await portal.cancel_actor()
 
 
+@pytest.mark.parametrize('spin_us', [0, 150])
+async def test_served_channels_poll_as_long_as_the_config_says(spin_us):
+    config = tractorish.RuntimeConfig(discovery='off', spin_us=spin_us)
+    async with tractorish.open_root_actor(enable_modules=['actor_funcs'], config=config):
+        async with tractorish.open_nursery() as an:
+            portal = await an.start_actor('spinner', enable_modules=['actor_funcs'])
+            # the child's config is the parent's, and so is the poll
+            assert await portal.run(actor_funcs.parent_channel_spin_ns) == spin_us * 1000
+            assert portal.channel.spin_ns == spin_us * 1000
+            for i in range(50):  # and calls work either way
+                assert await portal.run(actor_funcs.add, a=i, b=1) == i + 1
+            await portal.cancel_actor()
+
+
 @pytest.mark.parametrize('seed', [1, 2])
 async def test_the_read_turn_survives_random_cancels_callbacks_and_concurrency(seed):
     # The read turn passes between the reader task and the calling task at

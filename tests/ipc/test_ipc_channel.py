@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 from contextlib import asynccontextmanager
 
 import msgpack
@@ -530,6 +531,105 @@ async def test_after_a_read_of_a_burst_the_next_read_tries_the_socket_first(coun
                 # after a small read the socket is most likely empty: wait for
                 # it rather than make a read that fails
                 assert len(count_waits) == 1
+
+
+def _write_later(sock, data, delay):
+    """Write ``data`` to ``sock`` from a thread after ``delay`` seconds: a
+    peer that answers while the reader's task (and its trio run) is busy."""
+    import threading
+    thread = threading.Thread(target=lambda: (time.sleep(delay), sock.sendall(data)))
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def count_spins(monkeypatch):
+    """Count the channel's polls of its socket (and what each found)."""
+    spins = []
+    real_spin = Channel._spin
+
+    def counting_spin(self, fd, start):
+        data = real_spin(self, fd, start)
+        spins.append(data is not None)
+        return data
+
+    monkeypatch.setattr(Channel, '_spin', counting_spin)
+    return spins
+
+
+@asynccontextmanager
+async def reader_of_a_socket():
+    """A channel reading one end of a socket pair; the other end (stdlib)."""
+    a, b = socket.socketpair()
+    with a:
+        async with open_channel(
+                trio.SocketStream(trio.socket.from_stdlib_socket(b))) as reader:
+            await trio.testing.wait_all_tasks_blocked()  # (its writer has started)
+            yield a, reader
+
+
+POLLED = msgpack.packb(yield_(1, CID))
+
+
+async def answered_after(peer, reader, delay):
+    """Receive what ``peer`` writes from a thread ``delay`` seconds later."""
+    thread = _write_later(peer, POLLED, delay)
+    assert await reader.receive() == yield_(1, CID)
+    thread.join()
+
+
+async def test_a_reader_whose_peer_answers_soon_polls_instead_of_waiting(count_waits, count_spins):
+    with trio.fail_after(TIMEOUT):
+        async with reader_of_a_socket() as (peer, reader):
+            reader.spin_ns = 5 * 10**9  # ends as soon as the data comes
+            peer.sendall(POLLED)
+            assert await reader.receive() == yield_(1, CID)
+            # the next read parks: this reader has never waited yet
+            await answered_after(peer, reader, 0.01)
+            assert len(count_waits) == 1 and count_spins == []
+            # it waited less than the spin: the next reads poll, and the
+            # answer is read without parking
+            for _ in range(3):
+                await answered_after(peer, reader, 0.01)
+            assert len(count_waits) == 1 and count_spins == [True] * 3
+
+
+async def test_a_reader_that_polls_in_vain_backs_off(count_spins):
+    with trio.fail_after(TIMEOUT):
+        async with reader_of_a_socket() as (peer, reader):
+            peer.sendall(POLLED)
+            await reader.receive()
+            # each miss doubles the waits that park at once (the answers come
+            # later than any poll of 1 ns could see them)
+            pattern = []
+            for _ in range(8):
+                count_spins.clear()
+                reader.spin_ns = 1
+                reader._last_wait = 0  # (as if the peer had answered at once)
+                await answered_after(peer, reader, 0.05)
+                pattern.append(len(count_spins))
+            assert pattern == [1, 0, 0, 1, 0, 0, 0, 0]
+            # a poll that finds data ends the back-off
+            reader._spin_skips = 0
+            reader.spin_ns = 5 * 10**9
+            reader._last_wait = 0
+            count_spins.clear()
+            await answered_after(peer, reader, 0.05)
+            assert count_spins == [True]
+            assert reader._spin_skips == reader._spin_misses == 0
+
+
+async def test_a_reader_never_polls_while_another_task_is_queued(count_spins):
+    with trio.fail_after(TIMEOUT):
+        async with reader_of_a_socket() as (peer, reader):
+            reader.spin_ns = 5 * 10**9
+            reader._last_wait = 0
+            peer.sendall(POLLED)
+            await reader.receive()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep, 0)  # queued, not run yet
+                await answered_after(peer, reader, 0.01)
+            assert count_spins == []
 
 
 async def test_receive_after_close_following_a_read_is_transport_closed():

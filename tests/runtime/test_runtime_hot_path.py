@@ -147,10 +147,26 @@ async def test_nothing_to_raise_answers_as_trios_own_check():
             assert _checkpoints.nothing_to_raise()
 
 
+async def test_free_to_spin_only_with_nothing_pending_and_nobody_queued():
+    from tractorish import _checkpoints
+    task = trio.lowlevel.current_task()
+    before = task._cancel_points
+    assert _checkpoints.free_to_spin()
+    assert task._cancel_points == before + 1  # a cancellation point, as the wait it replaces
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        assert not _checkpoints.free_to_spin()  # the wait must raise instead
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 0)  # queued to run: polling would hold it up
+        assert not _checkpoints.free_to_spin()
+    assert _checkpoints.free_to_spin()
+
+
 async def test_without_the_fields_every_check_is_trios(monkeypatch):
     from tractorish import _checkpoints
     monkeypatch.setattr(_checkpoints, 'FAST', False)
     assert not _checkpoints.nothing_to_raise()
+    assert not _checkpoints.free_to_spin()
 
 
 async def test_a_bulk_reader_with_values_waiting_is_still_cancellable():

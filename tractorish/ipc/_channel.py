@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Deque, List, Optional, Tuple
 import trio
 
 from .._exceptions import ProtocolError, TransportClosed
-from .._checkpoints import nothing_to_raise
+from .._checkpoints import free_to_spin, nothing_to_raise
 from .._groups import collapsing_groups
 from ..msg import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
 
@@ -36,6 +36,12 @@ BATCH_FLUSH = 1024
 BURST_READ = 1024
 # reads that found data, in a row, before the reader lets other tasks run
 FAIR_READS = 16
+# what a reader that has not waited yet takes its last wait to have been
+_NEVER_WAITED = 1 << 62
+# after n polls in a row found nothing, the next 2**n (n at most this) waits
+# park at once: on a machine short of CPU the peer answers late, and polling
+# would take the CPU it needs
+MAX_SPIN_BACKOFF_SHIFT = 10
 
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -80,6 +86,13 @@ class Channel:
             getattr(stream, 'transport_stream', None), 'socket', None)
         _keep_alive(self.socket)
         self._last_direct = 0
+        # A reader that found the socket empty polls it for up to this long
+        # before parking, if its last wait was no longer (a peer answering
+        # at once): see _read_direct. 0 (the default here) never polls.
+        self.spin_ns = 0
+        self._last_wait = _NEVER_WAITED
+        self._spin_misses = 0  # polls in a row that found nothing
+        self._spin_skips = 0   # waits left to park without polling
         self._reads_in_a_row = 0
         self._drained = False
         self._encoder = Encoder(max_msg_size)
@@ -360,11 +373,21 @@ class Channel:
             # likely empty, so wait for it rather than ask it (and fail);
             # the wait is the cancellation point
             self._drained = False
-            if sock.fileno() < 0:
+            fd = sock.fileno()
+            if fd < 0:
                 # closed since (by aclose): trio would take -1 for a
                 # descriptor and fail with a ValueError
                 raise trio.ClosedResourceError(f'{self!r} is closed')
+            start = time.perf_counter_ns()
+            if self._last_wait <= self.spin_ns:
+                if self._spin_skips:
+                    self._spin_skips -= 1
+                elif self._reads_in_a_row < FAIR_READS and free_to_spin():
+                    data = self._spin(fd, start)
+                    if data is not None:
+                        return data
             await trio.lowlevel.wait_readable(sock)
+            self._last_wait = time.perf_counter_ns() - start
             self._reads_in_a_row = 0  # other tasks ran while we waited
         else:
             if not nothing_to_raise():
@@ -377,12 +400,38 @@ class Channel:
                 data = os.read(sock.fileno(), READ_SIZE)
             except BlockingIOError:
                 self._reads_in_a_row = 0
+                start = time.perf_counter_ns()
                 await trio.lowlevel.wait_readable(sock)
+                self._last_wait = time.perf_counter_ns() - start
                 continue
             self._reads_in_a_row += 1
             # a short read most likely emptied the socket, unless it was
             # part of a burst: a peer streaming to us has likely written
             # more by the time we have handled this much
+            self._drained = len(data) < BURST_READ
+            return data
+
+    def _spin(self, fd: int, start: int) -> Optional[bytes]:
+        """Poll the socket for up to ``spin_ns``: what it read, or None.
+
+        For a reader whose peer answered within the spin last time: parking
+        costs a wake-up when the answer comes (and, on a virtual machine,
+        caches gone cold), which can take longer than the answer itself.
+        """
+        end = start + self.spin_ns
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                if time.perf_counter_ns() < end:
+                    continue
+                # not this time: park, and poll less until a poll finds data
+                self._spin_misses = min(self._spin_misses + 1, MAX_SPIN_BACKOFF_SHIFT)
+                self._spin_skips = 1 << self._spin_misses
+                return None
+            self._last_wait = time.perf_counter_ns() - start
+            self._spin_misses = 0
+            self._reads_in_a_row += 1
             self._drained = len(data) < BURST_READ
             return data
 

@@ -329,6 +329,7 @@ class Actor:
         """The one reader of ``chan``: dispatch every message it carries."""
         state = ChanState(chan)
         self._states[chan] = state
+        chan.spin_ns = self.config.spin_us * 1000
         assert chan.peer_uid is not None
         self._peers.setdefault(chan.peer_uid, []).append(chan)
         if to_parent:  # set before the first message is read: a call from

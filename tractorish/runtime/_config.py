@@ -11,6 +11,9 @@ from ..msg import DEFAULT_MAX_MSG_SIZE
 TRANSPORT_ENV = 'TRACTORISH_TRANSPORT'
 HOST_ENV = 'TRACTORISH_HOST'
 START_METHOD_ENV = 'TRACTORISH_START_METHOD'
+SPIN_ENV = 'TRACTORISH_SPIN_US'
+DEFAULT_SPIN_US = 200
+MAX_SPIN_US = 10_000
 START_METHODS = frozenset({'trio', 'forkserver'})
 # the forkserver needs fork(), SOCK_SEQPACKET and SCM_RIGHTS: Linux
 DEFAULT_START_METHOD = 'forkserver' if sys.platform.startswith('linux') else 'trio'
@@ -19,6 +22,17 @@ DEFAULT_START_METHOD = 'forkserver' if sys.platform.startswith('linux') else 'tr
 # none answers; 'serve': a root must become it; 'client': look things up
 # but do not register (command-line tools); 'off': no discovery at all.
 DISCOVERY_MODES = frozenset({'auto', 'serve', 'client', 'off'})
+
+
+def _spin_from_env() -> int:
+    text = os.environ.get(SPIN_ENV)
+    if text is None:
+        return DEFAULT_SPIN_US
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f'${SPIN_ENV} must be a whole number of microseconds, '
+                         f'not {text!r}') from None
 
 
 @dataclasses.dataclass
@@ -40,6 +54,10 @@ class RuntimeConfig:
     zygote that has already imported the runtime; the default on Linux) or
     ``'trio'`` (a fresh interpreter each); ``$TRACTORISH_START_METHOD`` sets
     the default.
+    ``spin_us`` (or ``$TRACTORISH_SPIN_US``) is how long a reader whose
+    peer answered within that long last time polls its socket before
+    parking: a wake-up costs more than that on many machines (0 turns it
+    off; see docs/performance.md).
     ``tls_cert``, ``tls_key`` and ``tls_ca`` (PEM paths, or
     ``$TRACTORISH_TLS_CERT`` / ``_KEY`` / ``_CA``) turn on mutual TLS for
     every TCP channel; the shared secret is still checked inside it.
@@ -61,6 +79,7 @@ class RuntimeConfig:
     discovery: str = 'auto'
     start_method: str = dataclasses.field(
         default_factory=lambda: os.environ.get(START_METHOD_ENV, DEFAULT_START_METHOD))
+    spin_us: int = dataclasses.field(default_factory=_spin_from_env)
     tls_cert: Optional[str] = dataclasses.field(
         default_factory=lambda: os.environ.get('TRACTORISH_TLS_CERT'))
     tls_key: Optional[str] = dataclasses.field(
@@ -81,6 +100,9 @@ class RuntimeConfig:
                              f'not {self.discovery!r}')
         if not 2 <= self.stream_window <= 65536:
             raise ValueError('stream_window must be between 2 and 65536')
+        if type(self.spin_us) is not int or not 0 <= self.spin_us <= MAX_SPIN_US:
+            raise ValueError(f'spin_us must be a whole number of microseconds from '
+                             f'0 to {MAX_SPIN_US}, not {self.spin_us!r}')
 
     def to_wire(self) -> dict:
         return dataclasses.asdict(self)

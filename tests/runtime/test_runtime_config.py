@@ -1,0 +1,45 @@
+"""RuntimeConfig: its checks, its environment variables and its wire form."""
+from __future__ import annotations
+
+import pytest
+
+from tractorish import RuntimeConfig
+from tractorish.runtime._config import DEFAULT_SPIN_US, MAX_SPIN_US, SPIN_ENV
+
+
+@pytest.mark.parametrize('kwargs, complaint', [
+    ({'transport': 'udp'}, 'transport'),
+    ({'max_msg_size': 0}, 'max_msg_size'),
+    ({'start_method': 'spawn'}, 'start_method'),
+    ({'discovery': 'maybe'}, 'discovery'),
+    ({'stream_window': 1}, 'stream_window'),
+    ({'spin_us': -1}, 'spin_us'),
+    ({'spin_us': MAX_SPIN_US + 1}, 'spin_us'),
+    ({'spin_us': 1.5}, 'spin_us'),
+    ({'spin_us': True}, 'spin_us'),
+])
+def test_a_bad_setting_is_named(kwargs, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        RuntimeConfig(**kwargs)
+
+
+def test_spin_default_and_environment(monkeypatch):
+    monkeypatch.delenv(SPIN_ENV, raising=False)
+    assert RuntimeConfig().spin_us == DEFAULT_SPIN_US
+    monkeypatch.setenv(SPIN_ENV, '0')
+    assert RuntimeConfig().spin_us == 0
+    monkeypatch.setenv(SPIN_ENV, '250')
+    assert RuntimeConfig().spin_us == 250
+    assert RuntimeConfig(spin_us=7).spin_us == 7  # an argument wins
+    for bad in ('fast', '1e3', ''):
+        monkeypatch.setenv(SPIN_ENV, bad)
+        with pytest.raises(ValueError, match=SPIN_ENV):
+            RuntimeConfig()
+    monkeypatch.setenv(SPIN_ENV, '-5')
+    with pytest.raises(ValueError, match='spin_us'):
+        RuntimeConfig()
+
+
+def test_the_wire_form_carries_every_setting():
+    config = RuntimeConfig(transport='uds', spin_us=0, stream_window=64, discovery='off')
+    assert RuntimeConfig.from_wire(config.to_wire()) == config
