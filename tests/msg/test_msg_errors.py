@@ -81,6 +81,79 @@ def test_pack_error_without_traceback():
     assert 'KeyError' in payload['tb_str']
 
 
+def _recurse(n):
+    if n == 0:
+        raise RecursionError('deep enough')
+    _recurse(n - 1)
+
+
+def _chained(how):
+    try:
+        raise KeyError('first')
+    except KeyError as first:
+        if how == 'cause':
+            raise ValueError('second') from first
+        if how == 'context':
+            raise ValueError('second')
+        raise ValueError('second') from None
+
+
+def _with_note():
+    err = ValueError('noted')
+    if hasattr(err, 'add_note'):
+        err.add_note('a note for the reader')
+    raise err
+
+
+def _group():
+    from tractorish._compat import ExceptionGroup
+    raise ExceptionGroup('several', [capture(raise_app_error_from_here), KeyError('k')])
+
+
+def _syntax():
+    compile('def broken(:\n    pass\n', '<code>', 'exec')
+
+
+def _message(text):
+    raise RuntimeError(text)
+
+
+@pytest.mark.parametrize('make', [
+    lambda: capture(raise_app_error_from_here),
+    lambda: capture(_recurse, 30),           # repeated lines are folded
+    lambda: capture(_chained, 'cause'),
+    lambda: capture(_chained, 'context'),
+    lambda: capture(_chained, 'none'),       # context suppressed
+    lambda: capture(_with_note),
+    lambda: capture(_group),
+    lambda: capture(_syntax),
+    lambda: KeyError('never raised'),
+], ids=['plain', 'recursion', 'cause', 'context', 'suppressed', 'note', 'group',
+        'syntax', 'no-traceback'])
+def test_the_traceback_text_is_what_traceback_prints(make):
+    import traceback
+    for _ in range(3):  # the first time, and from what is remembered
+        exc = make()
+        assert pack_error(exc, WORKER)['tb_str'] == ''.join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def test_the_frames_of_a_traceback_are_formatted_once(monkeypatch):
+    import traceback
+    from tractorish.msg import _errors
+    formatted = []
+    real = traceback.format_list
+    monkeypatch.setattr(traceback, 'format_list', lambda frames: formatted.append(1) or real(frames))
+    monkeypatch.setattr(_errors, '_FRAMES', {})
+    texts = [pack_error(capture(_message, f'call {i}'), WORKER)['tb_str'] for i in range(5)]
+    assert len(formatted) == 1
+    # the same frames, each its own message
+    assert [t.splitlines()[-1] for t in texts] == [f'RuntimeError: call {i}' for i in range(5)]
+    assert len({'\n'.join(t.splitlines()[:-1]) for t in texts}) == 1
+    pack_error(capture(raise_app_error_from_here), WORKER)  # other frames
+    assert len(formatted) == 2
+
+
 # --- unpacking ----------------------------------------------------------------
 
 def test_unpack_keeps_everything():

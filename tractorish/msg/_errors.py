@@ -11,12 +11,47 @@ from __future__ import annotations
 import builtins
 import sys
 import traceback
-from typing import Any, Optional, Sequence
+from types import CodeType
+from typing import Any, Dict, Optional, Sequence, Tuple
 
+from .._compat import BaseExceptionGroup
 from .._exceptions import ContextCancelled, RemoteActorError
 
 # the module name a child gives the parent's main script (see spawn)
 MAIN_ALIAS = '__mp_main__'
+
+# The formatted frames of tracebacks already seen, by the code and the
+# instruction of each frame: what traceback prints of a frame follows from
+# those alone (its file, line, function, source line and markers), and
+# formatting them (reading the source, parsing it for the markers) took
+# about 0.1 ms per error. Bounded; code objects live as long as their
+# functions anyway.
+_FRAMES: Dict[Tuple[Tuple[CodeType, int], ...], str] = {}
+_FRAMES_KEPT = 256
+_TRACEBACK_HEAD = 'Traceback (most recent call last):\n'
+
+
+def format_traceback(exc: BaseException) -> str:
+    """``''.join(traceback.format_exception(exc))``, remembering the frames.
+
+    An exception with a cause or context, or a group, is formatted in full
+    each time: its text is more than its own frames.
+    """
+    tb = exc.__traceback__
+    if (tb is None or exc.__cause__ is not None or isinstance(exc, BaseExceptionGroup)
+            or (exc.__context__ is not None and not exc.__suppress_context__)):
+        return ''.join(traceback.format_exception(type(exc), exc, tb))
+    key = []
+    while tb is not None:
+        key.append((tb.tb_frame.f_code, tb.tb_lasti))
+        tb = tb.tb_next
+    frames = _FRAMES.get(tuple(key))
+    if frames is None:
+        frames = ''.join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+        if len(_FRAMES) >= _FRAMES_KEPT:
+            _FRAMES.clear()
+        _FRAMES[tuple(key)] = frames
+    return _TRACEBACK_HEAD + frames + ''.join(traceback.format_exception_only(type(exc), exc))
 
 
 def _type_path(cls: type) -> str:
@@ -43,8 +78,7 @@ def pack_error(exc: BaseException, src_uid: Sequence[str],
         return payload
     payload = {
         'type_str': type(exc).__name__,
-        'tb_str': ''.join(traceback.format_exception(
-            type(exc), exc, exc.__traceback__)),
+        'tb_str': format_traceback(exc),
         'src_uid': list(src_uid),
         'boxed_type_path': _type_path(type(exc)),
         'message': str(exc),
