@@ -24,10 +24,18 @@ DEFAULT_START_METHOD = 'forkserver' if sys.platform.startswith('linux') else 'tr
 DISCOVERY_MODES = frozenset({'auto', 'serve', 'client', 'off'})
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        return os.cpu_count() or 1
+
+
 def _spin_from_env() -> int:
     text = os.environ.get(SPIN_ENV)
     if text is None:
-        return DEFAULT_SPIN_US
+        # with one CPU the peer cannot answer while we poll: never poll
+        return DEFAULT_SPIN_US if _usable_cpus() > 1 else 0
     try:
         return int(text)
     except ValueError:
@@ -57,7 +65,7 @@ class RuntimeConfig:
     ``spin_us`` (or ``$TRACTORISH_SPIN_US``) is how long a reader whose
     peer answered within that long last time polls its socket before
     parking: a wake-up costs more than that on many machines (0 turns it
-    off; see docs/performance.md).
+    off, and is the default on a single CPU; see docs/performance.md).
     ``tls_cert``, ``tls_key`` and ``tls_ca`` (PEM paths, or
     ``$TRACTORISH_TLS_CERT`` / ``_KEY`` / ``_CA``) turn on mutual TLS for
     every TCP channel; the shared secret is still checked inside it.
