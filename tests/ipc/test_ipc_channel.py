@@ -578,7 +578,10 @@ async def answered_after(peer, reader, delay):
     thread.join()
 
 
-async def test_a_reader_whose_peer_answers_soon_polls_instead_of_waiting(count_waits, count_spins):
+async def test_a_reader_whose_peer_answers_soon_polls_instead_of_waiting(
+        count_waits, count_spins, monkeypatch):
+    import tractorish.ipc._channel as channel_module
+    monkeypatch.setattr(channel_module, 'SPIN_BUDGET_NS', 60 * 10**9)  # (see below)
     with trio.fail_after(TIMEOUT):
         async with reader_of_a_socket() as (peer, reader):
             reader.spin_ns = 5 * 10**9  # ends as soon as the data comes
@@ -617,6 +620,25 @@ async def test_a_reader_that_polls_in_vain_backs_off(count_spins):
             await answered_after(peer, reader, 0.05)
             assert count_spins == [True]
             assert reader._spin_skips == reader._spin_misses == 0
+
+
+async def test_a_reader_parks_once_it_has_polled_for_a_while(count_waits, count_spins):
+    # however well polling goes, the scheduler must run now and then (timers,
+    # other sockets): past SPIN_BUDGET_NS of polling the reader parks
+    import tractorish.ipc._channel as channel_module
+    with trio.fail_after(TIMEOUT):
+        async with reader_of_a_socket() as (peer, reader):
+            reader.spin_ns = 5 * 10**9
+            reader._last_wait = 0
+            peer.sendall(POLLED)
+            await reader.receive()
+            delay = 2 * channel_module.SPIN_BUDGET_NS / 1e9
+            await answered_after(peer, reader, delay)   # polled for long
+            assert count_spins == [True] and count_waits == []
+            await answered_after(peer, reader, delay)   # so this one parks
+            assert count_spins == [True] and len(count_waits) == 1
+            await answered_after(peer, reader, delay)   # and polling resumes
+            assert count_spins == [True, True] and len(count_waits) == 1
 
 
 async def test_a_reader_never_polls_while_another_task_is_queued(count_spins):

@@ -354,6 +354,8 @@ def test_encode_reply_rejects_unencodable_and_oversize_and_stays_usable():
             encoder.encode_reply(bad, CID)
     with pytest.raises(MsgTypeError, match='exceeds'):
         encoder.encode_reply(b'x' * 100, CID)
+    with pytest.raises(MsgTypeError, match='exceeds'):  # the functype alone is too big
+        Encoder(max_msg_size=30).encode_reply(None, 'x' * 10)
     assert encoder.encode_reply(7, CID) == packb(functype('asyncfunc', CID)) + packb(return_(7, CID))
 
 

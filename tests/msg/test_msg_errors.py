@@ -138,6 +138,32 @@ def test_the_traceback_text_is_what_traceback_prints(make):
             traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
+def test_equal_code_from_two_files_keeps_its_own_file(tmp_path):
+    import traceback
+    source = "def f():\n    raise ValueError('x')\n"
+    texts = []
+    for name in ('a_mod.py', 'b_mod.py'):
+        path = tmp_path / name
+        path.write_text(source)
+        namespace: dict = {}
+        exec(compile(source, str(path), 'exec'), namespace)
+        exc = capture(namespace['f'])
+        text = pack_error(exc, WORKER)['tb_str']
+        assert text == ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        texts.append(text)
+    assert 'a_mod.py' in texts[0] and 'b_mod.py' in texts[1]
+
+
+@pytest.mark.parametrize('limit', [0, 1])
+def test_a_traceback_limit_is_honoured(monkeypatch, limit):
+    import traceback
+    pack_error(capture(_recurse, 3), WORKER)  # (remembered without a limit)
+    monkeypatch.setattr(sys, 'tracebacklimit', limit, raising=False)
+    exc = capture(_recurse, 3)
+    assert pack_error(exc, WORKER)['tb_str'] == ''.join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
 def test_the_frames_of_a_traceback_are_formatted_once(monkeypatch):
     import traceback
     from tractorish.msg import _errors

@@ -37,7 +37,9 @@ def test_spin_default_and_environment(monkeypatch):
     monkeypatch.setenv(SPIN_ENV, '250')
     assert RuntimeConfig().spin_us == 250
     assert RuntimeConfig(spin_us=7).spin_us == 7  # an argument wins
-    for bad in ('fast', '1e3', ''):
+    monkeypatch.setenv(SPIN_ENV, '')
+    assert RuntimeConfig().spin_us == 0  # set but empty: as if unset (one CPU here)
+    for bad in ('fast', '1e3', '2 ms'):
         monkeypatch.setenv(SPIN_ENV, bad)
         with pytest.raises(ValueError, match=SPIN_ENV):
             RuntimeConfig()

@@ -185,3 +185,43 @@ async def test_a_bulk_reader_with_values_waiting_is_still_cancellable():
                     scope.cancel()
         assert got == [0, 1, 2]  # the next value waited, but the cancel came first
         assert scope.cancelled_caught
+
+
+# --- calls answered in place ---------------------------------------------------
+
+_ran = []
+
+
+async def _records(x):
+    _ran.append(x)
+    return x
+
+
+async def _lost_a_peer():
+    from tractorish._exceptions import TransportClosed
+    raise TransportClosed('lost the channel to actor "elsewhere"')
+
+
+async def test_a_call_answered_in_place_is_not_run_when_nobody_can_hear_the_answer():
+    from tractorish._exceptions import TransportClosed
+    from tractorish.runtime._actor import Actor
+    actor = Actor('inline')
+    async with open_memory_channel_pair() as (left, right):
+        left._send_error = TransportClosed('peer gone')  # as after a failed write
+        _ran.clear()
+        actor._run_inline(left, _records, {'x': 1}, 'a1')
+        assert _ran == []
+
+
+async def test_a_transport_error_of_the_function_itself_is_its_answer():
+    # (and not taken for the channel closing under it, which would leave the
+    # caller waiting for good)
+    from tractorish.runtime._actor import Actor
+    actor = Actor('inline')
+    async with open_memory_channel_pair() as (left, right):
+        actor._run_inline(left, _lost_a_peer, {}, 'a1')
+        left.flush_now()
+        with trio.fail_after(5):
+            first, second = await right.receive(), await right.receive()
+    assert first == functype('asyncfunc', 'a1')
+    assert second['cid'] == 'a1' and second['error']['type_str'] == 'TransportClosed'

@@ -42,6 +42,9 @@ _NEVER_WAITED = 1 << 62
 # park at once: on a machine short of CPU the peer answers late, and polling
 # would take the CPU it needs
 MAX_SPIN_BACKOFF_SHIFT = 10
+# polling time after which a reader parks (lets the scheduler run timers
+# and other sockets) even if it could poll again
+SPIN_BUDGET_NS = 1_000_000
 
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -93,6 +96,7 @@ class Channel:
         self._last_wait = _NEVER_WAITED
         self._spin_misses = 0  # polls in a row that found nothing
         self._spin_skips = 0   # waits left to park without polling
+        self._spun = 0         # ns spent polling since the scheduler last ran
         self._reads_in_a_row = 0
         self._drained = False
         self._encoder = Encoder(max_msg_size)
@@ -382,24 +386,25 @@ class Channel:
             if self._last_wait <= self.spin_ns:
                 if self._spin_skips:
                     self._spin_skips -= 1
-                elif self._reads_in_a_row < FAIR_READS and free_to_spin():
+                elif (self._reads_in_a_row < FAIR_READS and self._spun < SPIN_BUDGET_NS
+                        and free_to_spin()):
                     data = self._spin(fd, start)
                     if data is not None:
                         return data
             await trio.lowlevel.wait_readable(sock)
             self._last_wait = time.perf_counter_ns() - start
-            self._reads_in_a_row = 0  # other tasks ran while we waited
+            self._reads_in_a_row = self._spun = 0  # other tasks ran while we waited
         else:
             if not nothing_to_raise():
                 await trio.lowlevel.checkpoint_if_cancelled()
             if self._reads_in_a_row >= FAIR_READS:
-                self._reads_in_a_row = 0
+                self._reads_in_a_row = self._spun = 0
                 await trio.lowlevel.cancel_shielded_checkpoint()
         while True:
             try:
                 data = os.read(sock.fileno(), READ_SIZE)
             except BlockingIOError:
-                self._reads_in_a_row = 0
+                self._reads_in_a_row = self._spun = 0
                 start = time.perf_counter_ns()
                 await trio.lowlevel.wait_readable(sock)
                 self._last_wait = time.perf_counter_ns() - start
@@ -430,6 +435,7 @@ class Channel:
                 self._spin_skips = 1 << self._spin_misses
                 return None
             self._last_wait = time.perf_counter_ns() - start
+            self._spun += self._last_wait
             self._spin_misses = 0
             self._reads_in_a_row += 1
             self._drained = len(data) < BURST_READ

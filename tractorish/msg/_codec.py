@@ -98,6 +98,8 @@ class Encoder:
         """
         # (each call has a cid of its own: no use remembering its tail)
         tail = _CID_KEY + self.encode(cid)
+        if len(_ASYNCFUNC_HEAD) + len(tail) > self.max_msg_size:
+            raise self._too_big(_ASYNCFUNC_HEAD + tail)
         if type(value) not in _FLAT:
             return _ASYNCFUNC_HEAD + tail + self.encode({'return': value, 'cid': cid})
         try:

@@ -20,13 +20,14 @@ from .._exceptions import ContextCancelled, RemoteActorError
 # the module name a child gives the parent's main script (see spawn)
 MAIN_ALIAS = '__mp_main__'
 
-# The formatted frames of tracebacks already seen, by the code and the
+# The formatted frames of tracebacks already seen, by the file, code and
 # instruction of each frame: what traceback prints of a frame follows from
 # those alone (its file, line, function, source line and markers), and
 # formatting them (reading the source, parsing it for the markers) took
-# about 0.1 ms per error. Bounded; code objects live as long as their
-# functions anyway.
-_FRAMES: Dict[Tuple[Tuple[CodeType, int], ...], str] = {}
+# about 0.1 ms per error. (The file, because equal code objects compiled
+# from two files compare equal.) Bounded; code objects live as long as
+# their functions anyway.
+_FRAMES: Dict[Tuple[Tuple[str, CodeType, int], ...], str] = {}
 _FRAMES_KEPT = 256
 _TRACEBACK_HEAD = 'Traceback (most recent call last):\n'
 
@@ -35,15 +36,20 @@ def format_traceback(exc: BaseException) -> str:
     """``''.join(traceback.format_exception(exc))``, remembering the frames.
 
     An exception with a cause or context, or a group, is formatted in full
-    each time: its text is more than its own frames.
+    each time: its text is more than its own frames; so is any while
+    ``sys.tracebacklimit`` is set. A source file edited while the process
+    runs keeps showing the lines it had when its frame was first formatted
+    (which are the ones that ran).
     """
     tb = exc.__traceback__
     if (tb is None or exc.__cause__ is not None or isinstance(exc, BaseExceptionGroup)
-            or (exc.__context__ is not None and not exc.__suppress_context__)):
+            or (exc.__context__ is not None and not exc.__suppress_context__)
+            or getattr(sys, 'tracebacklimit', None) is not None):
         return ''.join(traceback.format_exception(type(exc), exc, tb))
     key = []
     while tb is not None:
-        key.append((tb.tb_frame.f_code, tb.tb_lasti))
+        code = tb.tb_frame.f_code
+        key.append((code.co_filename, code, tb.tb_lasti))
         tb = tb.tb_next
     frames = _FRAMES.get(tuple(key))
     if frames is None:

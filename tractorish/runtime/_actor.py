@@ -490,22 +490,29 @@ class Actor:
         variables, and no chance to be cancelled (it has no checkpoint). The
         replies are corked for the reader's one write per read.
         """
+        if chan.closed:  # nobody to answer: do not run it
+            log.debug('not running call %s: %r is closed', cid, chan)
+            return
         try:
             try:
                 contextvars.copy_context().run(fn(**kwargs).send, None)
             except StopIteration as done:
                 chan.cork_reply(done.value, cid)  # its functype and return
-            else:  # cannot happen: never_suspends() said so
-                raise RuntimeError(f'{fn.__qualname__} suspended')
-        except TransportClosed:
-            log.debug('could not answer call %s: %r is closed', cid, chan)
-        except Exception as err:
-            try:
-                chan.send_corked(msg.functype('asyncfunc', cid))
-            except TransportClosed:
+                return
+            raise RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
+        except TransportClosed as err:
+            if chan.closed:
                 log.debug('could not answer call %s: %r is closed', cid, chan)
                 return
-            self._queue_payload(chan, msg.pack_error(err, self.uid), cid)
+            error: Exception = err  # the function's own (say, from a call it made)
+        except Exception as err:  # the function's, or a return that cannot be sent
+            error = err
+        try:
+            chan.send_corked(msg.functype('asyncfunc', cid))
+        except TransportClosed:
+            log.debug('could not answer call %s: %r is closed', cid, chan)
+            return
+        self._queue_payload(chan, msg.pack_error(error, self.uid), cid)
 
     async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
                        ns: str, func_name: str, kwargs: dict) -> None:

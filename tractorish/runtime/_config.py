@@ -32,8 +32,8 @@ def _usable_cpus() -> int:
 
 
 def _spin_from_env() -> int:
-    text = os.environ.get(SPIN_ENV)
-    if text is None:
+    text = os.environ.get(SPIN_ENV, '').strip()
+    if not text:
         # with one CPU the peer cannot answer while we poll: never poll
         return DEFAULT_SPIN_US if _usable_cpus() > 1 else 0
     try:
