@@ -571,6 +571,18 @@ async def reader_of_a_socket():
 POLLED = msgpack.packb(yield_(1, CID))
 
 
+@asynccontextmanager
+async def polling_reader():
+    """``reader_of_a_socket``, the reader set to poll its next wait (as if
+    its peer had just answered at once), after one message read."""
+    async with reader_of_a_socket() as (peer, reader):
+        reader.spin_ns = 5 * 10**9  # a poll ends as soon as the data comes
+        reader._last_wait = 0
+        peer.sendall(POLLED)
+        await reader.receive()
+        yield peer, reader
+
+
 async def answered_after(peer, reader, delay):
     """Receive what ``peer`` writes from a thread ``delay`` seconds later."""
     thread = _write_later(peer, POLLED, delay)
@@ -627,11 +639,7 @@ async def test_a_reader_parks_once_it_has_polled_for_a_while(count_waits, count_
     # other sockets): past SPIN_BUDGET_NS of polling the reader parks
     import tractorish.ipc._channel as channel_module
     with trio.fail_after(TIMEOUT):
-        async with reader_of_a_socket() as (peer, reader):
-            reader.spin_ns = 5 * 10**9
-            reader._last_wait = 0
-            peer.sendall(POLLED)
-            await reader.receive()
+        async with polling_reader() as (peer, reader):
             delay = 2 * channel_module.SPIN_BUDGET_NS / 1e9
             await answered_after(peer, reader, delay)   # polled for long
             assert count_spins == [True] and count_waits == []
@@ -643,11 +651,7 @@ async def test_a_reader_parks_once_it_has_polled_for_a_while(count_waits, count_
 
 async def test_a_reader_never_polls_while_another_task_is_queued(count_spins):
     with trio.fail_after(TIMEOUT):
-        async with reader_of_a_socket() as (peer, reader):
-            reader.spin_ns = 5 * 10**9
-            reader._last_wait = 0
-            peer.sendall(POLLED)
-            await reader.receive()
+        async with polling_reader() as (peer, reader):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.sleep, 0)  # queued, not run yet
                 await answered_after(peer, reader, 0.01)
