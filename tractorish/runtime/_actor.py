@@ -573,7 +573,7 @@ class Actor:
         state = self._states.get(chan)
         if state is None:
             raise channel_gone(chan)
-        cid = state.next_cid()
+        cid = f'{state.cid_prefix}{next(state._counter)}'  # (next_cid, in line)
         call = Call(self, state, cid, ns, func_name)
         state.calls[cid] = call
         try:
