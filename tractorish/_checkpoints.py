@@ -61,13 +61,4 @@ def free_to_spin() -> bool:
     seen; they wait at most the spin. False when the fast check is
     unavailable.
     """
-    if not FAST:
-        return False
-    task = _current_task()
-    runner = task._runner
-    if runner.runq or task._cancel_status.effectively_cancelled:
-        return False
-    if runner.ki_pending and task is runner.main_task:
-        return False
-    task._cancel_points += 1
-    return True
+    return FAST and not _current_task()._runner.runq and nothing_to_raise()

@@ -586,8 +586,10 @@ async def polling_reader():
 async def answered_after(peer, reader, delay):
     """Receive what ``peer`` writes from a thread ``delay`` seconds later."""
     thread = _write_later(peer, POLLED, delay)
-    assert await reader.receive() == yield_(1, CID)
-    thread.join()
+    try:
+        assert await reader.receive() == yield_(1, CID)
+    finally:
+        thread.join()
 
 
 async def test_a_reader_whose_peer_answers_soon_polls_instead_of_waiting(

@@ -372,6 +372,7 @@ class Channel:
         found data, so a peer that never pauses cannot starve other tasks.
         """
         sock = self._direct
+        data: Optional[bytes] = None
         if self._drained:
             # the last read took less than it could: the socket is most
             # likely empty, so wait for it rather than ask it (and fail);
@@ -389,18 +390,17 @@ class Channel:
                 elif (self._reads_in_a_row < FAIR_READS and self._spun < SPIN_BUDGET_NS
                         and free_to_spin()):
                     data = self._spin(fd, start)
-                    if data is not None:
-                        return data
-            await trio.lowlevel.wait_readable(sock)
-            self._last_wait = time.perf_counter_ns() - start
-            self._reads_in_a_row = self._spun = 0  # other tasks ran while we waited
+            if data is None:
+                await trio.lowlevel.wait_readable(sock)
+                self._last_wait = time.perf_counter_ns() - start
+                self._reads_in_a_row = self._spun = 0  # other tasks ran while we waited
         else:
             if not nothing_to_raise():
                 await trio.lowlevel.checkpoint_if_cancelled()
             if self._reads_in_a_row >= FAIR_READS:
                 self._reads_in_a_row = self._spun = 0
                 await trio.lowlevel.cancel_shielded_checkpoint()
-        while True:
+        while data is None:
             try:
                 data = os.read(sock.fileno(), READ_SIZE)
             except BlockingIOError:
@@ -408,13 +408,12 @@ class Channel:
                 start = time.perf_counter_ns()
                 await trio.lowlevel.wait_readable(sock)
                 self._last_wait = time.perf_counter_ns() - start
-                continue
-            self._reads_in_a_row += 1
-            # a short read most likely emptied the socket, unless it was
-            # part of a burst: a peer streaming to us has likely written
-            # more by the time we have handled this much
-            self._drained = len(data) < BURST_READ
-            return data
+        self._reads_in_a_row += 1
+        # a short read most likely emptied the socket, unless it was part of
+        # a burst: a peer streaming to us has likely written more by the
+        # time we have handled this much
+        self._drained = len(data) < BURST_READ
+        return data
 
     def _spin(self, fd: int, start: int) -> Optional[bytes]:
         """Poll the socket for up to ``spin_ns``: what it read, or None.
@@ -437,8 +436,6 @@ class Channel:
             self._last_wait = time.perf_counter_ns() - start
             self._spun += self._last_wait
             self._spin_misses = 0
-            self._reads_in_a_row += 1
-            self._drained = len(data) < BURST_READ
             return data
 
     async def receive_batch(self, *, at_eof_empty: bool = True) -> List[dict]:

@@ -81,13 +81,7 @@ class Encoder:
             if len(self._tails) >= _TAILS_KEPT:
                 self._tails.clear()
             tail = self._tails[cid] = _CID_KEY + self.encode(cid)
-        try:
-            data = _YIELD_HEAD + self._packer.pack(value) + tail
-        except (TypeError, ValueError, OverflowError) as err:
-            raise self._failed(err) from err
-        if len(data) > self.max_msg_size:
-            raise self._too_big(data)
-        return data
+        return self._around(_YIELD_HEAD, value, tail)
 
     def encode_reply(self, value: Any, cid: str) -> bytes:
         """``encode({'functype': 'asyncfunc', 'cid': cid}) + encode({'return':
@@ -102,13 +96,17 @@ class Encoder:
             raise self._too_big(_ASYNCFUNC_HEAD + tail)
         if type(value) not in _FLAT:
             return _ASYNCFUNC_HEAD + tail + self.encode({'return': value, 'cid': cid})
+        return _ASYNCFUNC_HEAD + tail + self._around(_RETURN_HEAD, value, tail)
+
+    def _around(self, head: bytes, value: Any, tail: bytes) -> bytes:
+        """One message: ``head``, then ``value`` packed, then ``tail``."""
         try:
-            data = _RETURN_HEAD + self._packer.pack(value) + tail
+            data = head + self._packer.pack(value) + tail
         except (TypeError, ValueError, OverflowError) as err:
             raise self._failed(err) from err
         if len(data) > self.max_msg_size:
             raise self._too_big(data)
-        return _ASYNCFUNC_HEAD + tail + data
+        return data
 
     def _failed(self, err: Exception) -> MsgTypeError:
         # the packer keeps partial output after a failure; start clean

@@ -46,17 +46,18 @@ def format_traceback(exc: BaseException) -> str:
             or (exc.__context__ is not None and not exc.__suppress_context__)
             or getattr(sys, 'tracebacklimit', None) is not None):
         return ''.join(traceback.format_exception(type(exc), exc, tb))
-    key = []
+    where = []
     while tb is not None:
         code = tb.tb_frame.f_code
-        key.append((code.co_filename, code, tb.tb_lasti))
+        where.append((code.co_filename, code, tb.tb_lasti))
         tb = tb.tb_next
-    frames = _FRAMES.get(tuple(key))
+    key = tuple(where)
+    frames = _FRAMES.get(key)
     if frames is None:
         frames = ''.join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
         if len(_FRAMES) >= _FRAMES_KEPT:
             _FRAMES.clear()
-        _FRAMES[tuple(key)] = frames
+        _FRAMES[key] = frames
     return _TRACEBACK_HEAD + frames + ''.join(traceback.format_exception_only(type(exc), exc))
 
 

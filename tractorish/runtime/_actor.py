@@ -493,26 +493,20 @@ class Actor:
         if chan.closed:  # nobody to answer: do not run it
             log.debug('not running call %s: %r is closed', cid, chan)
             return
+        error: Exception
         try:
             try:
                 contextvars.copy_context().run(fn(**kwargs).send, None)
             except StopIteration as done:
                 chan.cork_reply(done.value, cid)  # its functype and return
                 return
-            raise RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
-        except TransportClosed as err:
-            if chan.closed:
+            error = RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
+        except Exception as err:  # the function's (a TransportClosed too), or the return's
+            if chan.closed:  # the channel went while answering: nobody to tell
                 log.debug('could not answer call %s: %r is closed', cid, chan)
                 return
-            error: Exception = err  # the function's own (say, from a call it made)
-        except Exception as err:  # the function's, or a return that cannot be sent
             error = err
-        try:
-            chan.send_corked(msg.functype('asyncfunc', cid))
-        except TransportClosed:
-            log.debug('could not answer call %s: %r is closed', cid, chan)
-            return
-        self._queue_payload(chan, msg.pack_error(error, self.uid), cid)
+        self._queue_payload(chan, msg.pack_error(error, self.uid), cid, after_functype=True)
 
     async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
                        ns: str, func_name: str, kwargs: dict) -> None:
@@ -554,10 +548,14 @@ class Actor:
         self._queue_payload(chan, payload, cid)
         chan.flush_now()
 
-    def _queue_payload(self, chan: Channel, payload: dict, cid: str) -> None:
+    def _queue_payload(self, chan: Channel, payload: dict, cid: str, *,
+                       after_functype: bool = False) -> None:
         """Queue an error reply (corked): the reader flushes what a read's
-        calls replied, a task's reply is flushed by :meth:`_send_payload`."""
+        calls replied, a task's reply is flushed by :meth:`_send_payload`.
+        ``after_functype``: the call's ``functype`` goes first."""
         try:
+            if after_functype:
+                chan.send_corked(msg.functype('asyncfunc', cid))
             try:
                 chan.send_corked(msg.error(payload, cid))
             except MsgTypeError as err:  # too big to send: a short version instead
@@ -573,7 +571,7 @@ class Actor:
         state = self._states.get(chan)
         if state is None:
             raise channel_gone(chan)
-        cid = f'{state.cid_prefix}{next(state._counter)}'  # (next_cid, in line)
+        cid = state.next_cid()
         call = Call(self, state, cid, ns, func_name)
         state.calls[cid] = call
         try:

@@ -18,7 +18,6 @@ import trio
 from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, message_kind, unpack_error
-from ..msg._dialog import CALLER_TABLE
 from ._stream import DEFAULT_WINDOW, SendCredit
 
 if TYPE_CHECKING:
@@ -404,16 +403,7 @@ class Call(_End):
 
     def __init__(self, actor: 'Actor', state: ChanState, cid: str,
                  ns: str, func: str) -> None:
-        # _End.__init__ in line (one made per call)
-        self.on_error = None
-        self.errored = False
-        self.max_unread = DEFAULT_WINDOW
-        self.state = state
-        self.cid = cid
-        self.dialog = Dialog(CALLER_TABLE, 'sent')
-        self.inbox = Inbox()
-        self._send_credit = None
-        self._closed_reason = None
+        super().__init__(state, cid, Dialog.for_caller())
         self.actor = actor
         self.ns = ns
         self.func = func
