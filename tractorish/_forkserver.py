@@ -134,7 +134,6 @@ def main() -> None:
     import tractorish  # noqa: F401
     import tractorish._child  # noqa: F401
     import tractorish.supervise  # noqa: F401  (for actors that spawn actors)
-    import encodings.idna  # noqa: F401  (what resolving an address imports)
     gc.collect()
     gc.freeze()  # keep the shared pages shared: no gc writes to them in children
     _serve(ctrl)

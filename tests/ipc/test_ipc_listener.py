@@ -5,6 +5,8 @@ import logging
 import os
 import socket
 import stat
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -111,6 +113,41 @@ async def test_tcp_address_forms_are_accepted(secret):
             await echo_once([host, port], secret)  # as it travels on the wire
             await echo_once((host, port), secret)
             assert server.peers == [CLIENT, CLIENT]
+
+
+_NO_IDNA_SCRIPT = """
+import sys, trio
+from functools import partial
+from tractorish.ipc import connect, open_listener, serve_listener
+async def main():
+    listener, addr = await open_listener(('127.0.0.1', 0))
+    async def handler(chan):
+        await chan.send(await chan.receive())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_listener, listener, addr, handler,
+                                    uid=('s', '1'), secret=b'k' * 32))
+        async with connect(addr, uid=('c', '1'), secret=b'k' * 32) as chan:
+            await chan.send({'yield': 1, 'cid': 'c0'})
+            assert await chan.receive() == {'yield': 1, 'cid': 'c0'}
+        nursery.cancel_scope.cancel()
+trio.run(main)
+print('encodings.idna' in sys.modules)
+"""
+
+
+def test_numeric_tcp_addresses_skip_the_idna_codec():
+    # resolving a str host imports the IDNA codec (stringprep, unicodedata):
+    # milliseconds of every fresh actor's start, for nothing on loopback
+    out = subprocess.run([sys.executable, '-c', _NO_IDNA_SCRIPT], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'False'
+
+
+async def test_a_non_ascii_host_name_is_still_resolved_as_a_name():
+    with trio.fail_after(TIMEOUT):
+        with pytest.raises(TransportClosed, match='cannot connect to b\u00fccher.invalid'):
+            await transport_module.open_stream_to(('b\u00fccher.invalid', 1))
 
 
 async def test_wrong_secret_is_refused_and_listener_goes_on(secret, caplog):

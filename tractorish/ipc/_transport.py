@@ -124,7 +124,7 @@ async def open_stream_to(addr: Address) -> trio.abc.Stream:
     try:
         if isinstance(addr, str):
             return await trio.open_unix_socket(addr)
-        return await trio.open_tcp_stream(addr[0], addr[1])
+        return await trio.open_tcp_stream(_resolvable(addr[0]), addr[1])
     except OSError as err:
         raise TransportClosed(
             f'cannot connect to {format_addr(addr)}: {err.strerror or err}') from err
@@ -170,11 +170,20 @@ async def open_listener(addr: Address) -> Tuple[trio.SocketListener, Address]:
             sock.close()
             raise
         return trio.SocketListener(sock), addr
-    listeners = await trio.open_tcp_listeners(addr[1], host=addr[0])
+    listeners = await trio.open_tcp_listeners(addr[1], host=_resolvable(addr[0]))
     for extra in listeners[1:]:  # one address family is enough
         await extra.aclose()
     bound = listeners[0].socket.getsockname()
     return listeners[0], (advertised_host(addr[0]), bound[1])
+
+
+def _resolvable(host: str) -> 'str | bytes':
+    """``host`` as handed to the resolver: an ASCII name or address as
+    bytes, which ``getaddrinfo`` takes as is. Given a ``str`` it encodes it
+    with the IDNA codec, whose import (``stringprep``, ``unicodedata``) was
+    a few milliseconds of every fresh actor's start. Other names stay
+    ``str``, for trio to encode."""
+    return host.encode('ascii') if host.isascii() else host
 
 
 def advertised_host(host: str) -> str:
