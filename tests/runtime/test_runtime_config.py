@@ -1,6 +1,9 @@
 """RuntimeConfig: its checks, its environment variables and its wire form."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tractorish import RuntimeConfig
@@ -51,3 +54,55 @@ def test_spin_default_and_environment(monkeypatch):
 def test_the_wire_form_carries_every_setting():
     config = RuntimeConfig(transport='uds', spin_us=0, stream_window=64, discovery='off')
     assert RuntimeConfig.from_wire(config.to_wire()) == config
+
+
+def test_a_config_compares_by_value_and_hides_its_secret():
+    config = RuntimeConfig(secret=b'hush' * 8, transport='uds', spin_us=0)
+    assert config == RuntimeConfig(secret=b'hush' * 8, transport='uds', spin_us=0)
+    assert config != RuntimeConfig(secret=b'hush' * 8, transport='tcp', spin_us=0)
+    assert config != config.to_wire()
+    assert 'hush' not in repr(config) and "transport='uds'" in repr(config)
+    with pytest.raises(TypeError):
+        hash(config)  # mutable: no hash, as a dataclass's
+    with pytest.raises(TypeError, match='colour'):
+        RuntimeConfig(colour='blue')
+    # positional, in the documented order
+    assert RuntimeConfig(None, 'debug', 'uds').transport == 'uds'
+
+
+def test_replace_makes_a_checked_copy():
+    config = RuntimeConfig(transport='tcp', spin_us=0)
+    changed = config.replace(transport='uds', stream_window=8)
+    assert (changed.transport, changed.stream_window, changed.spin_us) == ('uds', 8, 0)
+    assert config.transport == 'tcp'
+    with pytest.raises(ValueError, match='stream_window'):
+        config.replace(stream_window=0)
+
+
+def test_settings_given_win_over_the_environment(monkeypatch):
+    monkeypatch.setenv('TRACTORISH_TRANSPORT', 'uds')
+    monkeypatch.setenv('TRACTORISH_TLS_CERT', '/nowhere/cert.pem')
+    config = RuntimeConfig()
+    assert (config.transport, config.tls_cert) == ('uds', '/nowhere/cert.pem')
+    config = RuntimeConfig(transport='tcp', tls_cert=None)
+    assert (config.transport, config.tls_cert) == ('tcp', None)  # None given is kept
+    # a child rebuilds its parent's config as it was, whatever its environment
+    monkeypatch.setenv('TRACTORISH_TRANSPORT', 'tcp')
+    assert RuntimeConfig.from_wire(RuntimeConfig(transport='uds', tls_cert=None).to_wire()) \
+        == RuntimeConfig(transport='uds', tls_cert=None)
+
+
+def test_the_wire_form_of_a_newer_peer_is_taken():
+    wire = {**RuntimeConfig(spin_us=0).to_wire(), 'some_future_setting': 1}
+    assert RuntimeConfig.from_wire(wire) == RuntimeConfig(spin_us=0)
+
+
+def test_importing_the_runtime_does_not_make_dataclasses():
+    # making a dataclass compiles its methods: milliseconds of every start
+    code = ('import sys, trio, msgpack; before = set(sys.modules); '
+            'import tractorish._child, tractorish.runtime; '
+            'print("dataclasses" in set(sys.modules) - before)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'False'

@@ -1,7 +1,6 @@
 """Runtime settings, grouped in one object shared by a tree."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from typing import Any, Optional
@@ -43,7 +42,22 @@ def _spin_from_env() -> int:
                          f'not {text!r}') from None
 
 
-@dataclasses.dataclass
+class _FromEnvironment:
+    """The default of a setting read from the environment when unset."""
+
+    def __repr__(self) -> str:
+        return '<from the environment>'
+
+
+_FROM_ENV: Any = _FromEnvironment()
+
+# every setting, in the order of RuntimeConfig's parameters
+_FIELDS = ('secret', 'loglevel', 'transport', 'host', 'uds_dir', 'max_msg_size',
+           'cancel_timeout', 'grace_period', 'term_timeout', 'start_timeout',
+           'stream_window', 'discovery', 'start_method', 'spin_us',
+           'tls_cert', 'tls_key', 'tls_ca')
+
+
 class RuntimeConfig:
     """How an actor tree runs; children inherit their parent's.
 
@@ -69,33 +83,50 @@ class RuntimeConfig:
     ``tls_cert``, ``tls_key`` and ``tls_ca`` (PEM paths, or
     ``$TRACTORISH_TLS_CERT`` / ``_KEY`` / ``_CA``) turn on mutual TLS for
     every TCP channel; the shared secret is still checked inside it.
+
+    A setting whose default comes from the environment reads it when the
+    config is made, unless given (``None`` given is kept: for the TLS
+    paths, no TLS). Configs compare by value; :meth:`replace` makes a
+    changed copy, checked again. (A plain class, not a dataclass: making
+    a dataclass compiles its methods at import, a few milliseconds of
+    every fresh actor's start.)
     """
 
-    secret: Optional[bytes] = dataclasses.field(default=None, repr=False)
-    loglevel: Optional[str] = None
-    transport: str = dataclasses.field(
-        default_factory=lambda: os.environ.get(TRANSPORT_ENV, 'tcp'))
-    host: str = dataclasses.field(
-        default_factory=lambda: os.environ.get(HOST_ENV, '127.0.0.1'))
-    uds_dir: Optional[str] = None
-    max_msg_size: int = DEFAULT_MAX_MSG_SIZE
-    cancel_timeout: float = 3.0
-    grace_period: float = 3.0
-    term_timeout: float = 2.0
-    start_timeout: float = 60.0
-    stream_window: int = 1024
-    discovery: str = 'auto'
-    start_method: str = dataclasses.field(
-        default_factory=lambda: os.environ.get(START_METHOD_ENV, DEFAULT_START_METHOD))
-    spin_us: int = dataclasses.field(default_factory=_spin_from_env)
-    tls_cert: Optional[str] = dataclasses.field(
-        default_factory=lambda: os.environ.get('TRACTORISH_TLS_CERT'))
-    tls_key: Optional[str] = dataclasses.field(
-        default_factory=lambda: os.environ.get('TRACTORISH_TLS_KEY'))
-    tls_ca: Optional[str] = dataclasses.field(
-        default_factory=lambda: os.environ.get('TRACTORISH_TLS_CA'))
+    __slots__ = _FIELDS
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
-    def __post_init__(self) -> None:
+    def __init__(self, secret: Optional[bytes] = None, loglevel: Optional[str] = None,
+                 transport: str = _FROM_ENV, host: str = _FROM_ENV,
+                 uds_dir: Optional[str] = None,
+                 max_msg_size: int = DEFAULT_MAX_MSG_SIZE, cancel_timeout: float = 3.0,
+                 grace_period: float = 3.0, term_timeout: float = 2.0,
+                 start_timeout: float = 60.0, stream_window: int = 1024,
+                 discovery: str = 'auto', start_method: str = _FROM_ENV,
+                 spin_us: int = _FROM_ENV, tls_cert: Optional[str] = _FROM_ENV,
+                 tls_key: Optional[str] = _FROM_ENV,
+                 tls_ca: Optional[str] = _FROM_ENV) -> None:
+        env = os.environ
+        self.secret = secret
+        self.loglevel = loglevel
+        self.transport = env.get(TRANSPORT_ENV, 'tcp') if transport is _FROM_ENV else transport
+        self.host = env.get(HOST_ENV, '127.0.0.1') if host is _FROM_ENV else host
+        self.uds_dir = uds_dir
+        self.max_msg_size = max_msg_size
+        self.cancel_timeout = cancel_timeout
+        self.grace_period = grace_period
+        self.term_timeout = term_timeout
+        self.start_timeout = start_timeout
+        self.stream_window = stream_window
+        self.discovery = discovery
+        self.start_method = (env.get(START_METHOD_ENV, DEFAULT_START_METHOD)
+                             if start_method is _FROM_ENV else start_method)
+        self.spin_us = _spin_from_env() if spin_us is _FROM_ENV else spin_us
+        self.tls_cert = env.get('TRACTORISH_TLS_CERT') if tls_cert is _FROM_ENV else tls_cert
+        self.tls_key = env.get('TRACTORISH_TLS_KEY') if tls_key is _FROM_ENV else tls_key
+        self.tls_ca = env.get('TRACTORISH_TLS_CA') if tls_ca is _FROM_ENV else tls_ca
+        self._check()
+
+    def _check(self) -> None:
         if self.transport not in ('tcp', 'uds'):
             raise ValueError(f"transport must be 'tcp' or 'uds', not {self.transport!r}")
         if self.max_msg_size <= 0:
@@ -112,10 +143,24 @@ class RuntimeConfig:
             raise ValueError(f'spin_us must be a whole number of microseconds from '
                              f'0 to {MAX_SPIN_US}, not {self.spin_us!r}')
 
+    def __repr__(self) -> str:
+        shown = ', '.join(f'{name}={getattr(self, name)!r}'
+                          for name in _FIELDS if name != 'secret')
+        return f'{type(self).__name__}({shown})'
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELDS)
+
+    def replace(self, **changes: Any) -> 'RuntimeConfig':
+        """A copy with ``changes`` made (checked as a new config is)."""
+        return type(self)(**{**self.to_wire(), **changes})
+
     def to_wire(self) -> dict:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_wire(cls, data: Any) -> 'RuntimeConfig':
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in dict(data).items() if k in names})
+        """The config :meth:`to_wire` gave; unknown keys (a newer peer's) are ignored."""
+        return cls(**{k: v for k, v in dict(data).items() if k in _FIELDS})

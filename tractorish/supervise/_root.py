@@ -1,7 +1,6 @@
 """``open_root_actor``: the runtime of the process that starts a tree."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Optional, Sequence
@@ -48,7 +47,7 @@ async def open_root_actor(name: str = 'root', *,
     if loglevel is not None:
         config.loglevel = loglevel
     if start_method is not None:
-        config = dataclasses.replace(config, start_method=start_method)
+        config = config.replace(start_method=start_method)
     configure_logging(config.loglevel, name)
     addrs = [normalize_addr(a) for a in registry_addrs] if registry_addrs \
         else default_registry_addrs()
