@@ -24,6 +24,7 @@ import trio
 def _fields_present() -> bool:
     try:
         from trio._core._run import CancelStatus, Runner
+        from trio._core._run_context import GLOBAL_RUN_CONTEXT  # noqa: F401
     except ImportError:  # pragma: no cover - a trio that moved its core
         return False
     task_type = trio.lowlevel.Task
@@ -33,7 +34,9 @@ def _fields_present() -> bool:
 
 
 FAST = _fields_present()
-_current_task = trio.lowlevel.current_task
+if FAST:
+    # what trio.lowlevel.current_task() reads, without the call
+    from trio._core._run_context import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
 
 
 def nothing_to_raise() -> bool:
@@ -42,7 +45,7 @@ def nothing_to_raise() -> bool:
     raise (or the fast check is unavailable): then await it."""
     if not FAST:
         return False
-    task = _current_task()
+    task = _RUN_CONTEXT.task
     if task._cancel_status.effectively_cancelled:
         return False
     runner = task._runner
@@ -61,4 +64,4 @@ def free_to_spin() -> bool:
     seen; they wait at most the spin. False when the fast check is
     unavailable.
     """
-    return FAST and not _current_task()._runner.runq and nothing_to_raise()
+    return FAST and not _RUN_CONTEXT.runner.runq and nothing_to_raise()

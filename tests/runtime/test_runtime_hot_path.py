@@ -1,11 +1,12 @@
 """The per-message machinery on its own, with no process."""
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
 from tractorish.ipc import open_channel, open_memory_channel_pair
-from tractorish.msg import credit, functype, yield_
+from tractorish.msg import credit, functype, return_, yield_
 from tractorish.runtime._call import Call, ChanState, Inbox
 from tractorish.runtime._stream import MsgStream
 
@@ -225,3 +226,46 @@ async def test_a_transport_error_of_the_function_itself_is_its_answer():
             first, second = await right.receive(), await right.receive()
     assert first == functype('asyncfunc', 'a1')
     assert second['cid'] == 'a1' and second['error']['type_str'] == 'TransportClosed'
+
+
+async def test_a_plain_calls_functype_is_taken_on_arrival_and_wakes_nobody():
+    a, b = trio.socket.socketpair()
+    with trio.fail_after(10):
+        async with open_channel(trio.SocketStream(a)) as left, \
+                open_channel(trio.SocketStream(b)):
+            call = Call(None, ChanState(left), CID, 'mod', 'fn')
+            got = []
+
+            async def waiter():
+                got.append(await call.result())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(waiter)
+                await trio.testing.wait_all_tasks_blocked()
+                call.deliver(functype('asyncfunc', CID))
+                assert len(call.inbox) == 0 and call.inbox.has_reader  # not woken
+                assert (call.functype, call.dialog.state) == ('asyncfunc', 'awaiting_return')
+                call.deliver(return_(7, CID))
+            assert got == [7]
+            assert call.dialog.state == 'done'
+            # asking for the functype after the fact still answers
+            assert await call.receive_functype() == 'asyncfunc'
+
+
+async def test_waiting_for_a_return_from_something_else_names_what_it_is():
+    a, b = trio.socket.socketpair()
+    with trio.fail_after(10):
+        async with open_channel(trio.SocketStream(a)) as left, \
+                open_channel(trio.SocketStream(b)):
+            call = Call(None, ChanState(left), CID, 'mod', 'gen')
+            call.deliver(functype('asyncgen', CID))
+            with pytest.raises(TypeError, match='mod.gen is a remote asyncgen'):
+                await call.result()
+            # a functype asked for while the callee's answer is in flight
+            other = Call(None, ChanState(left), 'c2', 'mod', 'fn')
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(other.receive_functype)
+                await trio.testing.wait_all_tasks_blocked()
+                other.deliver(functype('asyncfunc', 'c2'))
+                other.deliver(return_(1, 'c2'))
+            assert other.functype == 'asyncfunc'

@@ -179,7 +179,8 @@ class Channel:
                 break
             await self._space_lot.park()
         self._pending += data
-        self._wake_writer()
+        if self._writer_parked:
+            self._wake_writer()
 
     @property
     def has_pending(self) -> bool:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # task is gone before giving up on it.
 CANCEL_ACK_TIMEOUT = 3.0
 
+_current_task = trio.lowlevel.current_task
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+
 
 class Inbox:
     """An unbounded FIFO of messages, read by one task (usually).
@@ -93,8 +96,8 @@ class Inbox:
         if self.items or self._error is not None:
             return
         if self.waiter is None:
-            self.waiter = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            self.waiter = _current_task()
+            await _wait_task_rescheduled(self._abort)
         else:
             if self._lot is None:
                 self._lot = trio.lowlevel.ParkingLot()
@@ -104,7 +107,11 @@ class Inbox:
         while not self.items:
             if self._error is not None:
                 raise self._error
-            await self.wait()
+            if self.waiter is None:  # wait()'s usual case, in this frame
+                self.waiter = _current_task()
+                await _wait_task_rescheduled(self._abort)
+            else:
+                await self.wait()
         return self.items.popleft()
 
 
@@ -248,7 +255,7 @@ class _End:
     """What both ends of a call share: the inbox, send credit, the dialog."""
 
     __slots__ = ('state', 'cid', 'dialog', 'inbox', '_send_credit', 'on_error',
-                 'max_unread', 'errored', '_closed_reason')
+                 'max_unread', 'errored', '_closed_reason', 'functype')
 
     def __init__(self, state: ChanState, cid: str, dialog: Dialog) -> None:
         # called when the other side reports an error, before anyone reads it
@@ -264,6 +271,8 @@ class _End:
         # made on first use: most calls never stream
         self._send_credit: Optional[SendCredit] = None
         self._closed_reason: Optional[BaseException] = None
+        # the caller's: the functype the callee named, once it has
+        self.functype: Optional[str] = None
 
     @property
     def chan(self) -> Channel:
@@ -327,8 +336,10 @@ class _End:
             self.inbox.put(msg)
             return
         if state == 'sent' and msg.get('functype') == 'asyncfunc':
-            self.dialog.state = 'awaiting_return'  # a plain call's first reply
-            self.inbox.put(msg)
+            # a plain call's first reply: taken here, not queued (nothing
+            # wakes for it); the return or an error is what its task waits for
+            self.dialog.state = 'awaiting_return'
+            self.functype = 'asyncfunc'
             return
         if state == 'awaiting_return' and 'return' in msg:
             # the end of a plain call: nothing to close, nobody to tell
@@ -399,15 +410,14 @@ class RpcTask(_End):
 class Call(_End):
     """The caller's end of one call; use as ``async with`` to clean up."""
 
-    __slots__ = ('actor', 'functype', 'cancel_on_exit', 'ns', 'func')
+    __slots__ = ('actor', 'cancel_on_exit', 'ns', 'func')
 
     def __init__(self, actor: 'Actor', state: ChanState, cid: str,
                  ns: str, func: str) -> None:
-        super().__init__(state, cid, Dialog.for_caller())
+        _End.__init__(self, state, cid, Dialog.for_caller())
         self.actor = actor
         self.ns = ns
         self.func = func
-        self.functype: Optional[str] = None
         self.cancel_on_exit = True
 
     async def receive(self) -> dict:
@@ -415,14 +425,31 @@ class Call(_End):
         return raise_if_error(await self.next_message())
 
     async def receive_functype(self) -> str:
-        self.functype = (await self.receive())['functype']
+        """The functype the callee named.
+
+        An ``asyncfunc``'s is taken on arrival (see :meth:`deliver`); any
+        other is the first message queued. (If an ``asyncfunc``'s arrives
+        while this waits, what this takes is its return, dropped: whoever
+        asks for the functype of such a call has no use for it.)
+        """
+        if self.functype is None:
+            msg = await self.receive()
+            if self.functype is None:
+                self.functype = msg['functype']
         return self.functype
 
     async def result(self) -> Any:
         """Wait for the ``return`` of an ``asyncfunc`` call."""
-        if self.functype is None:
-            await self.receive_functype()
-        return (await self.receive())['return']
+        msg = await self.receive()
+        if 'return' not in msg:
+            raise self.not_plain(msg)
+        return msg['return']
+
+    def not_plain(self, first: dict) -> TypeError:
+        """The error for a call waiting for a return whose callee, as its
+        ``first`` message says, is no ``asyncfunc``."""
+        return TypeError(f'{self.ns}.{self.func} is a remote {first["functype"]}: '
+                         f'use open_stream_from / open_context, not run')
 
     async def __aenter__(self) -> 'Call':
         return self
@@ -430,7 +457,7 @@ class Call(_End):
     def forget_if_done(self) -> bool:
         """What ``__aexit__`` does when there is nothing to cancel, without
         awaiting: True if so (the call is forgotten), else False."""
-        if self.cancel_on_exit and not self.dialog.done:
+        if self.cancel_on_exit and self.dialog.state != 'done':
             return False
         self.state.calls.pop(self.cid, None)
         return True

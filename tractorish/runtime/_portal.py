@@ -104,20 +104,16 @@ class Portal:
         return await self._run(namespace_path, function_name, kwargs)
 
     async def _run(self, namespace_path: str, function_name: str, kwargs: dict) -> Any:
-        # ``async with call`` with its receive_functype() and result(), in one
-        # frame: this is the per-call path, where each coroutine counts
+        # ``async with call`` with its result(), in one frame: this is the
+        # per-call path, where each coroutine counts (an 'asyncfunc'
+        # functype is taken on arrival: see _End.deliver)
         call = await self.actor.start_call(
             self.channel, namespace_path, function_name, kwargs)
         try:
-            reply = raise_if_error(await call.next_message())
-            call.functype = functype = reply['functype']
-            if functype != 'asyncfunc':
-                raise TypeError(
-                    f'{namespace_path}.{function_name} is a remote {functype}: '
-                    f'use open_stream_from / open_context, not run')
-            # the return came in the same write, most often
-            reply = call.inbox.get_nowait() or await call.next_message()
-            result = raise_if_error(reply)['return']
+            reply = await call.next_message()
+            if 'return' not in reply:
+                raise call.not_plain(raise_if_error(reply))
+            result = reply['return']
         except BaseException as exc:
             await call.__aexit__(type(exc), exc, exc.__traceback__)
             raise
