@@ -285,6 +285,29 @@ async def test_slow_reader_blocks_sender_over_memory_pair(quick_close):
             await _sender_stalls(sender, reader)
 
 
+async def test_batched_sends_stop_at_a_high_water_mark_below_a_batch(quick_close):
+    # a batched send joins the queue at once only while the queue is short
+    # of both a batch and the high-water mark
+    with trio.fail_after(TIMEOUT):
+        a, b = trio.testing.lockstep_stream_pair()
+        async with open_channel(a, high_water=300) as sender, open_channel(b):
+            msg = yield_(b'x' * 90, CID)
+            sent = 0
+
+            async def fill():
+                nonlocal sent
+                while sent < 200:
+                    await sender.send(msg, batch=True)
+                    sent += 1
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fill)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                assert 0 < sent < 200
+                assert len(sender._pending) < 300 + len(msgpack.packb(msg))
+                nursery.cancel_scope.cancel()
+
+
 async def test_cancelled_blocked_sender_sends_nothing(quick_close):
     with trio.fail_after(TIMEOUT):
         a, b = trio.testing.lockstep_stream_pair()

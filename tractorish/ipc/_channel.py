@@ -104,6 +104,8 @@ class Channel:
         self._received: Deque[dict] = deque()
         self._pending = bytearray()
         self._high_water = high_water
+        # how much a batched send may find queued and still just join it
+        self._batch_room = min(BATCH_FLUSH, high_water)
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._space_lot = trio.lowlevel.ParkingLot()
         self._flushed_lot = trio.lowlevel.ParkingLot()
@@ -151,10 +153,18 @@ class Channel:
         if not nothing_to_raise():
             await trio.lowlevel.checkpoint_if_cancelled()
         data = self._encoder.encode(msg)
+        pending = self._pending
+        if batch and len(pending) < self._batch_room and self._send_error is None \
+                and not self._closed:
+            # the usual case in a burst: join the queued batch
+            pending += data
+            if self._writer_parked:
+                self._wake_writer()
+            return
         if batch:
             # a batch big enough to keep the peer busy goes now: it works on
             # these while we make the rest (two processes, both working)
-            direct = len(self._pending) >= BATCH_FLUSH
+            direct = len(pending) >= BATCH_FLUSH
         else:
             now = time.perf_counter_ns()
             direct = now - self._last_direct > BURST_GAP_NS

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 CANCEL_ACK_TIMEOUT = 3.0
 
 _current_task = trio.lowlevel.current_task
+_reschedule = trio.lowlevel.reschedule
 _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 
 
@@ -50,14 +51,18 @@ class Inbox:
 
     def put(self, msg: dict) -> None:
         self.items.append(msg)
-        if self.waiter is not None or self._lot:  # only a parked reader needs waking
-            self._wake_one()
+        waiter = self.waiter
+        if waiter is not None:  # _wake_one, in this frame: the per-message path
+            self.waiter = None
+            _reschedule(waiter)
+        elif self._lot:
+            self._lot.unpark()
 
     def _wake_one(self) -> None:
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
-            trio.lowlevel.reschedule(waiter)
+            _reschedule(waiter)
         elif self._lot:
             self._lot.unpark()
 
@@ -313,12 +318,12 @@ class _End:
         """The next message for this call, from its inbox; while this call is
         all that is in flight on its channel, read from the channel by this
         task itself (no hand-over from the reader task)."""
-        message = self.inbox.get_nowait()  # most often one is here already
-        if message is not None:
-            return message
+        inbox = self.inbox
+        if inbox.items:  # most often one is here already
+            return inbox.items.popleft()
         state = self.state
         if not state.only_end():
-            return await self.inbox.get()
+            return await inbox.get()
         state.direct_call = self
         try:
             return await read_for(self)
@@ -344,7 +349,10 @@ class _End:
         if state == 'awaiting_return' and 'return' in msg:
             # the end of a plain call: nothing to close, nobody to tell
             self.dialog.state = 'done'
-            self._close_sending(_PEER_ENDED)
+            if self._send_credit is None:  # as ever here: all _close_sending would do
+                self._closed_reason = _PEER_ENDED
+            else:
+                self._close_sending(_PEER_ENDED)
             self.inbox.put(msg)
             return
         kind = message_kind(msg)
