@@ -97,11 +97,14 @@ def test_the_wire_form_of_a_newer_peer_is_taken():
     assert RuntimeConfig.from_wire(wire) == RuntimeConfig(spin_us=0)
 
 
-def test_importing_the_runtime_does_not_make_dataclasses():
-    # making a dataclass compiles its methods: milliseconds of every start
+@pytest.mark.parametrize('module', ['dataclasses', 'secrets', 'uuid'])
+def test_a_fresh_actor_does_without(module):
+    # what a fresh actor imports beyond trio and msgpack is its start's
+    # cost: making a dataclass compiles its methods; secrets and uuid are
+    # a module (and its imports) each for what os.urandom does
     code = ('import sys, trio, msgpack; before = set(sys.modules); '
             'import tractorish._child, tractorish.runtime; '
-            'print("dataclasses" in set(sys.modules) - before)')
+            f'print({module!r} in set(sys.modules) - before)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def load_secret(path: 'Path | None' = None) -> bytes:
     except FileExistsError:  # another process made it first
         return _read_secret_file(path)
     with os.fdopen(fd, 'w') as f:
-        f.write(secrets.token_hex(32) + '\n')
+        f.write(os.urandom(32).hex() + '\n')  # (secrets.token_hex(32), without the import)
     return _read_secret_file(path)
 
 

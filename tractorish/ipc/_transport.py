@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket as stdlib_socket
 import stat
 from contextlib import asynccontextmanager
@@ -71,7 +70,7 @@ async def handshake(chan: Channel, *, uid: Sequence[str], secret: bytes,
     Raises :class:`AuthenticationError` on any failure; the caller closes
     the channel. Sets ``chan.peer_uid`` and ``chan.peer_info``.
     """
-    nonce = secrets.token_bytes(16)
+    nonce = os.urandom(16)  # (what secrets.token_bytes does, without importing it)
     limit = chan.max_msg_size
     chan.max_msg_size = min(limit, HANDSHAKE_MAX_MSG)  # strangers get little room
     await chan.send(hello(uid, nonce, **(info or {})))
