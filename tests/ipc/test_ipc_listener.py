@@ -150,6 +150,40 @@ async def test_a_non_ascii_host_name_is_still_resolved_as_a_name():
             await transport_module.open_stream_to(('b\u00fccher.invalid', 1))
 
 
+async def test_an_ip_address_is_connected_to_as_given(monkeypatch):
+    # no resolver, no happy-eyeballs race for one address: a millisecond of
+    # every forked actor's start
+    async def no_racing(*args, **kwargs):
+        raise AssertionError('open_tcp_stream used for an IP address')
+
+    listener, (host, port) = await open_listener(LOOPBACK)
+    try:
+        with trio.fail_after(TIMEOUT):
+            monkeypatch.setattr(trio, 'open_tcp_stream', no_racing)
+            stream = await transport_module.open_stream_to((host, port))
+            accepted = await listener.accept()
+            assert stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            await stream.send_all(b'x')
+            assert await accepted.receive_some(1) == b'x'
+            await stream.aclose()
+            await accepted.aclose()
+            monkeypatch.undo()
+            # a name still goes to the resolver
+            stream = await transport_module.open_stream_to(('localhost', port))
+            await stream.aclose()
+            (await listener.accept()).socket.close()
+    finally:
+        await listener.aclose()
+
+
+def test_ip_families_are_told_apart():
+    assert transport_module._ip_family('127.0.0.1') == socket.AF_INET
+    assert transport_module._ip_family('::1') == socket.AF_INET6
+    assert transport_module._ip_family('localhost') is None
+    assert transport_module._ip_family('fe80::1%eth0') is None  # scoped: resolved
+    assert transport_module._ip_family('b\u00fccher.invalid') is None
+
+
 async def test_wrong_secret_is_refused_and_listener_goes_on(secret, caplog):
     server = Server()
     with trio.fail_after(TIMEOUT):

@@ -123,6 +123,9 @@ async def open_stream_to(addr: Address) -> trio.abc.Stream:
     try:
         if isinstance(addr, str):
             return await trio.open_unix_socket(addr)
+        family = _ip_family(addr[0])
+        if family is not None:
+            return await _connect_ip(family, addr)
         return await trio.open_tcp_stream(_resolvable(addr[0]), addr[1])
     except OSError as err:
         raise TransportClosed(
@@ -174,6 +177,34 @@ async def open_listener(addr: Address) -> Tuple[trio.SocketListener, Address]:
         await extra.aclose()
     bound = listeners[0].socket.getsockname()
     return listeners[0], (advertised_host(addr[0]), bound[1])
+
+
+def _ip_family(host: str) -> Optional[int]:
+    """``AF_INET`` or ``AF_INET6`` if ``host`` is an IP address, else None."""
+    for family in (stdlib_socket.AF_INET, stdlib_socket.AF_INET6):
+        try:
+            stdlib_socket.inet_pton(family, host)
+            return family
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+async def _connect_ip(family: int, addr: Tuple[str, int]) -> trio.SocketStream:
+    """Connect to an IP address as given: no resolving, nothing to race.
+
+    ``trio.open_tcp_stream`` resolves the host and races the addresses it
+    gets (happy eyeballs), with a nursery and a task per attempt, for one
+    address here: a millisecond of a forked actor's start. The stream is
+    the same (``SocketStream`` sets ``TCP_NODELAY`` itself).
+    """
+    sock = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+    try:
+        await sock.connect(addr)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 def _resolvable(host: str) -> 'str | bytes':
