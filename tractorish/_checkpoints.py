@@ -18,25 +18,29 @@ socket for a moment (see ``Channel``).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 
-def _fields_present() -> bool:
+def _run_context() -> Any:
+    """trio's run context (what ``current_task()`` reads), if the fields
+    read here are where trio keeps them; else None."""
     try:
         from trio._core._run import CancelStatus, Runner
-        from trio._core._run_context import GLOBAL_RUN_CONTEXT  # noqa: F401
+        from trio._core._run_context import GLOBAL_RUN_CONTEXT
     except ImportError:  # pragma: no cover - a trio that moved its core
-        return False
+        return None
     task_type = trio.lowlevel.Task
-    return (all(hasattr(task_type, name) for name in ('_cancel_status', '_runner', '_cancel_points'))
-            and hasattr(CancelStatus, 'effectively_cancelled')
-            and all(hasattr(Runner, name) for name in ('ki_pending', 'main_task', 'runq')))
+    present = (all(hasattr(task_type, name)
+                   for name in ('_cancel_status', '_runner', '_cancel_points'))
+               and hasattr(CancelStatus, 'effectively_cancelled')
+               and all(hasattr(Runner, name) for name in ('ki_pending', 'main_task', 'runq')))
+    return GLOBAL_RUN_CONTEXT if present else None
 
 
-FAST = _fields_present()
-if FAST:
-    # what trio.lowlevel.current_task() reads, without the call
-    from trio._core._run_context import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
+_RUN_CONTEXT = _run_context()
+FAST = _RUN_CONTEXT is not None
 
 
 def nothing_to_raise() -> bool:

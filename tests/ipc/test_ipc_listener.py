@@ -157,23 +157,19 @@ async def test_an_ip_address_is_connected_to_as_given(monkeypatch):
         raise AssertionError('open_tcp_stream used for an IP address')
 
     listener, (host, port) = await open_listener(LOOPBACK)
-    try:
+    async with listener:
         with trio.fail_after(TIMEOUT):
             monkeypatch.setattr(trio, 'open_tcp_stream', no_racing)
-            stream = await transport_module.open_stream_to((host, port))
-            accepted = await listener.accept()
-            assert stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            await stream.send_all(b'x')
-            assert await accepted.receive_some(1) == b'x'
-            await stream.aclose()
-            await accepted.aclose()
+            async with await transport_module.open_stream_to((host, port)) as stream, \
+                    await listener.accept() as accepted:
+                assert stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                await stream.send_all(b'x')
+                assert await accepted.receive_some(1) == b'x'
             monkeypatch.undo()
             # a name still goes to the resolver
-            stream = await transport_module.open_stream_to(('localhost', port))
-            await stream.aclose()
-            (await listener.accept()).socket.close()
-    finally:
-        await listener.aclose()
+            async with await transport_module.open_stream_to(('localhost', port)), \
+                    await listener.accept():
+                pass
 
 
 def test_ip_families_are_told_apart():

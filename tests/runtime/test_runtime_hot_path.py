@@ -229,10 +229,8 @@ async def test_a_transport_error_of_the_function_itself_is_its_answer():
 
 
 async def test_a_plain_calls_functype_is_taken_on_arrival_and_wakes_nobody():
-    a, b = trio.socket.socketpair()
     with trio.fail_after(10):
-        async with open_channel(trio.SocketStream(a)) as left, \
-                open_channel(trio.SocketStream(b)):
+        async with open_memory_channel_pair() as (left, _):
             call = Call(None, ChanState(left), CID, 'mod', 'fn')
             got = []
 
@@ -253,10 +251,8 @@ async def test_a_plain_calls_functype_is_taken_on_arrival_and_wakes_nobody():
 
 
 async def test_waiting_for_a_return_from_something_else_names_what_it_is():
-    a, b = trio.socket.socketpair()
     with trio.fail_after(10):
-        async with open_channel(trio.SocketStream(a)) as left, \
-                open_channel(trio.SocketStream(b)):
+        async with open_memory_channel_pair() as (left, _):
             call = Call(None, ChanState(left), CID, 'mod', 'gen')
             call.deliver(functype('asyncgen', CID))
             with pytest.raises(TypeError, match='mod.gen is a remote asyncgen'):

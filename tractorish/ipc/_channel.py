@@ -154,14 +154,13 @@ class Channel:
             await trio.lowlevel.checkpoint_if_cancelled()
         data = self._encoder.encode(msg)
         pending = self._pending
-        if batch and len(pending) < self._batch_room and self._send_error is None \
-                and not self._closed:
-            # the usual case in a burst: join the queued batch
-            pending += data
-            if self._writer_parked:
-                self._wake_writer()
-            return
         if batch:
+            if len(pending) < self._batch_room and self._send_error is None \
+                    and not self._closed:
+                # the usual case in a burst: join the queued batch
+                pending += data
+                self._wake_writer()
+                return
             # a batch big enough to keep the peer busy goes now: it works on
             # these while we make the rest (two processes, both working)
             direct = len(pending) >= BATCH_FLUSH
@@ -189,8 +188,7 @@ class Channel:
                 break
             await self._space_lot.park()
         self._pending += data
-        if self._writer_parked:
-            self._wake_writer()
+        self._wake_writer()
 
     @property
     def has_pending(self) -> bool:
@@ -212,8 +210,7 @@ class Channel:
                 or self._send_error is not None or self._closed:
             return False
         pending += self._encoder.encode_yield(value, cid)
-        if self._writer_parked:
-            self._wake_writer()
+        self._wake_writer()
         return True
 
     def send_corked(self, msg: Any) -> None:

@@ -51,12 +51,8 @@ class Inbox:
 
     def put(self, msg: dict) -> None:
         self.items.append(msg)
-        waiter = self.waiter
-        if waiter is not None:  # _wake_one, in this frame: the per-message path
-            self.waiter = None
-            _reschedule(waiter)
-        elif self._lot:
-            self._lot.unpark()
+        if self.waiter is not None or self._lot:  # only a parked reader needs waking
+            self._wake_one()
 
     def _wake_one(self) -> None:
         waiter = self.waiter
@@ -112,11 +108,7 @@ class Inbox:
         while not self.items:
             if self._error is not None:
                 raise self._error
-            if self.waiter is None:  # wait()'s usual case, in this frame
-                self.waiter = _current_task()
-                await _wait_task_rescheduled(self._abort)
-            else:
-                await self.wait()
+            await self.wait()
         return self.items.popleft()
 
 
@@ -349,10 +341,7 @@ class _End:
         if state == 'awaiting_return' and 'return' in msg:
             # the end of a plain call: nothing to close, nobody to tell
             self.dialog.state = 'done'
-            if self._send_credit is None:  # as ever here: all _close_sending would do
-                self._closed_reason = _PEER_ENDED
-            else:
-                self._close_sending(_PEER_ENDED)
+            self._close_sending(_PEER_ENDED)
             self.inbox.put(msg)
             return
         kind = message_kind(msg)
@@ -447,17 +436,14 @@ class Call(_End):
         return self.functype
 
     async def result(self) -> Any:
-        """Wait for the ``return`` of an ``asyncfunc`` call."""
-        msg = await self.receive()
-        if 'return' not in msg:
-            raise self.not_plain(msg)
+        """Wait for the ``return`` of an ``asyncfunc`` call (its functype
+        is taken on arrival: see :meth:`deliver`)."""
+        msg = await self.next_message()
+        if 'return' not in msg:  # an error, or the functype of something else
+            raise_if_error(msg)
+            raise TypeError(f'{self.ns}.{self.func} is a remote {msg["functype"]}: '
+                            f'use open_stream_from / open_context, not run')
         return msg['return']
-
-    def not_plain(self, first: dict) -> TypeError:
-        """The error for a call waiting for a return whose callee, as its
-        ``first`` message says, is no ``asyncfunc``."""
-        return TypeError(f'{self.ns}.{self.func} is a remote {first["functype"]}: '
-                         f'use open_stream_from / open_context, not run')
 
     async def __aenter__(self) -> 'Call':
         return self
@@ -465,7 +451,7 @@ class Call(_End):
     def forget_if_done(self) -> bool:
         """What ``__aexit__`` does when there is nothing to cancel, without
         awaiting: True if so (the call is forgotten), else False."""
-        if self.cancel_on_exit and self.dialog.state != 'done':
+        if self.cancel_on_exit and not self.dialog.done:
             return False
         self.state.calls.pop(self.cid, None)
         return True

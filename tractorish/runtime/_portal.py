@@ -11,7 +11,6 @@ import trio
 
 from .._exceptions import NoResult, TransportClosed
 from ..msg import MAIN_ALIAS
-from ._call import raise_if_error
 from ._context import CONTEXT_ATTR, Context, open_context_from
 from ._stream import MsgStream
 
@@ -104,16 +103,12 @@ class Portal:
         return await self._run(namespace_path, function_name, kwargs)
 
     async def _run(self, namespace_path: str, function_name: str, kwargs: dict) -> Any:
-        # ``async with call`` with its result(), in one frame: this is the
-        # per-call path, where each coroutine counts (an 'asyncfunc'
-        # functype is taken on arrival: see _End.deliver)
+        # ``async with call: return await call.result()``, with the exit
+        # awaited only when there is something to cancel (the per-call path)
         call = await self.actor.start_call(
             self.channel, namespace_path, function_name, kwargs)
         try:
-            reply = await call.next_message()
-            if 'return' not in reply:
-                raise call.not_plain(raise_if_error(reply))
-            result = reply['return']
+            result = await call.result()
         except BaseException as exc:
             await call.__aexit__(type(exc), exc, exc.__traceback__)
             raise
