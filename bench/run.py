@@ -13,7 +13,12 @@ spawn
     ``portal.run`` + ``portal.cancel_actor()`` + the process's exit, one
     actor after another (median and p90 over every spawn of every rep); and
     8 actors started at once (``start_actor`` in a trio nursery), timed until
-    all 8 have answered a call. Baselines (``floors.py``): the *process
+    all 8 have answered a call. The forkserver keeps a spare child forked
+    ahead (its trio started), which a spawn after a quiet moment gets: the
+    sequential figure is that case; once more with
+    ``forkserver_spare=False`` (each spawn waits for its own fork: the
+    figure without the spare), and 8 at once, where one gets the spare and
+    seven their own forks. Baselines (``floors.py``): the *process
     start floor*, a bare ``python -c "import trio, msgpack, socket; <connect
     back, send one byte>"`` started with ``Popen`` (what the ``trio``
     backend is compared with), and the *fork floor*, a child forked by a
@@ -44,9 +49,9 @@ memory
     USS (``psutil`` ``memory_full_info().uss``: the memory only that process
     holds) of one idle actor per backend; then, with 32 idle actors per
     backend, the increment per actor of the summed USS over the actors, and
-    of the summed PSS of the actors and the zygote (PSS shares each shared
-    page among its holders, so the sum is the tree's real footprint). Here
-    the ratio is forkserver/trio.
+    of the summed PSS of the actors and the zygote with its spare (PSS
+    shares each shared page among its holders, so the sum is the tree's
+    real footprint). Here the ratio is forkserver/trio.
 import
     Wall time of ``python -c "import tractorish"`` against ``python -c
     "import trio, msgpack"``, alternating.
@@ -97,7 +102,7 @@ import sys
 import tempfile
 import time
 from typing import (Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence,
-                    Tuple)
+                    Set, Tuple)
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCH_DIR not in sys.path:  # also works as ``python -m bench.run``
@@ -324,9 +329,16 @@ async def spawn_concurrent(an: tractorish.ActorNursery, n: int, tag: str) -> flo
     return elapsed * 1e3
 
 
+# (label, start method, config): the forkserver keeps a spare forked ahead
+# by default; without one, a spawn waits for its fork and trio's start
+SPAWN_VARIANTS = (('forkserver', 'forkserver', {}),
+                  ('forkserver, no spare', 'forkserver', {'forkserver_spare': False}),
+                  ('trio', 'trio', {}))
+
+
 async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
                       table: Table) -> Dict[str, Any]:
-    res: Dict[str, Any] = {m: {'seq': [], 'concurrent': []} for m in BACKENDS}
+    res: Dict[str, Any] = {label: {'seq': [], 'concurrent': []} for label, _, _ in SPAWN_VARIANTS}
     res['process_floor'] = {'seq': [], 'concurrent': []}
     res['fork_floor'] = {'seq': [], 'concurrent': []}
     n_conc = opts.concurrent_spawns
@@ -334,14 +346,14 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
         await floors.process_floor_once(listener)  # warm-ups, untimed
         await helper.once(listener)
         for rep in range(opts.spawn_reps):
-            for method in BACKENDS:
+            for label, method, config in SPAWN_VARIANTS:
                 floor = 'fork_floor' if method == 'forkserver' else 'process_floor'
 
                 async def floor_once() -> Dict[str, float]:
                     return (await helper.once(listener) if method == 'forkserver'
                             else await floors.process_floor_once(listener))
 
-                async with open_tree(start_method=method) as an:
+                async with open_tree(start_method=method, **config) as an:
                     if method == 'forkserver' or rep == 0:
                         # untimed: starts the zygote; warms the page cache
                         await spawn_once(an, f'warmup-{method}')
@@ -350,18 +362,21 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     for i in range(opts.spawns):
                         if i % 2:
                             res[floor]['seq'].append(await floor_once())
-                        res[method]['seq'].append(
+                        res[label]['seq'].append(
                             await spawn_once(an, f'spawn-{method}-{rep}-{i}'))
                         if not i % 2:
                             res[floor]['seq'].append(await floor_once())
-                    res[method]['concurrent'].append(
+                    if config:
+                        continue  # (8 at once: the default config only)
+                    res[label]['concurrent'].append(
                         await spawn_concurrent(an, n_conc, f'conc-{method}-{rep}'))
                     res[floor]['concurrent'].append(
                         await helper.concurrent(listener, n_conc) if method == 'forkserver'
                         else await floors.process_floor_concurrent(listener, n_conc))
-            fs, tr = res['forkserver'], res['trio']
+            fs, ns, tr = (res[label] for label, _, _ in SPAWN_VARIANTS)
             progress(f'spawn rep {rep + 1}/{opts.spawn_reps}: forkserver '
-                     f'{fs["seq"][-1]["total_ms"]:.1f} ms, 8 at once {fs["concurrent"][-1]:.0f} ms'
+                     f'{fs["seq"][-1]["total_ms"]:.1f} ms (no spare {ns["seq"][-1]["total_ms"]:.1f}),'
+                     f' 8 at once {fs["concurrent"][-1]:.0f} ms'
                      f' (fork floor {res["fork_floor"]["seq"][-1]["total_ms"]:.1f} ms); trio '
                      f'{tr["seq"][-1]["total_ms"]:.1f} ms, 8 at once {tr["concurrent"][-1]:.0f} ms'
                      f' (process floor {res["process_floor"]["seq"][-1]["total_ms"]:.1f} ms)')
@@ -372,19 +387,22 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
     table.section(f'spawn: {opts.spawns} sequential/backend/rep '
                   f'({opts.spawn_reps * opts.spawns} samples: median, p90 over all), '
                   f'{n_conc} at once once/rep')
-    for method, floor, flabel in (('forkserver', 'fork_floor', 'fork floor'),
-                                  ('trio', 'process_floor', 'process start floor')):
-        ours, base = res[method]['seq'], res[floor]['seq']
-        table.add(f'{method}: start+call+cancel+exit median (ms)', stat(ours, 'total_ms', 50),
+    for label, method, config in SPAWN_VARIANTS:
+        floor, flabel = (('fork_floor', 'fork floor') if method == 'forkserver'
+                         else ('process_floor', 'process start floor'))
+        ours, base = res[label]['seq'], res[floor]['seq']
+        table.add(f'{label}: start+call+cancel+exit median (ms)', stat(ours, 'total_ms', 50),
                   stat(base, 'total_ms', 50), f'{flabel}: to exit')
-        table.add(f'{method}: start+call+cancel+exit p90 (ms)', stat(ours, 'total_ms', 90),
+        if config:
+            continue
+        table.add(f'{label}: start+call+cancel+exit p90 (ms)', stat(ours, 'total_ms', 90),
                   stat(base, 'total_ms', 90), f'{flabel}: to exit')
-        table.add(f'{method}:   of which start+first call (ms)',
+        table.add(f'{label}:   of which start+first call (ms)',
                   stat(ours, 'start_call_ms', 50), stat(base, 'start_ms', 50),
                   f'{flabel}: to the byte')
-        table.add(f'{method}:   of which cancel+exit (ms)', stat(ours, 'teardown_ms', 50))
-        table.add(f'{method}: {n_conc} at once, until all answered (ms)',
-                  res[method]['concurrent'], res[floor]['concurrent'],
+        table.add(f'{label}:   of which cancel+exit (ms)', stat(ours, 'teardown_ms', 50))
+        table.add(f'{label}: {n_conc} at once, until all answered (ms)',
+                  res[label]['concurrent'], res[floor]['concurrent'],
                   f'{n_conc} {flabel}s: all bytes', fmt='.0f')
     return res
 
@@ -728,6 +746,14 @@ def memory_of(pids: Sequence[int]) -> Tuple[float, float]:
     return uss, pss
 
 
+def forkserver_overhead(actor_pid: int, actor_pids: Set[int]) -> List[int]:
+    """The zygote that forked ``actor_pid`` and its spare (its children that
+    are not actors): what the forkserver costs besides the actors."""
+    zygote = psutil.Process(actor_pid).ppid()
+    return [zygote] + [p.pid for p in psutil.Process(zygote).children()
+                       if p.pid not in actor_pids]
+
+
 async def memory_rep(an: tractorish.ActorNursery, method: str, n: int,
                      tag: str) -> Dict[str, float]:
     """One idle actor's USS; then ``n`` idle actors: increments per actor."""
@@ -738,7 +764,7 @@ async def memory_rep(an: tractorish.ActorNursery, method: str, n: int,
         await check_echo(first, 0)
         await trio.sleep(IDLE_SETTLE)
         first_pid = child_of(an, first).pid
-        zygote = [psutil.Process(first_pid).ppid()] if method == 'forkserver' else []
+        zygote = forkserver_overhead(first_pid, {first_pid}) if method == 'forkserver' else []
         uss_1, pss_1 = memory_of([first_pid])
         zuss_1, zpss_1 = memory_of(zygote)
 
@@ -753,6 +779,8 @@ async def memory_rep(an: tractorish.ActorNursery, method: str, n: int,
         await trio.sleep(IDLE_SETTLE)
         pids = [child_of(an, p).pid for p in portals]
         uss_n, pss_n = memory_of(pids)
+        if method == 'forkserver':
+            zygote = forkserver_overhead(first_pid, set(pids))
         _, zpss_n = memory_of(zygote)
     finally:
         await stop_all(an, portals)
@@ -791,7 +819,7 @@ async def memory_group(opts: argparse.Namespace, progress: Callable[[str], None]
               col('forkserver', 'uss_increment'), col('trio', 'uss_increment'), 'trio backend')
     table.add(f'per-actor increment of summed PSS (+zygote), 1 -> {n}',
               col('forkserver', 'pss_increment'), col('trio', 'pss_increment'), 'trio backend')
-    table.add('forkserver zygote USS, a fixed cost (with 1 actor)',
+    table.add('forkserver zygote + spare USS, a fixed cost (with 1 actor)',
               col('forkserver', 'zygote_uss_1'))
     return res
 

@@ -2,16 +2,21 @@
 
 Reads its bootstrap (msgpack) from stdin, arranges to die with its parent,
 imports its modules, connects back to the parent and serves until it is
-cancelled or the parent goes away.
+cancelled or the parent goes away. A forkserver's spare (:func:`run_spare`)
+does the same with a bootstrap it waits for in a ``trio.run`` of its own.
 """
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
-from typing import NoReturn
+from typing import Any, Callable, NoReturn
 
 _PR_SET_PDEATHSIG = 1
+_MAX_BOOTSTRAP = 1 << 20  # a forkserver request's largest packet
+# not a secret: a spare's rehearsal talks to itself over a socket pair
+_REHEARSAL_SECRET = b'rehearsal, not a secret'
 
 
 _prctl = None  # libc's prctl, looked up once (a forkserver's children share it)
@@ -88,16 +93,104 @@ def run(boot: dict, parent_pid: int) -> int:
     # Ctrl-C reaches the whole foreground process group; the root handles it
     # and tears the tree down in order, so children ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.path[:] = boot['sys_path']
-    os.chdir(boot['cwd'])
-    from ._log import configure_logging
-    configure_logging(boot['config'].get('loglevel'), boot['uid'][0])
+    _adopt(boot)
     import trio
     return trio.run(_run_child, boot)
 
 
+def _adopt(boot: dict) -> None:
+    """What of the spawning actor's a child takes before it starts."""
+    sys.path[:] = boot['sys_path']
+    os.chdir(boot['cwd'])
+    from ._log import configure_logging
+    configure_logging(boot['config'].get('loglevel'), boot['uid'][0])
+
+
+def run_spare(sock: socket.socket, zygote_pid: int, rehearse: bool) -> int:
+    """A forkserver's child forked ahead of its request: its own ``trio.run``
+    starts first, then (if ``rehearse``) a rehearsal of an actor's start
+    (:func:`rehearsal`), then it waits on ``sock`` for the request: the
+    packet ``{'fork': id, 'boot': {...}}`` with its stderr pipe attached.
+    From there on it is the actor of :func:`run`, which its modules are
+    imported for after the fork as ever. Returns the exit status; ends the
+    process at once, unused, if ``sock`` closes without a request.
+
+    Nothing the start does before the request depends on it: ``trio.run``
+    takes no argument from the bootstrap, and the rehearsal closes all it
+    opened. The spare does not touch sys.path, the working directory or
+    logging before it has its bootstrap.
+    """
+    _die_with_parent(zygote_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as run() does
+    import trio
+    return trio.run(_await_bootstrap, sock, rehearse)
+
+
+async def _await_bootstrap(sock: socket.socket, rehearse: bool) -> int:
+    import msgpack
+    import trio
+    if rehearse:
+        try:
+            await rehearsal()
+        except Exception:  # a head start only: the real start says what is wrong
+            pass
+    await trio.lowlevel.wait_readable(sock)
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, _MAX_BOOTSTRAP, 1)
+    except OSError:
+        data, fds = b'', []
+    sock.close()
+    if not data or len(fds) != 1:  # the zygote is done with us, unused
+        os._exit(0)
+    os.dup2(fds[0], 2)
+    os.close(fds[0])
+    boot = msgpack.unpackb(data, raw=False)['boot']
+    _adopt(boot)
+    return await _run_child(boot)
+
+
+async def rehearsal() -> None:
+    """Two channels over a socket pair, the handshake between them, a call
+    and its answer; everything closed after.
+
+    A spare runs it while it waits: right after a fork every page a process
+    writes to is copied first, and reading a Python object writes its
+    reference count. Walking the channel, handshake and message code once
+    takes those copies off the critical path of the start that follows.
+    """
+    import functools
+
+    import trio
+
+    from .ipc._channel import open_channel
+    from .ipc._transport import handshake
+
+    left, right = trio.socket.socketpair()
+    async with open_channel(trio.SocketStream(left)) as one, \
+            open_channel(trio.SocketStream(right)) as other:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(
+                handshake, one, uid=('spare', '1'), secret=_REHEARSAL_SECRET, initiator=True))
+            await handshake(other, uid=('spare', '2'), secret=_REHEARSAL_SECRET,
+                            initiator=False)
+        await one.send({'cmd': ['rehearsal', 'echo', {'x': 1}, ['spare', '1'], 'c1']})
+        await other.receive()
+        await other.send({'cid': 'c1', 'return': 1})
+        await one.receive()
+
+
 def run_and_exit(boot: dict, parent_pid: int) -> NoReturn:
-    """:func:`run`, then end the process the same way on either backend.
+    """:func:`run`, then end the process (see :func:`_exit_after`)."""
+    _exit_after(run, boot, parent_pid)
+
+
+def run_spare_and_exit(sock: socket.socket, zygote_pid: int, rehearse: bool) -> NoReturn:
+    """:func:`run_spare`, then end the process (see :func:`_exit_after`)."""
+    _exit_after(run_spare, sock, zygote_pid, rehearse)
+
+
+def _exit_after(main: Callable[..., int], *args: Any) -> NoReturn:
+    """``main(*args)``, then end the process the same way on either backend.
 
     An interpreter's exit is kept, except the teardown of every object
     still alive: threading's exit hooks run and non-daemon threads are
@@ -110,7 +203,7 @@ def run_and_exit(boot: dict, parent_pid: int) -> NoReturn:
     """
     code = 1
     try:
-        code = run(boot, parent_pid)
+        code = main(*args)
     except SystemExit as exit:
         code = _exit_status(exit.code)
     except BaseException:

@@ -4,15 +4,27 @@ It imports trio, msgpack and tractorish once, then forks one child per
 request from the actor that started it. A forked child drops everything
 of the zygote's (its control socket, signal state, the SIGCHLD wake-up
 pipe), takes the stderr pipe it was handed, and runs the ordinary child
-bootstrap: its own ``trio.run``, its modules imported after the fork. The
-zygote reaps its children and reports each exit status back.
+bootstrap in its own ``trio.run``, its modules imported after the fork.
+The zygote reaps its children and reports each exit status back.
+
+The zygote keeps one child forked ahead, a *spare*: it has shed the
+zygote's state, started its ``trio.run``, rehearsed an actor's start
+(``_child.rehearsal``) and waits on a socket of its own. A request (its
+packet and its stderr pipe) is handed to the spare, or, if there is none,
+to a child forked there and then, which does not rehearse. The next spare
+is forked once no request waits. The fork, the shedding, trio's start and
+most of the pages a child copies after the fork are thus off the critical
+path of a start. The actor learns of a child only when a request is handed
+to it: a spare that dies unused is reaped unreported, and replaced only
+after the next request (a spare that cannot live is not forked in a loop).
 
 The control socket is the zygote's stdin: a Unix SOCK_SEQPACKET socket, one
 msgpack map per packet. Requests: ``{'fork': id, 'boot': {...}}`` with the
 child's stderr write end attached (SCM_RIGHTS). Replies: ``{'ready': pid}``
 once, ``{'forked': id, 'pid': pid}``, ``{'failed': id, 'error': text}``,
 ``{'exited': pid, 'code': status}``. When the control socket closes, the
-zygote kills whatever children it still has, reaps them and exits.
+zygote kills whatever children it still has, spare included, reaps them
+and exits.
 """
 from __future__ import annotations
 
@@ -21,6 +33,7 @@ import os
 import select
 import signal
 import socket
+from typing import Optional, Set
 
 _MAX_PACKET = 1 << 20
 
@@ -33,91 +46,190 @@ def _send(ctrl: socket.socket, msg: dict) -> None:
         pass  # the actor is gone; the loop sees EOF next
 
 
-def _in_child(ctrl: socket.socket, wake_r: int, wake_w: int, stderr_fd: int,
-              boot: dict, zygote_pid: int) -> None:
-    """After the fork, in the child: shed the zygote, become an actor."""
-    try:
-        os.setsid()
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.close(wake_r)
-        os.close(wake_w)
-        ctrl.close()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        os.dup2(stderr_fd, 2)
-        os.close(stderr_fd)
-        gc.unfreeze()
-        from tractorish import _child
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        os._exit(1)
-    _child.run_and_exit(boot, zygote_pid)
+class _Spare:
+    """A forked child waiting for its request on the other end of ``sock``."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+
+    def hand_over(self, packet: bytes, stderr_fd: int) -> bool:
+        """Send it a request's packet and stderr pipe; False if it is gone.
+        Either way the socket is closed: a spare takes one request."""
+        try:
+            socket.send_fds(self.sock, [packet], [stderr_fd])
+            return True
+        except OSError:
+            return False
+        finally:
+            self.sock.close()
 
 
-def _serve(ctrl: socket.socket) -> None:
-    import msgpack
-    zygote_pid = os.getpid()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-    children: 'set[int]' = set()
-    _send(ctrl, {'ready': zygote_pid})
-    while True:
-        readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
-        if wake_r in readable:
-            os.read(wake_r, 4096)
-        while children:  # reap whoever exited
+class _Zygote:
+    def __init__(self, ctrl: socket.socket, spare: bool) -> None:
+        self.ctrl = ctrl
+        self.keep_spare = spare
+        self.pid = os.getpid()
+        self.wake_r, self.wake_w = os.pipe()
+        self.children: Set[int] = set()  # every child, the spare too
+        self.spare: Optional[_Spare] = None
+
+    def fork(self, rehearse: bool, request_fd: Optional[int] = None) -> _Spare:
+        """A new child, waiting for its request; raises OSError if the fork
+        fails. ``request_fd``: the stderr pipe of the request being handled,
+        which the child is handed again (it closes the copy it inherits)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:
+            ours.close()
+            if request_fd is not None:
+                os.close(request_fd)
+            self._become_child(theirs, rehearse)
+        theirs.close()
+        self.children.add(pid)
+        return _Spare(pid, ours)
+
+    def _become_child(self, sock: socket.socket, rehearse: bool) -> None:
+        """After the fork, in the child: shed the zygote, wait for a request,
+        become an actor. Never returns."""
+        try:
+            os.setsid()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            self.ctrl.close()
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+            gc.unfreeze()
+            from tractorish import _child
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            os._exit(1)
+        _child.run_spare_and_exit(sock, self.pid, rehearse)
+
+    def serve(self) -> None:
+        import msgpack
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        ctrl = self.ctrl.fileno()
+        # fork the next spare once idle after a request (not before the
+        # first request, which comes as soon as we are ready; not after a
+        # spare died unused, until the next request). Not later: waiting
+        # for the child just handed a request to start first left the
+        # next spawn without a spare more often than it saved.
+        spare_wanted = False
+        _send(self.ctrl, {'ready': self.pid})
+        while True:
+            readable, _, _ = select.select([ctrl, self.wake_r], [], [], 0)
+            if not readable:
+                if spare_wanted and self.spare is None:
+                    spare_wanted = False
+                    try:
+                        self.spare = self.fork(rehearse=True)
+                    except OSError:
+                        pass  # out of processes: a request forks (or fails) itself
+                readable, _, _ = select.select([ctrl, self.wake_r], [], [])
+            if self.wake_r in readable:
+                os.read(self.wake_r, 4096)
+            if self._reap():
+                spare_wanted = False
+            if ctrl not in readable:
+                continue
+            try:
+                data, fds, _, _ = socket.recv_fds(self.ctrl, _MAX_PACKET, 4)
+            except OSError:
+                data, fds = b'', []
+            if not data:  # the actor that owns us is gone: so are our children
+                for fd in fds:
+                    os.close(fd)
+                self._kill_all()
+                return
+            request = msgpack.unpackb(data, raw=False)
+            if len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                _send(self.ctrl, {'failed': request.get('fork'),
+                                  'error': 'no stderr pipe attached'})
+                continue
+            try:
+                reply = self._start(request['fork'], data, fds[0])
+            finally:
+                os.close(fds[0])
+            _send(self.ctrl, reply)
+            spare_wanted = self.keep_spare
+
+    def _start(self, request: object, packet: bytes, stderr_fd: int) -> dict:
+        """Hand a request to the spare, or to a child forked now if there is
+        none or it is gone; the reply for the actor."""
+        for _ in range(2):
+            if self.spare is None:
+                try:
+                    # the request waits: no rehearsal
+                    self.spare = self.fork(rehearse=False, request_fd=stderr_fd)
+                except OSError as err:
+                    return {'failed': request, 'error': f'fork failed: {err}'}
+            child, self.spare = self.spare, None
+            if child.hand_over(packet, stderr_fd):
+                return {'forked': request, 'pid': child.pid}
+            self._forget(child.pid)  # it died before it was handed anything
+        return {'failed': request, 'error': 'the forked child died at once'}
+
+    def _reap(self) -> bool:
+        """Reap whoever exited and report it; True if that was an unused spare
+        (which nobody knew of)."""
+        spare_died = False
+        while self.children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                children.clear()
+                self.children.clear()
                 break
             if pid == 0:
                 break
-            children.discard(pid)
-            _send(ctrl, {'exited': pid, 'code': os.waitstatus_to_exitcode(status)})
-        if ctrl.fileno() not in readable:
-            continue
+            self.children.discard(pid)
+            if self.spare is not None and pid == self.spare.pid:
+                self.spare.sock.close()
+                self.spare = None
+                spare_died = True
+                continue
+            _send(self.ctrl, {'exited': pid, 'code': os.waitstatus_to_exitcode(status)})
+        return spare_died
+
+    def _forget(self, pid: int) -> None:
+        """Make sure ``pid`` is dead and reaped, unreported."""
         try:
-            data, fds, _, _ = socket.recv_fds(ctrl, _MAX_PACKET, 4)
-        except OSError:
-            data, fds = b'', []
-        if not data:  # the actor that owns us is gone: so are our children
-            for fd in fds:
-                os.close(fd)
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            for pid in children:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-            return
-        request = msgpack.unpackb(data, raw=False)
-        if len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            _send(ctrl, {'failed': request.get('fork'), 'error': 'no stderr pipe attached'})
-            continue
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.children.discard(pid)
         try:
-            pid = os.fork()
-        except OSError as err:
-            os.close(fds[0])
-            _send(ctrl, {'failed': request['fork'], 'error': f'fork failed: {err}'})
-            continue
-        if pid == 0:
-            _in_child(ctrl, wake_r, wake_w, fds[0], request['boot'], zygote_pid)
-        os.close(fds[0])
-        children.add(pid)
-        _send(ctrl, {'forked': request['fork'], 'pid': pid})
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    def _kill_all(self) -> None:
+        if self.spare is not None:
+            self.spare.sock.close()
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def main() -> None:
@@ -127,6 +239,7 @@ def main() -> None:
     os.close(devnull)
     from tractorish._child import _die_with_parent
     _die_with_parent(int(os.environ.pop('TRACTORISH_FORKSERVER_PARENT', '0')))
+    spare = os.environ.pop('TRACTORISH_FORKSERVER_SPARE', '1') == '1'
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # what every actor needs, imported once here and shared by every fork
     import msgpack  # noqa: F401
@@ -136,7 +249,7 @@ def main() -> None:
     import tractorish.supervise  # noqa: F401  (for actors that spawn actors)
     gc.collect()
     gc.freeze()  # keep the shared pages shared: no gc writes to them in children
-    _serve(ctrl)
+    _Zygote(ctrl, spare).serve()
 
 
 if __name__ == '__main__':

@@ -201,6 +201,7 @@ async def process_state() -> dict:
         'sid_is_self': os.getsid(0) == os.getpid(),
         'ppid': os.getppid(),
         'pid': os.getpid(),
+        'cwd': os.getcwd(),
     }
 
 

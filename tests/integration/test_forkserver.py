@@ -143,3 +143,111 @@ def test_ctrl_c_while_forking_ends_the_root_and_its_children():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def spares_of(zygote_pid, actor_pids):
+    """The zygote's living children that are not actors: its spare."""
+    found = []
+    for child in psutil.Process(zygote_pid).children():
+        try:
+            if child.pid not in actor_pids and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+async def one_spare(zygote_pid, actor_pids):
+    with trio.fail_after(10):
+        while len(spares := spares_of(zygote_pid, actor_pids)) != 1:
+            await trio.sleep(0.01)
+    return spares[0]
+
+
+async def test_a_spare_forked_ahead_becomes_the_next_actor_and_starts_clean():
+    async with tractorish.open_nursery(config=FORK) as an:
+        first = await an.start_actor('first', enable_modules=['actor_funcs'])
+        direct = await first.run(actor_funcs.process_state)
+        pids = {direct['pid']}
+        zygote_pid = _servers[tractorish.current_actor()].pid
+        spare = await one_spare(zygote_pid, pids)
+        second = await an.start_actor('second', enable_modules=['actor_funcs'])
+        state = await second.run(actor_funcs.process_state)
+        assert state['pid'] == spare and state['ppid'] == zygote_pid
+        # as clean as a child forked for its request
+        assert state['threads'] == ['MainThread']
+        assert (state['sigint'], state['sigterm'], state['sigchld']) == (
+            'ignore', 'default', 'default')
+        assert state['sid_is_self'] and state['fds'][0] == '/dev/null'
+        assert state['cwd'] == os.getcwd()
+        assert state['fds'][2].startswith('pipe:') and state['fds'][2] != direct['fds'][2]
+        assert len(state['fds']) == len(direct['fds'])  # no socket of the spare's left
+        zygote_links = {os.readlink(f'/proc/{zygote_pid}/fd/{fd}')
+                        for fd in os.listdir(f'/proc/{zygote_pid}/fd')}
+        assert not {link for link in state['fds'].values() if link in zygote_links
+                    and link.startswith(('socket:', 'pipe:'))}
+        assert await second.run(actor_funcs.cancelled_count) == 0
+        pids.add(spare)
+        # and the next one waits already
+        assert await one_spare(zygote_pid, pids) not in pids
+        await first.cancel_actor()
+        await second.cancel_actor()
+
+
+async def test_a_spare_reports_through_its_own_stderr():
+    with pytest.raises(tractorish.ActorCrashed) as info:
+        async with tractorish.open_nursery(config=FORK) as an:
+            first = await an.start_actor('first', enable_modules=['actor_funcs'])
+            pids = {await first.run(actor_funcs.getpid)}
+            spare = await one_spare(_servers[tractorish.current_actor()].pid, pids)
+            await an.run_in_actor(actor_funcs.say_then_die,
+                                  text='a spare says goodbye', code=6)
+            await first.cancel_actor()
+    assert (info.value.pid, info.value.returncode) == (spare, 6)
+    assert 'a spare says goodbye' in info.value.stderr_tail
+
+
+async def test_a_spare_that_dies_unused_is_replaced_unreported():
+    async with tractorish.open_nursery(config=FORK) as an:
+        first = await an.start_actor('first', enable_modules=['actor_funcs'])
+        pids = {await first.run(actor_funcs.getpid)}
+        server = _servers[tractorish.current_actor()]
+        for i in range(2):
+            spare = await one_spare(server.pid, pids)
+            os.kill(spare, signal.SIGKILL)
+            with trio.fail_after(10):
+                while alive(spare):
+                    await trio.sleep(0.01)
+            # not forked again until a request comes
+            await trio.sleep(0.2)
+            assert spares_of(server.pid, pids) == []
+            # nobody was told of an exit, and a request is served
+            assert server.broken is None
+            assert await first.run(actor_funcs.add, a=1, b=i) == 1 + i
+            other = await an.start_actor(f'other-{i}', enable_modules=['actor_funcs'])
+            other_pid = await other.run(actor_funcs.getpid)
+            assert other_pid != spare
+            await other.cancel_actor()
+            pids.add(other_pid)
+        await first.cancel_actor()
+
+
+async def test_no_spare_when_the_config_says_so():
+    config = tractorish.RuntimeConfig(start_method='forkserver', forkserver_spare=False)
+    async with tractorish.open_nursery(config=config) as an:
+        pids, portals = set(), []
+        for name in ('first', 'second'):
+            portals.append(await an.start_actor(name, enable_modules=['actor_funcs']))
+            pids.add(await portals[-1].run(actor_funcs.getpid))
+            await trio.sleep(0.3)  # a spare would be forked by now
+            assert spares_of(_servers[tractorish.current_actor()].pid, pids) == []
+        for portal in portals:
+            await portal.cancel_actor()
+
+
+async def test_the_rehearsal_closes_everything_it_opened():
+    from tractorish import _child
+    before = set(os.listdir('/proc/self/fd'))
+    with trio.fail_after(10):
+        await _child.rehearsal()
+    assert set(os.listdir('/proc/self/fd')) == before

@@ -20,6 +20,8 @@ from tractorish.runtime._config import DEFAULT_SPIN_US, MAX_SPIN_US, SPIN_ENV
     ({'spin_us': MAX_SPIN_US + 1}, 'spin_us'),
     ({'spin_us': 1.5}, 'spin_us'),
     ({'spin_us': True}, 'spin_us'),
+    ({'forkserver_spare': 1}, 'forkserver_spare'),
+    ({'forkserver_spare': 'no'}, 'forkserver_spare'),
 ])
 def test_a_bad_setting_is_named(kwargs, complaint):
     with pytest.raises(ValueError, match=complaint):

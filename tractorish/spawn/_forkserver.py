@@ -86,6 +86,7 @@ class Forkserver:
         from ._trio import _child_env
         env = _child_env()
         env['TRACTORISH_FORKSERVER_PARENT'] = str(os.getpid())
+        env['TRACTORISH_FORKSERVER_SPARE'] = '1' if self._actor.config.forkserver_spare else '0'
         try:
             self._popen = subprocess.Popen(
                 [sys.executable, '-m', 'tractorish._forkserver'], stdin=theirs.fileno(),
