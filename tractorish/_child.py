@@ -17,6 +17,7 @@ _PR_SET_PDEATHSIG = 1
 _MAX_BOOTSTRAP = 1 << 20  # a forkserver request's largest packet
 # not a secret: a spare's rehearsal talks to itself over a socket pair
 _REHEARSAL_SECRET = b'rehearsal, not a secret'
+_REHEARSAL_TIMEOUT = 5.0  # s; it takes milliseconds
 
 
 _prctl = None  # libc's prctl, looked up once (a forkserver's children share it)
@@ -130,10 +131,12 @@ async def _await_bootstrap(sock: socket.socket, rehearse: bool) -> int:
     import msgpack
     import trio
     if rehearse:
-        try:
-            await rehearsal()
-        except Exception:  # a head start only: the real start says what is wrong
-            pass
+        # a head start only: the real start says what is wrong, if anything
+        with trio.move_on_after(_REHEARSAL_TIMEOUT):
+            try:
+                await rehearsal()
+            except Exception:
+                pass
     await trio.lowlevel.wait_readable(sock)
     try:
         data, fds, _, _ = socket.recv_fds(sock, _MAX_BOOTSTRAP, 1)
