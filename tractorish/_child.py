@@ -108,18 +108,17 @@ def _adopt(boot: dict) -> None:
 
 
 def run_spare(sock: socket.socket, zygote_pid: int, rehearse: bool) -> int:
-    """A forkserver's child forked ahead of its request: its own ``trio.run``
-    starts first, then (if ``rehearse``) a rehearsal of an actor's start
-    (:func:`rehearsal`), then it waits on ``sock`` for the request: the
-    packet ``{'fork': id, 'boot': {...}}`` with its stderr pipe attached.
-    From there on it is the actor of :func:`run`, which its modules are
-    imported for after the fork as ever. Returns the exit status; ends the
-    process at once, unused, if ``sock`` closes without a request.
+    """A forkserver's child: its own ``trio.run`` starts, then (if
+    ``rehearse``: a spare forked ahead of any request) a rehearsal of an
+    actor's start (:func:`rehearsal`), then it waits on ``sock`` for its
+    request, the packet ``{'fork': id, 'boot': {...}}`` with its stderr pipe
+    attached. From there on it starts as :func:`run` does: sys.path, working
+    directory and logging from the bootstrap, then its modules imported.
+    Returns the exit status; ends the process at once, unused, if ``sock``
+    closes without a request.
 
-    Nothing the start does before the request depends on it: ``trio.run``
-    takes no argument from the bootstrap, and the rehearsal closes all it
-    opened. The spare does not touch sys.path, the working directory or
-    logging before it has its bootstrap.
+    Nothing done before the request depends on it: ``trio.run`` takes no
+    argument from the bootstrap, and the rehearsal closes all it opened.
     """
     _die_with_parent(zygote_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as run() does

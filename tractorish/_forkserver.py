@@ -66,6 +66,9 @@ class _Spare:
 
 
 class _Zygote:
+    """The zygote's state: its control socket, its children and its spare
+    (if ``spare``, one is kept forked ahead after the first request)."""
+
     def __init__(self, ctrl: socket.socket, spare: bool) -> None:
         self.ctrl = ctrl
         self.keep_spare = spare
