@@ -131,7 +131,7 @@ BACKENDS = ('forkserver', 'trio')
 DEFAULTS = dict(reps=5, spawn_reps=5, calls=3000, warmup=300, spawns=4, concurrent_spawns=8,
                 tasks=32, task_calls=100, error_calls=200,
                 stream_ints=100_000, stream_kib=50_000,
-                mem_reps=2, mem_actors=32, imports=10,
+                mem_reps=2, mem_actors=32, imports=20,
                 pool_items=2000, pool_chunks=40)
 QUICK = dict(reps=2, spawn_reps=1, calls=500, warmup=100, spawns=2, concurrent_spawns=8,
              tasks=32, task_calls=20, error_calls=50,
