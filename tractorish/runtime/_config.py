@@ -77,7 +77,7 @@ class RuntimeConfig:
     ``'trio'`` (a fresh interpreter each); ``$TRACTORISH_START_METHOD`` sets
     the default. With ``forkserver_spare`` (default True) a zygote keeps one
     child forked ahead of the next spawn, its trio already started: a spawn
-    takes about 8 ms less, for one idle process per zygote.
+    takes about 5 ms less, for one idle process per zygote.
     ``spin_us`` (or ``$TRACTORISH_SPIN_US``) is how long a reader whose
     peer answered within that long last time polls its socket before
     parking: a wake-up costs more than that on many machines (0 turns it
