@@ -14,7 +14,9 @@ import sys
 from typing import Any, Callable, NoReturn
 
 _PR_SET_PDEATHSIG = 1
-_MAX_BOOTSTRAP = 1 << 20  # a forkserver request's largest packet
+# a forkserver request's largest packet: the zygote reads it, and the
+# child it is handed to reads it again
+FORK_REQUEST_MAX = 1 << 20
 # not a secret: a spare's rehearsal talks to itself over a socket pair
 _REHEARSAL_SECRET = b'rehearsal, not a secret'
 _REHEARSAL_TIMEOUT = 5.0  # s; it takes milliseconds
@@ -90,13 +92,18 @@ def run(boot: dict, parent_pid: int) -> int:
     ``parent_pid`` is the process whose death must take us down too: the
     spawning actor, or the forkserver that forked us.
     """
-    _die_with_parent(parent_pid)
-    # Ctrl-C reaches the whole foreground process group; the root handles it
-    # and tears the tree down in order, so children ignore it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _bind_to_parent(parent_pid)
     _adopt(boot)
     import trio
     return trio.run(_run_child, boot)
+
+
+def _bind_to_parent(parent_pid: int) -> None:
+    """Die with ``parent_pid``, and leave Ctrl-C to the root: it reaches the
+    whole foreground process group, and the root tears the tree down in
+    order."""
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _adopt(boot: dict) -> None:
@@ -120,8 +127,7 @@ def run_spare(sock: socket.socket, zygote_pid: int, rehearse: bool) -> int:
     Nothing done before the request depends on it: ``trio.run`` takes no
     argument from the bootstrap, and the rehearsal closes all it opened.
     """
-    _die_with_parent(zygote_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as run() does
+    _bind_to_parent(zygote_pid)
     import trio
     return trio.run(_await_bootstrap, sock, rehearse)
 
@@ -138,7 +144,7 @@ async def _await_bootstrap(sock: socket.socket, rehearse: bool) -> int:
                 pass
     await trio.lowlevel.wait_readable(sock)
     try:
-        data, fds, _, _ = socket.recv_fds(sock, _MAX_BOOTSTRAP, 1)
+        data, fds, _, _ = socket.recv_fds(sock, FORK_REQUEST_MAX, 1)
     except OSError:
         data, fds = b'', []
     sock.close()

@@ -35,8 +35,6 @@ import signal
 import socket
 from typing import Optional, Set
 
-_MAX_PACKET = 1 << 20
-
 
 def _send(ctrl: socket.socket, msg: dict) -> None:
     import msgpack
@@ -46,7 +44,7 @@ def _send(ctrl: socket.socket, msg: dict) -> None:
         pass  # the actor is gone; the loop sees EOF next
 
 
-class _Spare:
+class _Forked:
     """A forked child waiting for its request on the other end of ``sock``."""
 
     def __init__(self, pid: int, sock: socket.socket) -> None:
@@ -55,7 +53,7 @@ class _Spare:
 
     def hand_over(self, packet: bytes, stderr_fd: int) -> bool:
         """Send it a request's packet and stderr pipe; False if it is gone.
-        Either way the socket is closed: a spare takes one request."""
+        Either way the socket is closed: a child takes one request."""
         try:
             socket.send_fds(self.sock, [packet], [stderr_fd])
             return True
@@ -75,9 +73,9 @@ class _Zygote:
         self.pid = os.getpid()
         self.wake_r, self.wake_w = os.pipe()
         self.children: Set[int] = set()  # every child, the spare too
-        self.spare: Optional[_Spare] = None
+        self.spare: Optional[_Forked] = None
 
-    def fork(self, rehearse: bool, request_fd: Optional[int] = None) -> _Spare:
+    def fork(self, rehearse: bool, request_fd: Optional[int] = None) -> _Forked:
         """A new child, waiting for its request; raises OSError if the fork
         fails. ``request_fd``: the stderr pipe of the request being handled,
         which the child is handed again (it closes the copy it inherits)."""
@@ -95,7 +93,7 @@ class _Zygote:
             self._become_child(theirs, rehearse)
         theirs.close()
         self.children.add(pid)
-        return _Spare(pid, ours)
+        return _Forked(pid, ours)
 
     def _become_child(self, sock: socket.socket, rehearse: bool) -> None:
         """After the fork, in the child: shed the zygote, wait for a request,
@@ -121,6 +119,8 @@ class _Zygote:
 
     def serve(self) -> None:
         import msgpack
+
+        from tractorish._child import FORK_REQUEST_MAX
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
@@ -149,7 +149,7 @@ class _Zygote:
             if ctrl not in readable:
                 continue
             try:
-                data, fds, _, _ = socket.recv_fds(self.ctrl, _MAX_PACKET, 4)
+                data, fds, _, _ = socket.recv_fds(self.ctrl, FORK_REQUEST_MAX, 4)
             except OSError:
                 data, fds = b'', []
             if not data:  # the actor that owns us is gone: so are our children
@@ -175,13 +175,12 @@ class _Zygote:
         """Hand a request to the spare, or to a child forked now if there is
         none or it is gone; the reply for the actor."""
         for _ in range(2):
-            if self.spare is None:
-                try:
-                    # the request waits: no rehearsal
-                    self.spare = self.fork(rehearse=False, request_fd=stderr_fd)
+            child, self.spare = self.spare, None
+            if child is None:
+                try:  # the request waits: no rehearsal
+                    child = self.fork(rehearse=False, request_fd=stderr_fd)
                 except OSError as err:
                     return {'failed': request, 'error': f'fork failed: {err}'}
-            child, self.spare = self.spare, None
             if child.hand_over(packet, stderr_fd):
                 return {'forked': request, 'pid': child.pid}
             self._forget(child.pid)  # it died before it was handed anything
@@ -240,10 +239,9 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    from tractorish._child import _die_with_parent
-    _die_with_parent(int(os.environ.pop('TRACTORISH_FORKSERVER_PARENT', '0')))
+    from tractorish._child import _bind_to_parent
+    _bind_to_parent(int(os.environ.pop('TRACTORISH_FORKSERVER_PARENT', '0')))
     spare = os.environ.pop('TRACTORISH_FORKSERVER_SPARE', '1') == '1'
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # what every actor needs, imported once here and shared by every fork
     import msgpack  # noqa: F401
     import trio  # noqa: F401
