@@ -25,16 +25,22 @@ async def main() -> None:
             print('start:', await stream.asend(None))
             for n in (1, 20, 300):
                 print(f'after adding {n}:', await stream.asend(n))
-            # in lock-step mode, receive() is asend(None)
+            # receive() is asend(None)
             print('unchanged:', await stream.receive())
         # leaving the block closes the remote generator
 
         async with portal.open_stream_from(running_total, start=0) as stream:
-            await stream.receive()  # the first operation picks the mode: bulk
+            # anext() then asend(), as with a local generator
+            await stream.receive()
+            print('after receive() then adding 5:', await stream.asend(5))
+            # a caller that keeps calling receive() lets the generator run
+            # ahead (the stream flows faster); asend() then says so
+            for _ in range(40):
+                await stream.receive()
             try:
                 await stream.asend(1)
             except RuntimeError:
-                print('asend() after receive() is refused')
+                print('asend() after 40 receive() calls is refused')
 
         await portal.cancel_actor()
 

@@ -9,6 +9,9 @@ from typing import Any, Optional, Sequence, Tuple
 
 Uid = Tuple[str, str]
 
+# the attribute by which a copy of an error names its original
+_COPY_OF = '_tractorish_copy_of'
+
 
 class TractorishError(Exception):
     """Root of every error raised by tractorish itself."""
@@ -85,13 +88,17 @@ class RemoteActorError(TractorishError):
 
     def __str__(self) -> str:
         who = self.src_uid[0] if self.src_uid else '?'
-        head = f'{self.type_str} in actor {who!r}: {self.message}'
+        head = f'{self.type_str} in actor {who!r}'
+        if self.relay_uids:
+            head += ' (relayed by ' + ', '.join(repr(u[0]) for u in self.relay_uids) + ')'
+        head += f': {self.message}'
         if self.tb_str:
             return f'{head}\n\n------ remote traceback ------\n{self.tb_str.rstrip()}'
         return head
 
     def __reduce__(self) -> Any:  # keep the boxed data through pickling
-        return (_rebuild, (type(self), self.message, self.__dict__))
+        state = {k: v for k, v in self.__dict__.items() if k != _COPY_OF}
+        return (_rebuild, (type(self), self.message, state))
 
 
 def _rebuild(cls: 'type[RemoteActorError]', message: str, state: dict) -> 'RemoteActorError':
@@ -116,3 +123,29 @@ class ContextCancelled(RemoteActorError):
 
 class NoResult(TractorishError, RuntimeError):
     """A result was asked of an actor that was not started to produce one."""
+
+
+def fresh_copy(error: BaseException) -> BaseException:
+    """A copy of ``error`` to raise once more, with a traceback of its own.
+
+    Raising one exception object from several places splices their
+    tracebacks together; the copy remembers what it copies, so that
+    :func:`same_error` can tell the two are one failure, reported once.
+    """
+    import copy
+    duplicate = copy.copy(error).with_traceback(None)
+    try:
+        duplicate.__dict__[_COPY_OF] = original_of(error)
+    except AttributeError:  # an exception type without a __dict__
+        pass
+    return duplicate
+
+
+def original_of(error: BaseException) -> BaseException:
+    """The error that ``error`` is a :func:`fresh_copy` of (itself if none)."""
+    return getattr(error, _COPY_OF, None) or error
+
+
+def same_error(a: BaseException, b: BaseException) -> bool:
+    """True if ``a`` and ``b`` are one failure (one a copy of the other)."""
+    return original_of(a) is original_of(b)

@@ -61,6 +61,11 @@ async def raise_value_error(text: str = 'bad value'):
     raise ValueError(text)
 
 
+async def raise_runtime_error_later(text: str = 'failed later', seconds: float = 0.2):
+    await trio.sleep(seconds)
+    raise RuntimeError(text)
+
+
 class CustomError(Exception):
     """An error class only this module defines."""
 

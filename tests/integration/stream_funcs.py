@@ -158,3 +158,11 @@ async def chain_sleep(depth: int, pidfile: str, marker_dir: str):
                              marker_dir=marker_dir)
     finally:
         Path(marker_dir, me).write_text('cancelled')
+
+
+async def echo_sent():
+    """Yields how many values it made before, and what the last yield got."""
+    made, sent = 0, None
+    while True:
+        sent = yield (made, sent)
+        made += 1

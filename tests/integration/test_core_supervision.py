@@ -66,18 +66,34 @@ async def test_one_failing_child_is_raised_as_itself():
 
 
 async def test_two_failing_children_give_a_group_of_two():
-    # 'two' fails in its cleanup when the failure of 'one' cancels it: that
-    # second error must be reported too, not swallowed by the cancellation
+    # run_in_actor children gather: neither failure cancels the other, and
+    # the daemon bystander is cancelled once both have finished
     with pytest.raises(BaseExceptionGroup) as info:
         async with tractorish.open_nursery() as an:
-            await an.run_in_actor(actor_funcs.fail_when_cancelled, name='two')
-            await an.start_actor('bystander', enable_modules=['actor_funcs'])
             await an.run_in_actor(actor_funcs.raise_value_error, name='one', text='1')
+            await an.start_actor('bystander', enable_modules=['actor_funcs'])
+            await an.run_in_actor(actor_funcs.raise_runtime_error_later, name='two',
+                                  text='2', seconds=0.3)
     errors = info.value.exceptions
     assert len(errors) == 2
     assert all(isinstance(e, RemoteActorError) for e in errors)
     assert {e.boxed_type for e in errors} == {ValueError, RuntimeError}
     assert {e.src_uid[0] for e in errors} == {'one', 'two'}
+
+
+async def test_an_error_in_cleanup_while_cancelled_is_reported_too():
+    # the block's error cancels 'two', which fails in its cleanup: that
+    # second error must be reported too, not swallowed by the cancellation
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with tractorish.open_nursery() as an:
+            await an.run_in_actor(actor_funcs.fail_when_cancelled, name='two')
+            await trio.sleep(0.2)
+            raise KeyError('the block failed')
+    errors = info.value.exceptions
+    assert len(errors) == 2
+    assert {type(e) for e in errors} == {KeyError, RemoteActorError}
+    [remote] = [e for e in errors if isinstance(e, RemoteActorError)]
+    assert remote.boxed_type is RuntimeError and remote.src_uid[0] == 'two'
 
 
 async def test_three_deep_tree_returns_the_grandchilds_result():
@@ -107,7 +123,7 @@ async def test_twenty_actors_with_one_failing_are_all_reaped():
             for portal in portals:
                 pids.append(await portal.run(actor_funcs.getpid))
             failing = await an.run_in_actor(actor_funcs.raise_value_error, text='the one')
-            await trio.sleep_forever()  # the failure cancels this block
+        # the block ends; the failure, once in, cancels the 19 daemons
     assert info.value.boxed_type is ValueError
     assert len(pids) == 19
     assert_all_dead(pids + [failing.channel.peer_info['pid']])

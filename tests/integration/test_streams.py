@@ -109,18 +109,52 @@ async def test_two_way_generator_with_asend():
             assert await stream.receive() == 22  # receive() is asend(None)
             assert await stream.asend(-22) == 0
         async with portal.open_stream_from(sf.accumulator) as stream:
-            with pytest.raises(RemoteActorError) as info:
+            with pytest.raises(TypeError, match='just-started'):
                 await stream.asend(1)  # as in Python: the first value must be None
-            assert info.value.boxed_type is TypeError
-        async with portal.open_stream_from(sf.count, n=3) as stream:
-            assert await stream.receive() == 0
-            with pytest.raises(RuntimeError, match='asend'):
-                await stream.asend(1)
+        async with portal.open_stream_from(sf.accumulator, start=1) as stream:
+            # anext() then asend(), as a Python user drives a generator
+            assert await stream.receive() == 1
+            assert await stream.asend(2) == 3
+            assert [await stream.receive() for _ in range(3)] == [3, 3, 3]
+            assert await stream.asend(4) == 7
         async with portal.open_stream_from(sf.count, n=2) as stream:
             assert [await stream.asend(None), await stream.asend(None)] == [0, 1]
             with pytest.raises(StopAsyncIteration):
                 await stream.asend(None)
         await portal.cancel_actor()
+
+
+async def test_asend_follows_any_few_receives_exactly():
+    async with tractorish.open_nursery() as an:
+        portal = await start(an)
+        for receives in range(1, sf_lockstep() + 1):
+            async with portal.open_stream_from(sf.echo_sent) as stream:
+                got = [await stream.receive() for _ in range(receives)]
+                assert got == [[i, None] for i in range(receives)]
+                # the generator made no value ahead: 'x' answers the last yield
+                assert await stream.asend('x') == [receives, 'x']
+                assert await stream.receive() == [receives + 1, None]
+        await portal.cancel_actor()
+
+
+async def test_a_generator_read_in_bulk_flows_and_refuses_asend_once_ahead():
+    async with tractorish.open_nursery() as an:
+        portal = await start(an)
+        async with portal.open_stream_from(sf.count, n=5000) as stream:
+            assert [x async for x in stream] == list(range(5000))
+        async with portal.open_stream_from(sf.echo_sent) as stream:
+            for i in range(20):
+                assert await stream.receive() == [i, None]
+            with pytest.raises(RuntimeError, match='run ahead'):
+                await stream.asend('late')
+            # nothing was sent: the stream goes on as before
+            assert await stream.receive() == [20, None]
+        await portal.cancel_actor()
+
+
+def sf_lockstep() -> int:
+    from tractorish.runtime._stream import LOCKSTEP_RECEIVES
+    return LOCKSTEP_RECEIVES
 
 
 # --- contexts --------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """``Portal``: the calling side's handle on one remote actor."""
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
 from contextlib import asynccontextmanager
@@ -9,7 +8,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Optional, 
 
 import trio
 
-from .._exceptions import NoResult, TransportClosed
+from .._exceptions import NoResult, TransportClosed, fresh_copy
 from ..msg import MAIN_ALIAS
 from ._context import CONTEXT_ATTR, Context, open_context_from
 from ._stream import MsgStream
@@ -178,9 +177,9 @@ class Portal:
             raise NoResult(f'{self!r} was not started by run_in_actor: it has no result')
         await self._final_event.wait()
         if self._final_error is not None:
-            # a copy with a fresh traceback each time: raising one exception
-            # object from several places would splice their tracebacks
-            raise copy.copy(self._final_error).with_traceback(None)
+            # a copy with a traceback of its own each time (the nursery
+            # knows it for the one error it is)
+            raise fresh_copy(self._final_error)
         return self._final_value
 
     async def result(self) -> Any:

@@ -8,9 +8,16 @@ stops after one window instead of growing anyone's memory, while a consumer
 that keeps up never makes it wait. Credit is per call id: one slow stream
 never stalls the other calls on its channel.
 
-Two-way generators: the caller of an ``asyncgen`` may instead drive it in
-lock-step with :meth:`MsgStream.asend`; each value sent arrives as the result
-of the remote ``yield`` and grants exactly one reply.
+Two-way generators: the caller of an ``asyncgen`` drives it as Python's
+protocol says, ``receive()`` being ``asend(None)``: each value sent with
+:meth:`MsgStream.asend` arrives as the result of the remote ``yield`` and
+grants exactly one reply. The generator must not run ahead of an ``asend``
+the program may still make, so a generator caller's credit starts small
+(slow start): the first ``receive()`` calls grant one value each, and only
+a caller that keeps calling ``receive()`` lets the grants grow, doubling,
+each made once the last is used up, until the stream flows with the full
+window. An ``asend`` is refused, saying why, only once the generator has
+truly run ahead.
 """
 from __future__ import annotations
 
@@ -30,6 +37,10 @@ if TYPE_CHECKING:
     from ._context import Context
 
 DEFAULT_WINDOW = 1024
+
+# How many receive() calls in a row a generator caller makes, each granting
+# one value, before the generator may run ahead of it (see the module doc).
+LOCKSTEP_RECEIVES = 8
 
 
 class SendCredit:
@@ -110,13 +121,18 @@ class MsgStream(_Iterable):
         end.max_unread = self._window + 1
         self._context = context
         self._generator_caller = generator_caller
-        self._mode: Optional[str] = None  # generator callers: 'bulk' | 'lockstep'
+        # a generator caller's credit: granted and values taken in all, the
+        # receive() calls since the last asend(), and the next grant's size
+        self._granted = 0
+        self._taken = 0
+        self._receive_run = 0
+        self._ramp = 2
         self._consumed = 0
         self._eof = False
         self._closed = False
         # values are read in bulk and the stream is open: __anext__ may take
-        # a waiting value in one step (False until a generator caller's
-        # first receive, and for good once in lock-step, closed or ended)
+        # a waiting value in one step (for a generator caller, only once
+        # its grants have grown to the full window; False once closed or ended)
         self._flowing = not generator_caller
         self._waiting = end.inbox.items
         self._broadcaster: Optional[_Broadcaster] = None
@@ -167,7 +183,8 @@ class MsgStream(_Iterable):
 
     def _after_consume(self) -> None:
         """Count a value taken; grant credit back every half window."""
-        if self._mode == 'lockstep':
+        if not self._flowing:
+            self._taken += 1
             return
         self._consumed += 1
         if self._consumed >= self._half_window:
@@ -197,16 +214,29 @@ class MsgStream(_Iterable):
             raise trio.ClosedResourceError(f'{self!r} is closed')
         if self._eof:
             raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
-        if self._generator_caller:
-            if self._mode is None:
-                self._mode = 'bulk'
-                self._flowing = True
-                await self._grant_initial()
-            elif self._mode == 'lockstep':
-                await self._chan.send(msg.credit(1, self._cid))
+        if self._generator_caller and not self._flowing:
+            await self._grant_for_receive()
         value = self._take(await self._end.next_message())
         self._after_consume()
         return value
+
+    async def _grant_for_receive(self) -> None:
+        """A generator caller's ``receive()``: credit for the next value if
+        none is on its way, as much as the slow start allows."""
+        self._receive_run += 1
+        if self._granted > self._taken or self._end.inbox.items:
+            return  # a value (or the end) is on its way already
+        if self._receive_run <= LOCKSTEP_RECEIVES:
+            grant = 1
+        else:
+            grant, self._ramp = self._ramp, self._ramp * 2
+        if grant >= self._window:  # grown up: flow, granting back as we go
+            self._flowing = True
+            self._consumed = 0
+            await self._grant_initial()
+            return
+        await self._chan.send(msg.credit(grant, self._cid))
+        self._granted += grant
 
     def receive_nowait(self) -> Any:
         """The next value if one is already here, else ``trio.WouldBlock``.
@@ -245,28 +275,48 @@ class MsgStream(_Iterable):
     async def asend(self, value: Any) -> Any:
         """Resume the remote generator with ``value``; return what it yields next.
 
-        Only for streams from ``Portal.open_stream_from``, and only if the
-        first operation on the stream was ``asend`` (a stream first read with
-        ``receive`` lets the generator run ahead, so values could no longer
-        pair up with yields). As in Python, the first value must be ``None``.
+        Only for streams from ``Portal.open_stream_from``. As with a local
+        async generator, ``asend(None)`` is ``receive()`` (and the first
+        value sent must be ``None``: ``TypeError`` otherwise), and the end
+        of the generator raises ``StopAsyncIteration``. ``asend`` may follow
+        any number of ``asend`` calls and up to ``LOCKSTEP_RECEIVES``
+        ``receive()`` calls in a row; after more, the generator may have
+        run ahead (values it made with ``None`` sent in, not yet read):
+        then ``RuntimeError`` says so, and nothing is sent.
         """
         if not self._generator_caller:
             raise TypeError('asend() drives a remote generator; use send() here')
-        if self._mode is None:
-            self._mode = 'lockstep'
-        elif self._mode == 'bulk':
-            raise RuntimeError(
-                'this stream was first read with receive(), so the remote '
-                'generator runs ahead of us; use asend() from the start')
+        if self._closed:
+            raise trio.ClosedResourceError(f'{self!r} is closed')
+        if value is None:  # a step, as anext() is: it grows nothing
+            self._receive_run = 0
+            try:
+                return await self.receive()
+            except trio.EndOfChannel:
+                raise StopAsyncIteration from None
         if self._eof:
             raise StopAsyncIteration
-        if value is not None:  # None is a plain step, as anext() is
-            await self._chan.send(msg.yield_(value, self._cid))
+        if not self._granted and not self._flowing:
+            raise TypeError("can't send non-None value to a just-started async generator")
+        if self._flowing or self._granted > self._taken:
+            raise RuntimeError(
+                f'the remote generator of {self!r} has run ahead: after '
+                f'{LOCKSTEP_RECEIVES} receive() calls in a row it makes values '
+                f'before they are asked for, so a value sent now would not reach '
+                f'the yield it answers; call asend() within {LOCKSTEP_RECEIVES} '
+                f'receive() calls of the start or of the last asend()')
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._receive_run = 0
+        self._ramp = 2
+        await self._chan.send(msg.yield_(value, self._cid))
         await self._chan.send(msg.credit(1, self._cid))
+        self._granted += 1
         try:
-            return self._take(await self._end.inbox.get())
+            value = self._take(await self._end.next_message())
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
+        self._taken += 1
+        return value
 
     # --- closing --------------------------------------------------------------
 

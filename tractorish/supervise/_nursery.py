@@ -1,11 +1,21 @@
-"""``ActorNursery``: actors supervised like trio tasks (one cancels all).
+"""``ActorNursery``: actors supervised like trio tasks.
 
-Each child gets a supervision task in a trio nursery. A child's error (its
-``run_in_actor`` function raised, or it died unasked) is raised in that
-task, so trio cancels the nursery: the block and every sibling; each
-supervision task then reaps its own child on the way out (graceful cancel,
-SIGTERM, SIGKILL), concurrently. One error is raised as itself, several as
-a ``BaseExceptionGroup``.
+Each child gets a supervision task in a trio nursery. The two kinds of
+child differ as tractor's do:
+
+- a ``run_in_actor`` child runs its function to its own result. Its error
+  is recorded (and raised by ``portal.result()``), not raised at once: the
+  other ``run_in_actor`` children run on. Once the block has ended and all
+  of them have finished, the daemon actors are cancelled if any error was
+  recorded, and the errors are raised at the nursery's exit;
+- a daemon actor (``start_actor``) that dies unasked is an error at once:
+  it cancels the block and every sibling.
+
+An error in the block itself, :meth:`ActorNursery.cancel`, a cancelled
+scope or Ctrl-C cancels every child at once; each supervision task reaps
+its own child on the way out (graceful cancel, SIGTERM, SIGKILL),
+concurrently. One error is raised as itself, several as one
+``BaseExceptionGroup``, each failure once.
 """
 from __future__ import annotations
 
@@ -15,8 +25,8 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence,
 
 import trio
 
-from .._exceptions import NoResult, TransportClosed
-from .._groups import collapsing_groups
+from .._exceptions import ContextCancelled, NoResult, TransportClosed
+from .._groups import combine_errors
 from ..runtime import Actor, Portal, current_actor, function_ref
 from ..spawn import ChildProcess, spawn_actor
 from ._root import open_root_actor
@@ -35,11 +45,26 @@ class ActorNursery:
         self._actor = actor
         self._nursery = nursery
         self._children: Dict[Tuple[str, str], ChildProcess] = {}
-        self.cancelled = False
+        # run_in_actor children still running, and what they failed with
+        self._jobs_running = 0
+        self._jobs_done = trio.lowlevel.ParkingLot()
+        self.errors: Dict[Tuple[str, str], BaseException] = {}
+        self._cancel_called = False
 
     @property
     def children(self) -> List[ChildProcess]:
         return list(self._children.values())
+
+    @property
+    def cancel_called(self) -> bool:
+        """True once :meth:`cancel` was called (or the nursery cancelled
+        its children because of an error)."""
+        return self._cancel_called
+
+    @property
+    def cancelled(self) -> bool:
+        """tractor's older name of :attr:`cancel_called`."""
+        return self._cancel_called
 
     async def start_actor(self, name: str, *, enable_modules: Sequence[str] = (),
                           loglevel: Optional[str] = None) -> Portal:
@@ -48,7 +73,8 @@ class ActorNursery:
         Returns once the actor has connected back and imported
         ``enable_modules``; raises :class:`RemoteActorError` if an import
         failed. The nursery block waits for daemon actors to end: cancel
-        them with ``portal.cancel_actor()`` or :meth:`cancel`.
+        them with ``portal.cancel_actor()`` or :meth:`cancel`. Cancelling
+        this call kills the half-started actor.
         """
         return await self._start(name, enable_modules, loglevel, None)
 
@@ -57,8 +83,10 @@ class ActorNursery:
                            loglevel: Optional[str] = None, **kwargs: Any) -> Portal:
         """Start an actor that runs ``fn(**kwargs)`` once and then ends.
 
-        ``await portal.result()`` gives the return value. An error in ``fn``
-        is raised out of the nursery (and cancels the siblings).
+        ``await portal.result()`` gives the return value, or raises the
+        error. An error in ``fn`` does not cancel the other children: it is
+        raised at the nursery's exit, once every ``run_in_actor`` child has
+        finished (and the daemon actors have been cancelled).
         """
         ns, func_name = function_ref(fn)
         modules = [ns, *(m for m in enable_modules if m != ns)]
@@ -67,19 +95,20 @@ class ActorNursery:
 
     async def _start(self, name: str, enable_modules: Sequence[str],
                      loglevel: Optional[str], job: Optional[Job]) -> Portal:
-        if self.cancelled:
+        if self._cancel_called:
             raise RuntimeError('this actor nursery was cancelled; it starts no more actors')
         if isinstance(enable_modules, str):
             raise TypeError('enable_modules must be a list of module names, not a string')
         child = await spawn_actor(self._actor, name, enable_modules=enable_modules,
                                   loglevel=loglevel)
-        if self.cancelled:  # cancel() ran while this one was starting
+        if self._cancel_called:  # cancel() ran while this one was starting
             await child.reap()
             raise RuntimeError('this actor nursery was cancelled while '
                                f'{name!r} was starting')
         assert child.portal is not None
         if job is not None:
             child.portal._expect_result()
+            self._jobs_running += 1
         self._children[child.uid] = child
         self._nursery.start_soon(self._supervise, child, job)
         return child.portal
@@ -87,10 +116,13 @@ class ActorNursery:
     async def cancel(self, hard_kill: bool = False) -> None:
         """End every child: graceful cancel, SIGTERM, SIGKILL (or SIGKILL at once).
 
-        Returns when every child process has exited. The nursery starts no
-        more actors afterwards.
+        Returns when every child process has exited; shielded from
+        cancellation meanwhile (bounded by the runtime's timeouts). The
+        nursery starts no more actors afterwards. A ``run_in_actor`` child
+        cancelled this way has no result: its ``portal.result()`` raises
+        :class:`NoResult`, and the nursery reports no error for it.
         """
-        self.cancelled = True
+        self._cancel_called = True
         async with trio.open_nursery() as nursery:
             for child in self.children:
                 nursery.start_soon(functools.partial(child.reap, graceful=not hard_kill))
@@ -101,38 +133,89 @@ class ActorNursery:
                 await self._run_job(child, job)
             else:
                 await child.wait()
-            if child.returncode != 0 and not child.cancel_requested:
-                raise await child.exit_report()
+                if child.returncode != 0 and not child.cancel_requested:
+                    raise await child.exit_report()
         finally:
             await child.reap()
             self._children.pop(child.uid, None)
+            if job is not None:
+                self._jobs_running -= 1
+                self._jobs_done.unpark_all()
 
     async def _run_job(self, child: ChildProcess, job: Job) -> None:
+        """Run a ``run_in_actor`` child's function; record its outcome.
+
+        Its error goes to ``portal.result()`` and :attr:`errors`. A child we
+        asked to end has no result; only an error of its own (say, in its
+        cleanup) is recorded then, not the cancellation we caused.
+        """
         portal = child.portal
         assert portal is not None
         ns, func_name, kwargs = job
         try:
             result = await portal.run_from_ns(ns, func_name, **kwargs)
-        except TransportClosed as err:
-            crashed = await child.exit_report(_EXIT_AFTER_DISCONNECT)
-            portal._set_result(error=crashed)
-            raise crashed from err
+        except (TransportClosed, ContextCancelled) as err:
+            if child.cancel_requested:
+                portal._set_result(error=self._no_result(child))
+            elif isinstance(err, ContextCancelled):  # someone else cancelled it
+                self._record(child, err)
+            else:
+                self._record(child, await child.exit_report(_EXIT_AFTER_DISCONNECT))
         except Exception as err:
-            portal._set_result(error=err)
-            raise
+            self._record(child, err)
         except BaseException:
-            portal._set_result(error=NoResult(
-                f'actor {child.name!r} was cancelled before it returned'))
+            portal._set_result(error=self._no_result(child))
             raise
-        portal._set_result(result)
-        await child.reap()
+        else:
+            portal._set_result(result)
+
+    def _record(self, child: ChildProcess, error: BaseException) -> None:
+        self.errors[child.uid] = error
+        assert child.portal is not None
+        child.portal._set_result(error=error)
+
+    @staticmethod
+    def _no_result(child: ChildProcess) -> NoResult:
+        return NoResult(f'actor {child.name!r} was cancelled before it returned')
+
+    async def _wait_for_jobs(self) -> None:
+        """Wait for every ``run_in_actor`` child to finish."""
+        while self._jobs_running:
+            await self._jobs_done.park()
+
+    async def _finish(self) -> None:
+        """The block has ended well: wait for the ``run_in_actor`` children;
+        if any failed, cancel the daemon actors too."""
+        await self._wait_for_jobs()
+        if self.errors:
+            with trio.CancelScope(shield=True):
+                await self.cancel()
 
 
 @asynccontextmanager
 async def _open_actor_nursery(actor: Actor) -> AsyncIterator[ActorNursery]:
-    with collapsing_groups():
+    an: Optional[ActorNursery] = None
+    raised: List[BaseException] = []
+    try:
         async with trio.open_nursery() as nursery:
-            yield ActorNursery(actor, nursery)
+            an = ActorNursery(actor, nursery)
+            try:
+                yield an
+            except BaseException:
+                an._cancel_called = True  # one cancels all
+                raise
+            await an._finish()
+    except BaseException as error:
+        raised.append(error)
+    assert an is not None
+    # each child's error once (the block may re-raise one of them, from
+    # ``portal.result()``), Ctrl-C above all
+    error = combine_errors([*an.errors.values(), *raised])
+    if error is None:
+        return
+    if raised and error is raised[0]:
+        raise error
+    raise error from None
 
 
 @asynccontextmanager
@@ -141,7 +224,7 @@ async def open_nursery(**root_kwargs: Any) -> AsyncIterator[ActorNursery]:
 
     ``root_kwargs`` go to :func:`open_root_actor` and are only allowed when
     this call opens it. The block exits once every child has ended; an error
-    in the block or in any child cancels all of them first.
+    in the block cancels all of them first (see :class:`ActorNursery`).
     """
     actor = current_actor(err_on_no_runtime=False)
     if actor is not None:
