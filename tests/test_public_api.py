@@ -11,14 +11,22 @@ EXPECTED = {
     'find_actor', 'find_actors', 'get_registry', 'list_actors', 'query_actor',
     'wait_for_actor', 'wait_for_actors',
     'ActorPool', 'Supervisor', 'SupervisorError', 'open_actor_pool', 'open_supervisor',
+    # tractor's names
+    'ActorFailure', 'ActorTooSlowError', 'BaseExceptionGroup', 'InternalError',
+    'MessagingError', 'RuntimeFailure', 'RuntimeVars', 'StreamOverrun', 'current_ipc_ctx',
+    'debug_mode', 'get_arbiter', 'get_runtime_vars', 'stream', 'open_actor_cluster',
+    'run_daemon', 'pause', 'pause_from_sync', 'post_mortem', 'breakpoint',
 }
+# tractor's submodules, loaded on first use
+SUBMODULES = {'devx', 'log', 'to_asyncio', 'trionics'}
 
 
 def test_exported_names():
     # dir(): pools and supervisors are imported on first use
     public = {name for name in dir(tractorish) if not name.startswith('_')}
     modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise', 'discovery', 'workers'}
-    assert public - modules == EXPECTED
+    assert public - modules - SUBMODULES == EXPECTED
+    assert SUBMODULES <= public
 
 
 def test_a_star_import_brings_every_public_name():
@@ -46,7 +54,9 @@ def test_nurseries_pools_and_supervisors_load_on_first_use():
 def test_every_public_error_derives_from_the_root():
     for name in EXPECTED:
         obj = getattr(tractorish, name)
-        if isinstance(obj, type) and issubclass(obj, BaseException):
+        if name == 'BaseExceptionGroup':  # the builtin, as tractor exports it
+            assert obj is tractorish._compat.BaseExceptionGroup
+        elif isinstance(obj, type) and issubclass(obj, BaseException):
             assert issubclass(obj, tractorish.TractorishError), name
 
 

@@ -8,20 +8,28 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import List as _List
 
+from ._compat import BaseExceptionGroup as BaseExceptionGroup
 from ._exceptions import ActorCrashed as ActorCrashed
+from ._exceptions import ActorFailure as ActorFailure
+from ._exceptions import ActorTooSlowError as ActorTooSlowError
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ContextCancelled as ContextCancelled
+from ._exceptions import InternalError as InternalError
+from ._exceptions import MessagingError as MessagingError
 from ._exceptions import ModuleNotExposed as ModuleNotExposed
 from ._exceptions import MsgTypeError as MsgTypeError
 from ._exceptions import NoResult as NoResult
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import RemoteActorError as RemoteActorError
+from ._exceptions import RuntimeFailure as RuntimeFailure
 from ._exceptions import SecretError as SecretError
+from ._exceptions import StreamOverrun as StreamOverrun
 from ._exceptions import TractorishError as TractorishError
 from ._exceptions import TransportClosed as TransportClosed
 from .discovery import find_actor as find_actor
 from .discovery import find_actors as find_actors
 from .discovery import get_registry as get_registry
+from .discovery import get_registry as get_arbiter  # tractor's older name
 from .discovery import list_actors as list_actors
 from .discovery import query_actor as query_actor
 from .discovery import wait_for_actor as wait_for_actor
@@ -34,9 +42,14 @@ from .runtime import MsgStream as MsgStream
 from .runtime import NoRuntime as NoRuntime
 from .runtime import Portal as Portal
 from .runtime import RuntimeConfig as RuntimeConfig
+from .runtime import RuntimeVars as RuntimeVars
 from .runtime import context as context
 from .runtime import current_actor as current_actor
+from .runtime import current_ipc_ctx as current_ipc_ctx
+from .runtime import debug_mode as debug_mode
+from .runtime import get_runtime_vars as get_runtime_vars
 from .runtime import is_root_process as is_root_process
+from .runtime import stream as stream
 
 __version__ = '0.1.0'
 
@@ -45,15 +58,26 @@ __version__ = '0.1.0'
 # spawn backends) and run no pools or supervisors (workers).
 _LAZY = {
     'ActorNursery': 'supervise', 'open_nursery': 'supervise',
-    'open_root_actor': 'supervise',
+    'open_root_actor': 'supervise', 'open_actor_cluster': 'supervise',
+    'run_daemon': 'supervise',
     'ActorPool': 'workers', 'Supervisor': 'workers', 'SupervisorError': 'workers',
     'open_actor_pool': 'workers', 'open_supervisor': 'workers',
+    'pause': 'devx', 'pause_from_sync': 'devx', 'post_mortem': 'devx',
+    'breakpoint': 'devx',
 }
+# tractor's submodules, imported on first use as attributes too
+_LAZY_MODULES = frozenset({'devx', 'log', 'to_asyncio', 'trionics'})
 
 if _TYPE_CHECKING:
     from .supervise import ActorNursery as ActorNursery
     from .supervise import open_nursery as open_nursery
     from .supervise import open_root_actor as open_root_actor
+    from .supervise import open_actor_cluster as open_actor_cluster
+    from .supervise import run_daemon as run_daemon
+    from .devx import breakpoint as breakpoint
+    from .devx import pause as pause
+    from .devx import pause_from_sync as pause_from_sync
+    from .devx import post_mortem as post_mortem
     from .workers import ActorPool as ActorPool
     from .workers import Supervisor as Supervisor
     from .workers import SupervisorError as SupervisorError
@@ -62,24 +86,30 @@ if _TYPE_CHECKING:
 
 
 __all__ = [
-    'Actor', 'ActorCrashed', 'AuthenticationError', 'BroadcastReceiver', 'Channel',
-    'Context', 'ContextCancelled', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
+    'Actor', 'ActorCrashed', 'ActorFailure', 'ActorTooSlowError', 'AuthenticationError',
+    'BaseExceptionGroup', 'BroadcastReceiver', 'Channel', 'Context', 'ContextCancelled',
+    'InternalError', 'MessagingError', 'ModuleNotExposed', 'MsgStream', 'MsgTypeError',
     'NoResult', 'NoRuntime', 'Portal', 'ProtocolError', 'RemoteActorError',
-    'RuntimeConfig', 'SecretError', 'TractorishError', 'TransportClosed', 'context',
-    'current_actor', 'find_actor', 'find_actors', 'get_registry', 'is_root_process',
-    'list_actors', 'query_actor', 'wait_for_actor', 'wait_for_actors',
+    'RuntimeConfig', 'RuntimeFailure', 'RuntimeVars', 'SecretError', 'StreamOverrun',
+    'TractorishError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx',
+    'debug_mode', 'find_actor', 'find_actors', 'get_arbiter', 'get_registry',
+    'get_runtime_vars', 'is_root_process', 'list_actors', 'query_actor', 'stream',
+    'wait_for_actor', 'wait_for_actors',
     *_LAZY,  # a star import loads them
 ]
 
 
 def __getattr__(name: str) -> _Any:
+    import importlib
     if name in _LAZY:
-        import importlib
         value = getattr(importlib.import_module(f'.{_LAZY[name]}', __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(f'.{name}', __name__)
+    else:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> _List[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _LAZY_MODULES)

@@ -60,7 +60,9 @@ async def _run_child(boot: dict) -> int:
                   parent_uid=boot.get('parent_uid'),
                   registry_addrs=boot['registry_addrs'],
                   parent_registrar_addr=(normalize_addr(boot['parent_registrar_addr'])
-                                         if boot.get('parent_registrar_addr') else None))
+                                         if boot.get('parent_registrar_addr') else None),
+                  bind_addrs=boot.get('bind_addrs') or (),
+                  root_addrs=boot.get('root_addrs') or ())
     set_current_actor(actor)
     try:
         actor.load_modules()

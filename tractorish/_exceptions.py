@@ -17,7 +17,20 @@ class TractorishError(Exception):
     """Root of every error raised by tractorish itself."""
 
 
-class ProtocolError(TractorishError):
+class MessagingError(TractorishError):
+    """A message dialog went wrong (tractor's name; see :class:`ProtocolError`)."""
+
+
+class InternalError(TractorishError, RuntimeError):
+    """The runtime reached a state it should never be in: a bug of ours."""
+
+
+class RuntimeFailure(TractorishError, RuntimeError):
+    """The runtime cannot do what was asked, e.g. open a second root actor
+    in one process."""
+
+
+class ProtocolError(MessagingError):
     """A peer sent bytes or messages that break the wire protocol.
 
     Raised by the ``msg`` layer; the channel that carried the bad input is
@@ -45,7 +58,15 @@ class ModuleNotExposed(TractorishError, ModuleNotFoundError):
     """A call named a module the actor does not expose in ``enable_modules``."""
 
 
-class ActorCrashed(TractorishError):
+class ActorFailure(TractorishError):
+    """An actor failed as a process: it died or could not start (tractor's name)."""
+
+
+class ActorTooSlowError(TractorishError, TimeoutError):
+    """An actor did not acknowledge a request (say, to cancel) in time."""
+
+
+class ActorCrashed(ActorFailure):
     """An actor process died without reporting an error or result.
 
     Carries the actor's ``name``, ``pid`` and ``returncode`` (negative for a
@@ -119,6 +140,14 @@ class ContextCancelled(RemoteActorError):
     def canceller(self) -> Optional[Uid]:
         canceller = self.payload.get('canceller')
         return tuple(canceller) if canceller else None  # type: ignore[return-value]
+
+
+class StreamOverrun(RemoteActorError):
+    """tractor's error for a sender that overran its receiver's buffer.
+
+    Never raised here: credit flow control makes a sender wait for room
+    instead. It exists so that code catching it keeps working.
+    """
 
 
 class NoResult(TractorishError, RuntimeError):

@@ -7,6 +7,12 @@ from typing import Optional
 
 _HANDLER_ATTR = '_tractorish_handler'
 
+# tractor's levels, by number, between the standard ones (a loglevel of
+# 'cancel' or 'runtime' means what it does in tractor)
+CUSTOM_LEVELS = {'TRANSPORT': 5, 'RUNTIME': 15, 'DEVX': 17, 'CANCEL': 22, 'PDB': 500}
+for _name, _number in CUSTOM_LEVELS.items():
+    logging.addLevelName(_number, _name)
+
 
 def configure_logging(level: Optional[str], actor_name: str) -> None:
     """Send ``tractorish.*`` records at ``level`` or above to stderr.

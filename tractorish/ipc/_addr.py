@@ -6,6 +6,7 @@ given by a person) into the canonical Python form.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Tuple, Union
 
 TCPAddress = Tuple[str, int]
@@ -13,11 +14,21 @@ Address = Union[TCPAddress, str]
 
 
 def normalize_addr(addr: Any) -> Address:
-    """Canonical form of an address; ``ValueError`` names a bad one."""
+    """Canonical form of an address; ``ValueError`` names a bad one.
+
+    tractor's forms are taken too: ``('tcp', host, port)``, ``('unix',
+    path)`` and a Unix socket as ``(directory, file name)``.
+    """
+    if isinstance(addr, (tuple, list)) and len(addr) == 3 and addr[0] == 'tcp':
+        addr = addr[1:]
     if isinstance(addr, (tuple, list)) and len(addr) == 2:
         host, port = addr
         if isinstance(host, str) and isinstance(port, int) and 0 <= port < 65536:
             return (host, port)
+        if host in ('unix', 'uds') and isinstance(port, str) and port:
+            return normalize_addr(port)
+        if isinstance(host, str) and isinstance(port, str) and host.startswith('/') and port:
+            return os.path.join(host, port)
     elif isinstance(addr, str) and addr:
         if addr.startswith(('/', '.', 'unix:')):
             return addr[5:] if addr.startswith('unix:') else addr

@@ -22,7 +22,7 @@ import trio
 from .._exceptions import ProtocolError, TransportClosed
 from .._checkpoints import free_to_spin, nothing_to_raise
 from .._groups import collapsing_groups
-from ..msg import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
+from ..msg import DEFAULT_MAX_MSG_SIZE, Aid, Decoder, Encoder
 
 READ_SIZE = 256 * 1024
 HIGH_WATER = 1024 * 1024
@@ -123,6 +123,42 @@ class Channel:
     def __repr__(self) -> str:
         peer = self.peer_uid[0] if self.peer_uid else '?'
         return f'<Channel {self.name or id(self)} peer={peer}>'
+
+    @property
+    def aid(self) -> Optional[Aid]:
+        """The peer's id (name, uuid, pid), once the handshake has run."""
+        if self.peer_uid is None:
+            return None
+        pid = self.peer_info.get('pid')
+        return Aid(self.peer_uid[0], self.peer_uid[1], pid if isinstance(pid, int) else None)
+
+    @property
+    def uid(self) -> Optional[Tuple[str, str]]:
+        """The peer's ``(name, uuid)`` (tractor's older name of ``peer_uid``)."""
+        return self.peer_uid
+
+    @property
+    def raddr(self) -> Any:
+        """The peer's socket address (``(host, port)`` or a socket path), if any."""
+        return self._sockname(remote=True)
+
+    @property
+    def laddr(self) -> Any:
+        """Our end's socket address (``(host, port)`` or a socket path), if any."""
+        return self._sockname(remote=False)
+
+    def _sockname(self, *, remote: bool) -> Any:
+        if self.socket is None:
+            return None
+        try:
+            name = self.socket.getpeername() if remote else self.socket.getsockname()
+        except OSError:  # closed already
+            return None
+        return tuple(name[:2]) if isinstance(name, tuple) else name
+
+    def connected(self) -> bool:
+        """True while the channel is open (tractor's spelling of ``not closed``)."""
+        return not self.closed
 
     @property
     def max_msg_size(self) -> int:

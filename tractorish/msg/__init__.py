@@ -1,4 +1,5 @@
 """The wire protocol, sans-I/O: shapes, codec, framing, dialog, errors."""
+from ._aid import Aid as Aid
 from ._codec import DEFAULT_MAX_MSG_SIZE as DEFAULT_MAX_MSG_SIZE
 from ._codec import Decoder as Decoder
 from ._codec import Encoder as Encoder

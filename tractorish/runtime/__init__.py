@@ -6,11 +6,17 @@ from ._config import RuntimeConfig as RuntimeConfig
 from ._context import CONTEXT_ATTR as CONTEXT_ATTR
 from ._context import Context as Context
 from ._context import context as context
+from ._context import current_ipc_ctx as current_ipc_ctx
 from ._stream import BroadcastReceiver as BroadcastReceiver
+from ._stream import STREAM_ATTR as STREAM_ATTR
 from ._stream import MsgStream as MsgStream
+from ._stream import stream as stream
 from ._portal import Portal as Portal
 from ._portal import function_ref as function_ref
 from ._state import NoRuntime as NoRuntime
+from ._state import RuntimeVars as RuntimeVars
 from ._state import current_actor as current_actor
+from ._state import debug_mode as debug_mode
+from ._state import get_runtime_vars as get_runtime_vars
 from ._state import is_root_process as is_root_process
 from ._state import set_current_actor as set_current_actor

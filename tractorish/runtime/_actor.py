@@ -33,8 +33,10 @@ from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import normalize_addr, open_listener, serve_listener
 from ._call import CLEAN_EOF, Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
-from ._context import CONTEXT_ATTR, run_context
-from ._stream import drive_generator
+from ._context import CONTEXT_ATTR, Context, run_context
+from ._stackdump import DEFAULT_SIGNAL, dump_stacks_on_signal
+from ._state import CURRENT_CALL
+from ._stream import STREAM_ATTR, drive_generator, drive_stream_function
 
 log = logging.getLogger('tractorish.runtime')
 
@@ -118,10 +120,13 @@ def never_suspends(fn: Any) -> bool:
 
 
 def functype_of(fn: Any) -> str:
-    """How a function is called remotely: a wire functype, or ``'syncfunc'``
-    for a plain function (an ``asyncfunc`` on the wire, run in a thread)."""
+    """How a function is called remotely: a wire functype, ``'syncfunc'``
+    for a plain function (an ``asyncfunc`` on the wire, run in a thread) or
+    ``'legacystream'`` for a ``@stream`` function (an ``asyncgen``)."""
     if getattr(fn, CONTEXT_ATTR, False):
         return 'context'
+    if getattr(fn, STREAM_ATTR, None):
+        return 'legacystream'  # an asyncgen on the wire
     if inspect.isasyncgenfunction(fn):
         return 'asyncgen'
     if inspect.iscoroutinefunction(fn):
@@ -152,7 +157,9 @@ class Actor:
                  parent_addr: Optional[Address] = None,
                  parent_uid: Optional[Sequence[str]] = None,
                  registry_addrs: Sequence[Address] = (),
-                 parent_registrar_addr: Optional[Address] = None) -> None:
+                 parent_registrar_addr: Optional[Address] = None,
+                 bind_addrs: Sequence[Address] = (),
+                 root_addrs: Sequence[Address] = ()) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f'an actor name must be a non-empty string, not {name!r}')
         self.config = config or RuntimeConfig()
@@ -176,6 +183,10 @@ class Actor:
         self.registrar_addr: Optional[Address] = None
         self.parent_registrar_addr = parent_registrar_addr
         self.listen_addrs: List[Address] = []
+        # where open_runtime listens (none given: the transport's default)
+        self.bind_addrs = [normalize_addr(a) for a in bind_addrs]
+        # the root actor's addresses (the root's own, once it listens)
+        self._root_addrs = [normalize_addr(a) for a in root_addrs]
         self._hello: dict = {'addrs': [], 'pid': os.getpid()}
         self.started_at = time.time()
         self._modules: Dict[str, ModuleType] = {}
@@ -193,6 +204,81 @@ class Actor:
 
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} {self.uid[1][:8]}>'
+
+    # --- identity, as tractor names it -------------------------------------
+
+    @property
+    def aid(self) -> msg.Aid:
+        """This actor's id: ``name``, ``uuid``, ``pid`` (and ``uid``, the pair)."""
+        return msg.Aid(self.uid[0], self.uid[1], os.getpid())
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    @property
+    def is_registrar(self) -> bool:
+        """True if this actor serves the registry (it listens on a registry
+        address and exposes the registrar's functions)."""
+        return self.registrar_addr is not None
+
+    @property
+    def is_arbiter(self) -> bool:
+        """tractor's older name of :attr:`is_registrar`."""
+        return self.is_registrar
+
+    @property
+    def accept_addrs(self) -> List[Address]:
+        """The addresses this actor accepts connections on."""
+        return list(self.listen_addrs)
+
+    @property
+    def accept_addr(self) -> Optional[Address]:
+        """The first of :attr:`accept_addrs` (None before the runtime listens)."""
+        return self.listen_addrs[0] if self.listen_addrs else None
+
+    @property
+    def reg_addrs(self) -> List[Address]:
+        """The registry addresses this actor registers with (tractor's name)."""
+        return list(self.registry_addrs)
+
+    @property
+    def root_addrs(self) -> List[Address]:
+        """The addresses of the root actor of this tree."""
+        return list(self.listen_addrs) if self.is_root else list(self._root_addrs)
+
+    @property
+    def loglevel(self) -> Optional[str]:
+        return self.config.loglevel
+
+    def is_infected_aio(self) -> bool:
+        """True if this actor runs trio as a guest of asyncio (never, here)."""
+        return False
+
+    async def dump_stacks_on_signal(self, sig: int = DEFAULT_SIGNAL,
+                                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """At each ``sig`` (SIGUSR1), print this actor's task tree to stderr
+        and pass the signal on to its children. Runs until cancelled."""
+        await dump_stacks_on_signal(
+            lambda: f'--- tasks of actor {self.name!r} (pid {os.getpid()}) ---',
+            self._children_pids, sig, task_status=task_status)
+
+    def _children_pids(self) -> List[int]:
+        return [chan.peer_info['pid'] for chans in self._peers.values() for chan in chans
+                if chan.peer_info.get('child_of') == list(self.uid)
+                and isinstance(chan.peer_info.get('pid'), int)]
+
+    async def cancel(self, req_chan: Optional[Channel] = None) -> bool:
+        """Shut this actor's runtime down gracefully and wait until it is.
+
+        ``req_chan`` is the channel of whoever asked (``None``: this actor
+        itself). Remote tasks are cancelled, each telling its caller. A
+        task of this actor that calls this is among them: it is cancelled
+        before this returns. Returns True once shut down.
+        """
+        self.cancel_soon(req_chan.peer_uid if req_chan is not None else None)
+        await self.wait_for_shutdown()
+        return True
 
     # --- modules ------------------------------------------------------------
 
@@ -246,8 +332,11 @@ class Actor:
         with collapsing_groups():
             async with trio.open_nursery() as service:
                 self._service = service
-                await self.listen_on(self._default_listen_addr())
+                for addr in self.bind_addrs or [self._default_listen_addr()]:
+                    await self.listen_on(addr)
                 service.start_soon(self._watch_shutdown, service.cancel_scope)
+                if self.config.stack_on_signal:
+                    await service.start(self.dump_stacks_on_signal)
                 for start_service in STARTUP_SERVICES:
                     await service.start(start_service, self)
                 try:
@@ -329,6 +418,7 @@ class Actor:
         """The one reader of ``chan``: dispatch every message it carries."""
         state = ChanState(chan)
         self._states[chan] = state
+        CURRENT_CALL.set(state)  # for the calls run inline in this task
         chan.spin_ns = self.config.spin_us * 1000
         assert chan.peer_uid is not None
         self._peers.setdefault(chan.peer_uid, []).append(chan)
@@ -472,11 +562,13 @@ class Actor:
             return False
         if functype == 'inline':
             if state.chan.has_room:
+                state.inline_cid, state.inline_caller = cid, caller
                 self._run_inline(state.chan, fn, kwargs, cid)
                 return True
             functype = 'asyncfunc'  # the reply would wait for room: in a task
         task = RpcTask(state, cid, (caller[0], caller[1]),
-                       'asyncfunc' if functype == 'syncfunc' else functype,
+                       'asyncfunc' if functype == 'syncfunc' else
+                       'asyncgen' if functype == 'legacystream' else functype,
                        is_runtime_call=ns == 'self')
         state.tasks[cid] = task
         self._service.start_soon(self._run_rpc, task, fn, functype, ns, func_name, kwargs)
@@ -511,6 +603,7 @@ class Actor:
     async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
                        ns: str, func_name: str, kwargs: dict) -> None:
         chan, cid = task.chan, task.cid
+        CURRENT_CALL.set(task)
         try:
             with task.scope:
                 if functype == 'asyncfunc' or functype == 'syncfunc':
@@ -527,6 +620,10 @@ class Actor:
                 elif functype == 'asyncgen':
                     await chan.send(msg.functype(functype, cid))
                     await drive_generator(fn, kwargs, task)
+                elif functype == 'legacystream':
+                    await chan.send(msg.functype('asyncgen', cid))
+                    task.context = Context(self, task, side='callee', kind='asyncgen')
+                    await drive_stream_function(fn, kwargs, task, task.context)
                 else:
                     await chan.send(msg.functype(functype, cid))
                     await chan.send(msg.return_(await run_context(self, fn, kwargs, task), cid))
@@ -644,6 +741,18 @@ class Actor:
     @property
     def cancel_requested(self) -> bool:
         return self._shutdown_requested.is_set()
+
+    @property
+    def cancel_called(self) -> bool:
+        """True once someone asked this actor to shut down (tractor's name)."""
+        return self._shutdown_requested.is_set()
+
+    @property
+    def cancel_caller(self) -> Optional[msg.Aid]:
+        """Who asked this actor to shut down, if it was asked by a peer."""
+        if self._canceller is None:
+            return None
+        return msg.Aid(self._canceller[0], self._canceller[1])
 
     async def wait_for_shutdown(self) -> None:
         await self._shutdown_done.wait()

@@ -18,6 +18,7 @@ import trio
 from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, message_kind, unpack_error
+from ._state import CURRENT_CALL
 from ._stream import DEFAULT_WINDOW, SendCredit
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ class ChanState:
 
     __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter', 'context',
                  'reader', 'reader_idle', 'reader_reading', 'turn', 'direct_call',
-                 'idle_after_batch', 'read_error', 'dispatch', 'direct_waiter')
+                 'idle_after_batch', 'read_error', 'dispatch', 'direct_waiter',
+                 'inline_cid', 'inline_caller')
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
@@ -135,6 +137,10 @@ class ChanState:
         # the task making it may read its reply itself, with no hand-over
         # from the reader task to it.
         self.context = contextvars.copy_context()  # the reader's
+        self.context.run(CURRENT_CALL.set, self)
+        # the call running inline in the reader now (see Actor._run_inline)
+        self.inline_cid = ''
+        self.inline_caller: Tuple[str, str] = ('', '')
         self.reader: Optional[trio.lowlevel.Task] = None
         self.reader_idle = False      # parked, not reading, until woken
         self.reader_reading = False   # inside receive_batch (owns the socket)
@@ -375,7 +381,7 @@ class RpcTask(_End):
     """The callee's end of one call: the task serving it and its scope."""
 
     __slots__ = ('caller_uid', 'scope', 'canceller', '_done', 'finished',
-                 'is_runtime_call')
+                 'is_runtime_call', 'context', 'functype')
 
     def __init__(self, state: ChanState, cid: str, caller_uid: Tuple[str, str],
                  functype: str, is_runtime_call: bool = False) -> None:
@@ -386,6 +392,8 @@ class RpcTask(_End):
         self.canceller: Optional[Tuple[str, str]] = None
         self._done: Optional[trio.Event] = None  # made only if someone waits
         self.finished = False
+        self.context: Any = None  # its Context, once one is asked for
+        self.functype = functype
 
     def finish(self) -> None:
         self.finished = True

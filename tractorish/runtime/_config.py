@@ -14,6 +14,9 @@ SPIN_ENV = 'TRACTORISH_SPIN_US'
 DEFAULT_SPIN_US = 200
 MAX_SPIN_US = 10_000
 START_METHODS = frozenset({'trio', 'forkserver'})
+# tractor's start methods, by what they are here: multiprocessing's spawn is
+# a fresh interpreter, as 'trio' is; its forkserver forks from a server
+START_METHOD_ALIASES = {'mp_spawn': 'trio', 'mp_forkserver': 'forkserver'}
 # the forkserver needs fork(), SOCK_SEQPACKET and SCM_RIGHTS: Linux
 DEFAULT_START_METHOD = 'forkserver' if sys.platform.startswith('linux') else 'trio'
 
@@ -55,7 +58,7 @@ _FROM_ENV: Any = _FromEnvironment()
 _FIELDS = ('secret', 'loglevel', 'transport', 'host', 'uds_dir', 'max_msg_size',
            'cancel_timeout', 'grace_period', 'term_timeout', 'start_timeout',
            'stream_window', 'discovery', 'start_method', 'spin_us',
-           'tls_cert', 'tls_key', 'tls_ca', 'forkserver_spare')
+           'tls_cert', 'tls_key', 'tls_ca', 'forkserver_spare', 'stack_on_signal')
 
 
 class RuntimeConfig:
@@ -77,7 +80,9 @@ class RuntimeConfig:
     ``'trio'`` (a fresh interpreter each); ``$TRACTORISH_START_METHOD`` sets
     the default. With ``forkserver_spare`` (default True) a zygote keeps one
     child forked ahead of the next spawn, its trio already started: a spawn
-    takes about 5 ms less, for one idle process per zygote.
+    takes about 5 ms less, for one idle process per zygote. With
+    ``stack_on_signal`` an actor prints its task tree to stderr at each
+    SIGUSR1 and passes the signal on to its children.
     ``spin_us`` (or ``$TRACTORISH_SPIN_US``) is how long a reader whose
     peer answered within that long last time polls its socket before
     parking: a wake-up costs more than that on many machines (0 turns it
@@ -106,7 +111,8 @@ class RuntimeConfig:
                  discovery: str = 'auto', start_method: str = _FROM_ENV,
                  spin_us: int = _FROM_ENV, tls_cert: Optional[str] = _FROM_ENV,
                  tls_key: Optional[str] = _FROM_ENV,
-                 tls_ca: Optional[str] = _FROM_ENV, forkserver_spare: bool = True) -> None:
+                 tls_ca: Optional[str] = _FROM_ENV, forkserver_spare: bool = True,
+                 stack_on_signal: bool = False) -> None:
         env = os.environ
         self.secret = secret
         self.loglevel = loglevel
@@ -127,6 +133,9 @@ class RuntimeConfig:
         self.tls_key = env.get('TRACTORISH_TLS_KEY') if tls_key is _FROM_ENV else tls_key
         self.tls_ca = env.get('TRACTORISH_TLS_CA') if tls_ca is _FROM_ENV else tls_ca
         self.forkserver_spare = forkserver_spare
+        self.stack_on_signal = stack_on_signal
+        # tractor's names of the two ways of starting a fresh interpreter
+        self.start_method = START_METHOD_ALIASES.get(self.start_method, self.start_method)
         self._check()
 
     def _check(self) -> None:
@@ -145,6 +154,9 @@ class RuntimeConfig:
         if type(self.spin_us) is not int or not 0 <= self.spin_us <= MAX_SPIN_US:
             raise ValueError(f'spin_us must be a whole number of microseconds from '
                              f'0 to {MAX_SPIN_US}, not {self.spin_us!r}')
+        if type(self.stack_on_signal) is not bool:
+            raise ValueError(f'stack_on_signal must be True or False, '
+                             f'not {self.stack_on_signal!r}')
         if type(self.forkserver_spare) is not bool:
             raise ValueError(f'forkserver_spare must be True or False, '
                              f'not {self.forkserver_spare!r}')

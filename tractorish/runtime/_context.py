@@ -5,6 +5,10 @@ with ``ctx.started()``; then either side may ``open_stream()``, and the
 callee's return value ends the call. Cancellation: ``ctx.cancel()`` on the
 caller cancels the callee and is not raised back at the caller; a cancel
 asked for by anyone else reaches the caller as :class:`ContextCancelled`.
+
+As in tractor, every remote task has a context: :func:`current_ipc_ctx`
+gives the one of the call the running code serves (made on first use for
+a plain call, which has no stream).
 """
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple,
 import trio
 
 from .. import msg
-from .._exceptions import ContextCancelled, MsgTypeError, TransportClosed
-from ._stream import DEFAULT_WINDOW, MsgStream
+from .._exceptions import ContextCancelled, MsgTypeError, RemoteActorError, TransportClosed
+from ._state import CURRENT_CALL
+from ._stream import DEFAULT_WINDOW, MsgStream, send_yield
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -39,18 +44,26 @@ def context(fn: F) -> F:
 
 
 class Context:
-    """One side of a context call; both sides get one."""
+    """One side of a call: a context call's, or any remote task's.
+
+    ``side`` is ``'caller'`` or ``'callee'``; ``kind`` is the call's: a
+    ``'context'`` (the full protocol), ``'asyncgen'`` (a legacy ``@stream``
+    function sends with :meth:`send_yield`), or ``'asyncfunc'``.
+    """
 
     def __init__(self, actor: 'Actor', end: 'Call | RpcTask', *, side: str,
-                 window: int = DEFAULT_WINDOW) -> None:
+                 window: int = DEFAULT_WINDOW, kind: str = 'context',
+                 portal: Any = None) -> None:
         self._actor = actor
         self._end = end
         self.side = side
+        self.kind = kind
         self._window = window
         self._started = side == 'caller'  # the caller gets one only once started
         self._stream_opened = False
         self._final: Optional[dict] = None
         self._cancel_called = False
+        self.portal = portal  # the caller's portal, on the caller's side
 
     def __repr__(self) -> str:
         return f'<Context {self.side} cid={self.cid} peer={self.peer_uid}>'
@@ -68,9 +81,54 @@ class Context:
         return self.chan.peer_uid
 
     @property
+    def peer_side(self) -> str:
+        return 'callee' if self.side == 'caller' else 'caller'
+
+    @property
     def cancel_called(self) -> bool:
         """True once this side called :meth:`cancel`."""
         return self._cancel_called
+
+    @property
+    def canceller(self) -> Optional[Tuple[str, str]]:
+        """The uid of whoever cancelled the call, once known."""
+        if self.side == 'callee':
+            return self._end.canceller  # type: ignore[union-attr]
+        error = self.maybe_error
+        return error.canceller if isinstance(error, ContextCancelled) else None
+
+    @property
+    def cancelled_caught(self) -> bool:
+        """True if the call ended cancelled (the callee's scope caught it, or
+        the caller got the callee's cancellation)."""
+        if self.side == 'callee':
+            return self._end.scope.cancelled_caught  # type: ignore[union-attr]
+        return isinstance(self.maybe_error, ContextCancelled)
+
+    @property
+    def cancel_acked(self) -> bool:
+        """True if this caller's own :meth:`cancel` was confirmed by the callee."""
+        return (self.side == 'caller' and self._cancel_called
+                and self.canceller == self._actor.uid)
+
+    @property
+    def maybe_error(self) -> Optional[RemoteActorError]:
+        """The callee's error, once it has arrived (caller side); else None."""
+        if self._final is None or 'error' not in self._final:
+            return None
+        return msg.unpack_error(self._final['error'])
+
+    @property
+    def has_outcome(self) -> bool:
+        """True once the callee's return value or error has arrived (caller side)."""
+        return self._final is not None
+
+    @property
+    def outcome(self) -> Any:
+        """The callee's return value or error once arrived; None before."""
+        if self._final is None:
+            return None
+        return self._final['return'] if 'return' in self._final else self.maybe_error
 
     async def started(self, value: Any = None) -> None:
         """Send the caller its first value; call it exactly once, first.
@@ -80,20 +138,29 @@ class Context:
         """
         if self.side != 'callee':
             raise RuntimeError('only the called side of a context calls started()')
+        if self.kind != 'context':
+            raise RuntimeError(f'started() is for @context functions; this call is '
+                               f'an {self.kind}')
         if self._started:
             raise RuntimeError('ctx.started() was already called for this context')
         self._started = True
         await self.chan.send(msg.started(value, self.cid))
 
     @asynccontextmanager
-    async def open_stream(self) -> AsyncIterator[MsgStream]:
+    async def open_stream(self, allow_overruns: bool = False,
+                          msg_buffer_size: Optional[int] = None) -> AsyncIterator[MsgStream]:
         """Open this side's end of the context's two-way stream.
 
         Leaving the block normally sends ``stop``: the other side's
         iteration ends. Leaving it with an error sends nothing here: the
         error ends the whole call instead. Once per context, and on the
-        callee only after ``started()``.
+        callee only after ``started()``. ``allow_overruns`` and
+        ``msg_buffer_size`` are tractor's and change nothing: credit flow
+        control means a sender waits instead of overrunning its receiver.
         """
+        if self.kind != 'context':
+            raise RuntimeError(f'open_stream() is for @context calls; this call is '
+                               f'an {self.kind}')
         if not self._started:
             raise RuntimeError('call ctx.started() before ctx.open_stream()')
         if self._stream_opened:
@@ -157,11 +224,23 @@ class Context:
         """Alias of :meth:`result`."""
         return await self.result()
 
+    async def send_yield(self, value: Any) -> None:
+        """Send one value of a legacy ``@stream`` function (its callee side).
+
+        Waits while the caller has no room (credit flow control); raises
+        ``trio.BrokenResourceError`` once the caller stopped reading.
+        """
+        if self.kind != 'asyncgen' or self.side != 'callee':
+            raise RuntimeError('send_yield() is for the called side of a @stream '
+                               'function; a @context uses ctx.open_stream()')
+        await send_yield(self._end, value)  # type: ignore[arg-type]
+
 
 async def run_context(actor: 'Actor', fn: Callable[..., Any], kwargs: dict,
                       task: 'RpcTask') -> Any:
     """The callee's side of a context call; returns what ``fn`` returns."""
     ctx = Context(actor, task, side='callee', window=actor.config.stream_window)
+    task.context = ctx
     result = await fn(ctx, **kwargs)
     if not ctx._started:
         raise RuntimeError(f'{getattr(fn, "__qualname__", fn)} returned without '
@@ -170,7 +249,8 @@ async def run_context(actor: 'Actor', fn: Callable[..., Any], kwargs: dict,
 
 
 @asynccontextmanager
-async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple[Context, Any]]:
+async def open_context_from(actor: 'Actor', call: 'Call',
+                            portal: Any = None) -> AsyncIterator[Tuple[Context, Any]]:
     """The caller's side of a context call whose ``cmd`` was sent as ``call``."""
     async with call:
         functype = await call.receive_functype()
@@ -178,32 +258,66 @@ async def open_context_from(actor: 'Actor', call: 'Call') -> AsyncIterator[Tuple
             raise TypeError(f'{call.ns}.{call.func} is a remote {functype}, '
                             f'not a @context function')
         first = (await call.receive())['started']
-        ctx = Context(actor, call, side='caller', window=actor.config.stream_window)
-        with trio.CancelScope() as body:
-            def on_remote_error() -> None:
-                # the callee failed: like a failing child task, that cancels
-                # the block, unless a stream read is about to raise it anyway
-                # or we cancelled the callee ourselves
-                if not ctx._cancel_called and not call.awaited:
-                    body.cancel()
-            call.on_error = on_remote_error
-            if call.errored:  # it failed before we were listening
-                on_remote_error()
-            try:
-                yield ctx, first
-            except Exception as err:
-                if not call.dialog.done:  # tell the callee why it is cancelled
-                    try:
-                        call.chan.send_nowait(msg.error(msg.pack_error(err, actor.uid),
-                                                        call.cid))
-                    except (TransportClosed, MsgTypeError):
-                        pass
-                raise
-            if not ctx._stream_opened and not call.dialog.done:
-                # we will never read: a callee that streams gets a clear
-                # BrokenResourceError instead of waiting for credit forever
+        ctx = Context(actor, call, side='caller', window=actor.config.stream_window,
+                      portal=portal)
+        token = CURRENT_CALL.set(ctx)
+        try:
+            with trio.CancelScope() as body:
+                def on_remote_error() -> None:
+                    # the callee failed: like a failing child task, that cancels
+                    # the block, unless a stream read is about to raise it anyway
+                    # or we cancelled the callee ourselves
+                    if not ctx._cancel_called and not call.awaited:
+                        body.cancel()
+                call.on_error = on_remote_error
+                if call.errored:  # it failed before we were listening
+                    on_remote_error()
                 try:
-                    call.chan.send_nowait(msg.stop(call.cid))
-                except TransportClosed:
-                    pass
-        await ctx.result()  # the callee's error, if that is what cancelled us
+                    yield ctx, first
+                except Exception as err:
+                    if not call.dialog.done:  # tell the callee why it is cancelled
+                        try:
+                            call.chan.send_nowait(msg.error(msg.pack_error(err, actor.uid),
+                                                            call.cid))
+                        except (TransportClosed, MsgTypeError):
+                            pass
+                    raise
+                if not ctx._stream_opened and not call.dialog.done:
+                    # we will never read: a callee that streams gets a clear
+                    # BrokenResourceError instead of waiting for credit forever
+                    try:
+                        call.chan.send_nowait(msg.stop(call.cid))
+                    except TransportClosed:
+                        pass
+            await ctx.result()  # the callee's error, if that is what cancelled us
+        finally:
+            try:
+                CURRENT_CALL.reset(token)
+            except ValueError:  # closed from another context (collected): nothing to undo
+                pass
+
+
+def current_ipc_ctx(error_on_not_set: bool = False) -> Optional[Context]:
+    """The :class:`Context` of the call the running code serves.
+
+    In a remote task (any functype), its callee side; inside
+    ``Portal.open_context``, the caller side. ``None`` elsewhere, or
+    :class:`RuntimeError` if ``error_on_not_set``.
+    """
+    from ._call import ChanState, RpcTask
+    from ._state import current_actor
+    current = CURRENT_CALL.get()
+    if isinstance(current, Context):
+        return current
+    if isinstance(current, ChanState):  # a call run inline in the reader
+        current = RpcTask(current, current.inline_cid, tuple(current.inline_caller),
+                          'asyncfunc')
+    if isinstance(current, RpcTask):
+        if current.context is None:
+            current.context = Context(current_actor(), current, side='callee',
+                                                      kind=current.functype)
+        return current.context
+    if error_on_not_set:
+        raise RuntimeError('no IPC context here: current_ipc_ctx() is for code '
+                           'serving a remote call or inside Portal.open_context()')
+    return None

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Optional, Tuple
 
 import trio
 
-from .._exceptions import NoResult, TransportClosed, fresh_copy
+from .._exceptions import ActorTooSlowError, NoResult, TransportClosed, fresh_copy
 from ..msg import MAIN_ALIAS
 from ._context import CONTEXT_ATTR, Context, open_context_from
-from ._stream import MsgStream
+from ._stream import STREAM_ATTR, MsgStream
 
 if TYPE_CHECKING:
     from ..ipc import Channel
@@ -26,6 +27,15 @@ log = logging.getLogger('tractorish.runtime')
 # mapping cost a weak reference per call); bounded all the same.
 _RUNNABLE: Dict[Any, Tuple[str, str]] = {}
 _RUNNABLE_KEPT = 4096
+
+
+def _check_runnable(fn: Any) -> None:
+    """Refuse what Portal.run cannot call, saying what to use instead."""
+    if inspect.isasyncgenfunction(fn) or getattr(fn, STREAM_ATTR, None):
+        raise TypeError(f'{fn.__name__} is a stream function: use Portal.open_stream_from, '
+                        f'not run')
+    if getattr(fn, CONTEXT_ATTR, False):
+        raise TypeError(f'{fn.__name__} is a context: use Portal.open_context, not run')
 
 
 def function_ref(fn: Callable[..., Any]) -> Tuple[str, str]:
@@ -61,7 +71,13 @@ class Portal:
     def peer_uid(self) -> Optional[Tuple[str, str]]:
         return self.channel.peer_uid
 
-    async def run(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    @property
+    def chan(self) -> 'Channel':
+        """The channel to the remote actor (tractor's newer name of ``channel``)."""
+        return self.channel
+
+    async def run(self, fn: Callable[..., Any], fn_name: Optional[str] = None,
+                  **kwargs: Any) -> Any:
         """Run the async function ``fn(**kwargs)`` in the remote actor.
 
         ``fn`` must be defined at module level in a module the remote actor
@@ -75,14 +91,16 @@ class Portal:
         suspend: the remote actor runs it to completion as soon as it reads
         the call, without starting a task for it (with a copy of the
         context variables a task would have had).
+
+        tractor's older form ``run('module.path', 'function', **kwargs)``
+        works too (with a ``DeprecationWarning``): it is :meth:`run_from_ns`.
         """
         try:
             ns, name = _RUNNABLE[fn]
         except (KeyError, TypeError):
-            if inspect.isasyncgenfunction(fn) or getattr(fn, CONTEXT_ATTR, False):
-                kind = 'an async generator' if inspect.isasyncgenfunction(fn) else 'a context'
-                use = 'open_stream_from' if kind == 'an async generator' else 'open_context'
-                raise TypeError(f'{fn.__name__} is {kind}: use Portal.{use}, not run') from None
+            if isinstance(fn, str):
+                return await self._run_by_name(fn, fn_name, kwargs)
+            _check_runnable(fn)
             ns, name = function_ref(fn)
             if len(_RUNNABLE) >= _RUNNABLE_KEPT:
                 _RUNNABLE.clear()
@@ -91,6 +109,15 @@ class Portal:
             except TypeError:  # unhashable: just do not cache it
                 pass
         return await self._run(ns, name, kwargs)
+
+    async def _run_by_name(self, ns: str, fn_name: Optional[str], kwargs: dict) -> Any:
+        if not fn_name:
+            raise TypeError("Portal.run('module', 'function') needs the function's "
+                            "name too; better, pass the function itself")
+        warnings.warn("Portal.run('module', 'function') is tractor's older form: pass "
+                      "the function itself, or use Portal.run_from_ns",
+                      DeprecationWarning, stacklevel=3)
+        return await self._run(ns, fn_name, kwargs)
 
     async def run_from_ns(self, namespace_path: str, function_name: str,
                           **kwargs: Any) -> Any:
@@ -128,8 +155,10 @@ class Portal:
         cancels it remotely and waits, shielded and bounded, for its
         ``finally`` blocks to run.
         """
-        if not inspect.isasyncgenfunction(async_gen_func):
-            raise TypeError(f'{async_gen_func!r} is not an async generator function')
+        if not (inspect.isasyncgenfunction(async_gen_func)
+                or getattr(async_gen_func, STREAM_ATTR, None)):
+            raise TypeError(f'{async_gen_func!r} is not an async generator function '
+                            f'(nor a @stream function)')
         ns, name = function_ref(async_gen_func)
         call = await self.actor.start_call(self.channel, ns, name, kwargs)
         async with call:
@@ -140,7 +169,8 @@ class Portal:
                             generator_caller=True)
 
     @asynccontextmanager
-    async def open_context(self, fn: Callable[..., Any],
+    async def open_context(self, fn: Callable[..., Any], allow_overruns: bool = False,
+                           hide_tb: bool = True,
                            **kwargs: Any) -> AsyncIterator[Tuple[Context, Any]]:
         """Call the ``@context`` function ``fn``; yield ``(ctx, first)``.
 
@@ -148,12 +178,16 @@ class Portal:
         Leaving the block normally waits for the callee to return (see
         :meth:`Context.result`); leaving it with an error sends the error to
         the callee and cancels it; a remote error is raised here.
+        ``allow_overruns`` is tractor's and changes nothing (flow control
+        makes a sender wait instead of overrunning its receiver);
+        ``hide_tb`` hides this frame from pytest's tracebacks.
         """
+        __tracebackhide__ = hide_tb
         if not getattr(fn, CONTEXT_ATTR, False):
             raise TypeError(f'{fn!r} is not decorated with @tractorish.context')
         ns, name = function_ref(fn)
         call = await self.actor.start_call(self.channel, ns, name, kwargs)
-        async with open_context_from(self.actor, call) as pair:
+        async with open_context_from(self.actor, call, portal=self) as pair:
             yield pair
 
     # --- run_in_actor results ----------------------------------------------
@@ -188,12 +222,15 @@ class Portal:
 
     # --- lifetime -----------------------------------------------------------
 
-    async def cancel_actor(self, timeout: Optional[float] = None) -> bool:
+    async def cancel_actor(self, timeout: Optional[float] = None,
+                           raise_on_timeout: bool = False) -> bool:
         """Ask the remote actor to shut down gracefully.
 
         Returns True if it acknowledged within ``timeout`` (default: the
         runtime's ``cancel_timeout``), False if it did not or is already
-        gone. Shielded from the caller's cancellation for that long.
+        gone; with ``raise_on_timeout``, no acknowledgement in time raises
+        :class:`ActorTooSlowError` instead. Shielded from the caller's
+        cancellation for that long.
         """
         if self.channel.closed:
             return False
@@ -207,6 +244,14 @@ class Portal:
                     return bool(await call.result())
             except TransportClosed:
                 return False
+        if raise_on_timeout:
+            raise ActorTooSlowError(f'{self!r} did not acknowledge cancel within {timeout}s')
         log.warning('%r did not acknowledge cancel within %.1fs', self, timeout)
         return False
+
+    async def aclose(self) -> None:
+        """tractor's: close the portal's streams. Each stream here is closed
+        by its own ``async with`` block, so there is nothing left to close;
+        a checkpoint."""
+        await trio.lowlevel.checkpoint()
 

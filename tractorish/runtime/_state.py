@@ -1,7 +1,8 @@
 """Process-wide runtime state: the one actor this process runs."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._exceptions import TractorishError
 
@@ -9,6 +10,11 @@ if TYPE_CHECKING:
     from ._actor import Actor
 
 _current: Optional['Actor'] = None
+
+# What the running code serves, for current_ipc_ctx(): a remote task
+# (RpcTask), a context (Context), or, in a channel's reader, the ChanState
+# whose inline call runs there. Set once per task: nothing per message.
+CURRENT_CALL: ContextVar[Any] = ContextVar('tractorish_current_call', default=None)
 
 
 class NoRuntime(TractorishError, RuntimeError):
@@ -32,3 +38,49 @@ def set_current_actor(actor: Optional['Actor']) -> Optional['Actor']:
     global _current
     previous, _current = _current, actor
     return previous
+
+
+class RuntimeVars:
+    """tractor's runtime variables of this process, as attributes."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f'RuntimeVars({self.__dict__!r})'
+
+
+def get_runtime_vars(as_dict: bool = True, clear_values: bool = False) -> Any:
+    """tractor's runtime variables: a fresh dict (or :class:`RuntimeVars`).
+
+    ``_is_root``, ``_root_mailbox`` (the root actor's first address),
+    ``_root_addrs``, ``_registry_addrs``, ``_enable_tpts`` (this actor's
+    transport), ``_debug_mode`` and ``_is_infected_aio`` (always False
+    here), ``use_greenback`` and ``repl_fixture`` (False). With
+    ``clear_values``, or no actor running, the values of a process that
+    runs none.
+    """
+    actor = None if clear_values else _current
+    values: dict = {
+        '_is_root': actor.is_root if actor is not None else False,
+        '_root_mailbox': (None, None),
+        '_root_addrs': [],
+        '_registry_addrs': [],
+        '_enable_tpts': ['tcp'],
+        '_debug_mode': False,
+        '_is_infected_aio': False,
+        'use_greenback': False,
+        'repl_fixture': False,
+    }
+    if actor is not None:
+        values['_root_addrs'] = list(actor.root_addrs)
+        if actor.root_addrs:
+            values['_root_mailbox'] = actor.root_addrs[0]
+        values['_registry_addrs'] = list(actor.registry_addrs)
+        values['_enable_tpts'] = [actor.config.transport]
+    return values if as_dict else RuntimeVars(**values)
+
+
+def debug_mode() -> bool:
+    """True if the tree debugger is on: never yet, in tractorish."""
+    return False

@@ -21,6 +21,7 @@ truly run ahead.
 """
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, List, Optional, Union
@@ -62,6 +63,11 @@ class SendCredit:
         if self._closed is None:
             self._closed = reason
         self._lot.unpark_all()
+
+    @property
+    def closed(self) -> bool:
+        """True once sending has ended (the peer stopped reading or went away)."""
+        return self._closed is not None
 
     def take_nowait(self) -> bool:
         """Take one credit if there is one and sending is still open; True
@@ -412,6 +418,56 @@ def _fresh(err: BaseException) -> BaseException:
     """A copy of a shared error, so each raiser gets its own traceback."""
     import copy
     return copy.copy(err).with_traceback(None)
+
+
+STREAM_ATTR = '_tractorish_stream'
+
+
+def stream(fn: Any) -> Any:
+    """Mark ``fn`` as a legacy one-way stream function, as tractor's ``@stream``.
+
+    ``fn`` is an ``async def`` taking a ``ctx`` (or ``stream``) parameter;
+    it sends each value with ``await ctx.send_yield(value)`` and returns
+    at the end. Callers read it with ``Portal.open_stream_from``, as they
+    read an async generator (new code should write one: it is the same
+    stream, flow-controlled the same way).
+    """
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f'@stream decorates an async function, not {fn!r}')
+    params = inspect.signature(fn).parameters
+    if 'ctx' in params:
+        setattr(fn, STREAM_ATTR, 'ctx')
+    elif 'stream' in params:
+        setattr(fn, STREAM_ATTR, 'stream')
+    else:
+        raise TypeError(f'{fn.__qualname__} must take a `ctx` parameter to be a @stream '
+                        f'function (it sends with ctx.send_yield)')
+    return fn
+
+
+async def send_yield(task: 'RpcTask', value: Any) -> None:
+    """Send one value of a legacy stream function, against the caller's credit."""
+    credit = task.send_credit
+    if not credit.take_nowait():
+        await credit.acquire()
+    try:
+        await task.chan.send(msg.yield_(value, task.cid))
+    except BaseException:
+        credit.credit += 1  # nothing was sent (cancelled, unencodable)
+        raise
+
+
+async def drive_stream_function(fn: Any, kwargs: dict, task: 'RpcTask',
+                                ctx: 'Context') -> None:
+    """The callee's side of a legacy ``@stream`` function: run it with its
+    ``ctx``, then end the stream."""
+    try:
+        await fn(**{**kwargs, getattr(fn, STREAM_ATTR): ctx})
+    except trio.BrokenResourceError:
+        if not task.send_credit.closed:
+            raise
+        return  # the caller stopped reading: nothing more to say
+    await task.chan.send(msg.stop(task.cid))
 
 
 # A generator with credit to spare yields to the scheduler this often.

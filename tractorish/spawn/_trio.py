@@ -20,7 +20,7 @@ import msgpack
 import trio
 
 from .._exceptions import ActorCrashed
-from ..ipc import addr_to_wire
+from ..ipc import Address, addr_to_wire
 from ..msg import unpack_error
 from ..runtime import Actor, Portal, new_uid_tail
 from ._forkserver import ForkedProcess, forkserver_for
@@ -168,12 +168,18 @@ class ChildProcess:
 
 async def spawn_actor(parent: Actor, name: str, *,
                       enable_modules: Sequence[str] = (),
-                      loglevel: Optional[str] = None) -> ChildProcess:
+                      loglevel: Optional[str] = None,
+                      bind_addrs: Optional[Sequence[Address]] = None,
+                      transport: Optional[str] = None,
+                      inherit_main: bool = True) -> ChildProcess:
     """Start an actor process and wait until it has connected back.
 
-    Raises :class:`RemoteActorError` if the child could not import its
-    modules, :class:`ActorCrashed` if it died before connecting. Cancelling
-    this kills the half-started child.
+    ``bind_addrs`` are where the child listens (default: its transport's
+    default); ``transport`` overrides the parent's; ``inherit_main=False``
+    gives it no way to load this program's main module. Raises
+    :class:`RemoteActorError` if the child could not import its modules or
+    bind its addresses, :class:`ActorCrashed` if it died before connecting.
+    Cancelling this kills the half-started child.
     """
     if not parent.listen_addrs:
         raise RuntimeError(f'{parent!r} is not listening: open its runtime first')
@@ -181,6 +187,8 @@ async def spawn_actor(parent: Actor, name: str, *,
     config = parent.config.to_wire()
     if loglevel is not None:
         config['loglevel'] = loglevel
+    if transport is not None:
+        config['transport'] = transport
     if config['discovery'] == 'serve':  # one registrar per tree: the root
         config['discovery'] = 'auto'
     boot = {
@@ -192,7 +200,9 @@ async def spawn_actor(parent: Actor, name: str, *,
         'config': config,
         'sys_path': list(sys.path),
         'cwd': os.getcwd(),
-        'main_ref': main_module_ref(parent),
+        'main_ref': main_module_ref(parent) if inherit_main else None,
+        'bind_addrs': [addr_to_wire(a) for a in bind_addrs or ()],
+        'root_addrs': [addr_to_wire(a) for a in parent.root_addrs],
         'registry_addrs': [addr_to_wire(a) for a in parent.registry_addrs],
         'parent_registrar_addr': (addr_to_wire(parent.registrar_addr)
                                   if parent.registrar_addr is not None else None),

@@ -20,6 +20,7 @@ concurrently. One error is raised as itself, several as one
 from __future__ import annotations
 
 import functools
+import inspect
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -27,9 +28,11 @@ import trio
 
 from .._exceptions import ContextCancelled, NoResult, TransportClosed
 from .._groups import combine_errors
-from ..runtime import Actor, Portal, current_actor, function_ref
+from ..runtime import CONTEXT_ATTR, STREAM_ATTR, Actor, Portal, current_actor, function_ref
 from ..spawn import ChildProcess, spawn_actor
 from ._root import open_root_actor
+from ._tractor_kwargs import (child_bind_addrs, modules_with_alias, refuse_proc_kwargs,
+                              refuse_unavailable, transport_of)
 
 Job = Tuple[str, str, dict]
 
@@ -67,7 +70,14 @@ class ActorNursery:
         return self._cancel_called
 
     async def start_actor(self, name: str, *, enable_modules: Sequence[str] = (),
-                          loglevel: Optional[str] = None) -> Portal:
+                          loglevel: Optional[str] = None,
+                          bind_addrs: Optional[Sequence[Any]] = None,
+                          enable_transports: Optional[Sequence[str]] = None,
+                          rpc_module_paths: Optional[Sequence[str]] = None,
+                          debug_mode: Optional[bool] = None,
+                          infect_asyncio: bool = False,
+                          inherit_parent_main: bool = True,
+                          proc_kwargs: Optional[Dict[str, Any]] = None) -> Portal:
         """Start a daemon actor that serves calls until it is cancelled.
 
         Returns once the actor has connected back and imported
@@ -75,32 +85,61 @@ class ActorNursery:
         failed. The nursery block waits for daemon actors to end: cancel
         them with ``portal.cancel_actor()`` or :meth:`cancel`. Cancelling
         this call kills the half-started actor.
+
+        ``bind_addrs`` are the addresses the actor listens on (default: a
+        free port, or a socket file); ``enable_transports=['uds']`` (or
+        ``['tcp']``) picks its transport. ``inherit_parent_main=False``
+        keeps it from loading this program's main module. tractor's
+        ``rpc_module_paths`` is an older ``enable_modules``;
+        ``debug_mode=True``, ``infect_asyncio=True`` and ``proc_kwargs``
+        raise, saying what to do instead.
         """
-        return await self._start(name, enable_modules, loglevel, None)
+        refuse_unavailable(debug_mode=debug_mode, infect_asyncio=infect_asyncio)
+        refuse_proc_kwargs(proc_kwargs)
+        options = dict(enable_modules=modules_with_alias(enable_modules, rpc_module_paths),
+                       loglevel=loglevel, bind_addrs=child_bind_addrs(bind_addrs),
+                       transport=transport_of(enable_transports),
+                       inherit_main=inherit_parent_main)
+        return await self._start(name, options, None)
 
     async def run_in_actor(self, fn: Callable[..., Any], *, name: Optional[str] = None,
                            enable_modules: Sequence[str] = (),
-                           loglevel: Optional[str] = None, **kwargs: Any) -> Portal:
+                           loglevel: Optional[str] = None,
+                           bind_addrs: Optional[Sequence[Any]] = None,
+                           enable_transports: Optional[Sequence[str]] = None,
+                           rpc_module_paths: Optional[Sequence[str]] = None,
+                           infect_asyncio: bool = False,
+                           inherit_parent_main: bool = True,
+                           proc_kwargs: Optional[Dict[str, Any]] = None,
+                           **kwargs: Any) -> Portal:
         """Start an actor that runs ``fn(**kwargs)`` once and then ends.
 
         ``await portal.result()`` gives the return value, or raises the
         error. An error in ``fn`` does not cancel the other children: it is
         raised at the nursery's exit, once every ``run_in_actor`` child has
-        finished (and the daemon actors have been cancelled).
+        finished (and the daemon actors have been cancelled). The other
+        keywords are :meth:`start_actor`'s.
         """
+        if (inspect.isasyncgenfunction(fn) or getattr(fn, STREAM_ATTR, None)
+                or getattr(fn, CONTEXT_ATTR, False)):
+            raise TypeError(f'run_in_actor runs a function to its result; {fn!r} is a '
+                            f'stream or a context: start_actor, then open_stream_from '
+                            f'or open_context on its portal')
+        refuse_unavailable(infect_asyncio=infect_asyncio)
+        refuse_proc_kwargs(proc_kwargs)
         ns, func_name = function_ref(fn)
-        modules = [ns, *(m for m in enable_modules if m != ns)]
-        return await self._start(name or func_name, modules, loglevel,
-                                 (ns, func_name, kwargs))
+        modules = modules_with_alias(enable_modules, rpc_module_paths)
+        options = dict(enable_modules=[ns, *(m for m in modules if m != ns)],
+                       loglevel=loglevel, bind_addrs=child_bind_addrs(bind_addrs),
+                       transport=transport_of(enable_transports),
+                       inherit_main=inherit_parent_main)
+        return await self._start(name or func_name, options, (ns, func_name, kwargs))
 
-    async def _start(self, name: str, enable_modules: Sequence[str],
-                     loglevel: Optional[str], job: Optional[Job]) -> Portal:
+    async def _start(self, name: str, options: Dict[str, Any],
+                     job: Optional[Job]) -> Portal:
         if self._cancel_called:
             raise RuntimeError('this actor nursery was cancelled; it starts no more actors')
-        if isinstance(enable_modules, str):
-            raise TypeError('enable_modules must be a list of module names, not a string')
-        child = await spawn_actor(self._actor, name, enable_modules=enable_modules,
-                                  loglevel=loglevel)
+        child = await spawn_actor(self._actor, name, **options)
         if self._cancel_called:  # cancel() ran while this one was starting
             await child.reap()
             raise RuntimeError('this actor nursery was cancelled while '
@@ -226,8 +265,10 @@ async def open_nursery(**root_kwargs: Any) -> AsyncIterator[ActorNursery]:
     this call opens it. The block exits once every child has ended; an error
     in the block cancels all of them first (see :class:`ActorNursery`).
     """
+    __tracebackhide__ = root_kwargs.get('hide_tb', True)
     actor = current_actor(err_on_no_runtime=False)
     if actor is not None:
+        root_kwargs.pop('hide_tb', None)  # pytest's business: fine anywhere
         if root_kwargs:
             raise TypeError(f'{sorted(root_kwargs)} only apply when open_nursery '
                             f'opens the root actor, and one is already running')

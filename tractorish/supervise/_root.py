@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Optional, Sequence
+from typing import Any, AsyncIterator, Optional, Sequence
 
+from .._exceptions import RuntimeFailure
 from .._log import configure_logging
 from ..ipc import Address, normalize_addr, parse_addr
 from ..runtime import Actor, RuntimeConfig, current_actor, set_current_actor
+from ._tractor_kwargs import refuse_unavailable, root_options
 
 REGISTRY_ENV = 'TRACTORISH_REGISTRY'
 DEFAULT_REGISTRY_ADDR: Address = ('127.0.0.1', 1616)
@@ -27,32 +29,40 @@ async def open_root_actor(name: str = 'root', *,
                           config: Optional[RuntimeConfig] = None,
                           start_method: Optional[str] = None,
                           debug_mode: bool = False,
-                          ) -> AsyncIterator[Actor]:
+                          **tractor_kwargs: Any) -> AsyncIterator[Actor]:
     """Run this process as the root actor of a tree for the block's duration.
 
     ``enable_modules`` are the modules other actors may call here;
     ``config`` groups the runtime settings (transport, secret, timeouts),
-    which every actor of the tree inherits; ``start_method`` (tractor's
-    name) overrides its spawn backend. On exit, remote tasks running
-    here are cancelled and every channel is closed. Raises ``RuntimeError``
-    if this process already runs an actor.
+    which every actor of the tree inherits; ``start_method`` overrides its
+    spawn backend (``'forkserver'`` or ``'trio'``, or tractor's
+    ``'mp_forkserver'`` and ``'mp_spawn'``). On exit, remote tasks running
+    here are cancelled and every channel is closed. Raises
+    :class:`RuntimeFailure` if this process already runs an actor.
+
+    tractor's keywords work too: ``arbiter_addr`` / ``reg_addr`` (one
+    registry address), ``enable_transports=['tcp' | 'uds']``,
+    ``rpc_module_paths``, ``enable_stack_on_sig`` (SIGUSR1 prints every
+    actor's task tree), ``ensure_registry`` (this root must become the
+    registrar), ``hide_tb``; ``debug_mode=True``, ``infect_asyncio=True``
+    and ``maybe_enable_greenback=True`` raise ``NotImplementedError``
+    saying what to do instead.
     """
+    __tracebackhide__ = tractor_kwargs.get('hide_tb', True)
     if current_actor(err_on_no_runtime=False) is not None:
-        raise RuntimeError('this process already runs a tractorish actor; '
-                           'use open_nursery() inside it instead')
-    if debug_mode:
-        raise NotImplementedError('debug_mode (a multi-process debugger) is not '
-                                  'available in tractorish')
+        raise RuntimeFailure('this process already runs a tractorish actor; '
+                             'use open_nursery() inside it instead')
+    refuse_unavailable(debug_mode=debug_mode)
     config = config or RuntimeConfig()
     if loglevel is not None:
         config.loglevel = loglevel
     if start_method is not None:
         config = config.replace(start_method=start_method)
+    config, addrs, modules = root_options(config, registry_addrs, enable_modules,
+                                          tractor_kwargs)
     configure_logging(config.loglevel, name)
-    addrs = [normalize_addr(a) for a in registry_addrs] if registry_addrs \
-        else default_registry_addrs()
-    actor = Actor(name, enable_modules=enable_modules, config=config,
-                  is_root=True, registry_addrs=addrs)
+    actor = Actor(name, enable_modules=modules, config=config,
+                  is_root=True, registry_addrs=addrs or default_registry_addrs())
     actor.load_modules()
     set_current_actor(actor)
     try:
