@@ -35,8 +35,8 @@ async def main() -> None:
             print('found alpha:', await portal.run(whoami))
         async with tractorish.find_actor('nobody') as portal:
             print('find_actor for an unknown name gives', portal)
-        # query_actor: only the address
-        async with tractorish.query_actor('alpha') as addr:
+        # query_actor: only the address (and the registrar that knew it)
+        async with tractorish.query_actor('alpha') as (addr, registrar):
             print('alpha listens on', addr)
 
         # two actors under one name: find_actor picks the one registered

@@ -45,6 +45,10 @@ class MsgTypeError(TractorishError, TypeError):
 class TransportClosed(TractorishError, ConnectionError):
     """The channel to a peer is closed, or the peer went away."""
 
+    @property
+    def message(self) -> str:
+        return str(self)
+
 
 class AuthenticationError(TractorishError, PermissionError):
     """A peer failed the handshake: wrong protocol, wrong or no secret."""
@@ -116,6 +120,28 @@ class RemoteActorError(TractorishError):
         if self.tb_str:
             return f'{head}\n\n------ remote traceback ------\n{self.tb_str.rstrip()}'
         return head
+
+    @property
+    def boxed_type_str(self) -> str:
+        """The remote exception's type name (tractor's name of ``type_str``)."""
+        return self.type_str
+
+    @property
+    def relay_uid(self) -> Optional[Uid]:
+        """The last actor that passed this error on (None if it came direct)."""
+        return self.relay_uids[-1] if self.relay_uids else None
+
+    def unwrap(self) -> BaseException:
+        """The remote exception rebuilt as its own type, with this error as
+        its cause, when its type is known here and takes a message; else self."""
+        if self.boxed_type is None:
+            return self
+        try:
+            error = self.boxed_type(self.message)
+        except Exception:  # a constructor that wants more than a message
+            return self
+        error.__cause__ = self
+        return error
 
     def __reduce__(self) -> Any:  # keep the boxed data through pickling
         state = {k: v for k, v in self.__dict__.items() if k != _COPY_OF}

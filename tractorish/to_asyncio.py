@@ -37,5 +37,17 @@ class AsyncioCancelled(Exception):
     """tractor's: an asyncio task was cancelled (never raised here)."""
 
 
-__all__ = ['AsyncioCancelled', 'LinkedTaskChannel', 'open_channel_from',
-           'run_as_asyncio_guest', 'run_task']
+class AsyncioTaskExited(Exception):
+    """tractor's: an asyncio task ended early (never raised here)."""
+
+
+class TrioCancelled(Exception):
+    """tractor's: the trio side was cancelled (never raised here)."""
+
+
+class TrioTaskExited(AsyncioCancelled):
+    """tractor's: the trio side ended early (never raised here)."""
+
+
+__all__ = ['AsyncioCancelled', 'AsyncioTaskExited', 'LinkedTaskChannel', 'TrioCancelled',
+           'TrioTaskExited', 'open_channel_from', 'run_as_asyncio_guest', 'run_task']

@@ -23,7 +23,7 @@ from ._compat import BaseExceptionGroup
 __all__ = [
     'AsyncReceiver', 'BroadcastReceiver', 'Lagged', 'broadcast_receiver',
     'collapse_eg', 'gather_contexts', 'get_collapsed_eg', 'is_multi_cancelled',
-    'maybe_open_context', 'maybe_open_nursery',
+    'maybe_open_context', 'maybe_open_nursery', 'start_or_cancel',
 ]
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,18 @@ async def maybe_open_nursery(nursery: Optional[Any] = None, shield: bool = False
     async with trio.open_nursery(**kwargs) as new_nursery:
         new_nursery.cancel_scope.shield = shield
         yield new_nursery
+
+
+async def start_or_cancel(nursery: trio.Nursery, async_fn: Callable[..., Awaitable[Any]],
+                          *args: Any, name: Optional[str] = None) -> Any:
+    """``nursery.start(async_fn, *args)``; if the caller was cancelled while
+    the task started, its ``Cancelled``, not trio's ``RuntimeError`` about a
+    task that never called ``task_status.started()``."""
+    try:
+        return await nursery.start(async_fn, *args, name=name)
+    except RuntimeError:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        raise
 
 
 def _encloses_current_task(nursery: trio.Nursery) -> bool:

@@ -27,12 +27,18 @@ async def test_find_query_and_call_a_child_by_name():
             assert found is not None
             assert found.peer_uid == portal.peer_uid
             assert await found.run(actor_funcs.add, a=1, b=2) == 3
-        async with tractorish.query_actor('findme') as addr:
+        async with tractorish.query_actor('findme') as (addr, registrar):
             assert tuple(addr) == tuple(portal.channel.peer_info['addrs'][0])
+            assert registrar is not None and registrar.peer_uid[0] == 'root'
+        with pytest.raises(RuntimeError, match='nobody-by-this-name'):
+            async with tractorish.find_actor('nobody-by-this-name', raise_on_none=True):
+                pass
+        async with tractorish.find_actor('findme', only_first=False) as every:
+            assert [p.peer_uid for p in every] == [portal.peer_uid]
         async with tractorish.find_actor('nobody-by-this-name') as missing:
             assert missing is None
-        async with tractorish.query_actor('nobody-by-this-name') as addr:
-            assert addr is None
+        async with tractorish.query_actor('nobody-by-this-name') as (addr, registrar):
+            assert addr is None and registrar is None
         names = {e['name'] for e in await tractorish.list_actors()}
         assert {'root', 'findme'} <= names
         await portal.cancel_actor()

@@ -335,3 +335,74 @@ def test_stack_dumps_on_sigusr1_reach_every_actor(tmp_path):
     assert "--- tasks of actor 'root'" in proc.stderr
     assert "--- tasks of actor 'sleeper'" in proc.stderr
     assert 'sleep_forever' in proc.stderr
+
+
+def test_tractors_msg_names_exist_or_say_why_not():
+    from tractorish import msg
+    path = msg.NamespacePath.from_ref(ts.add)
+    assert path == 'tractor_style:add' and path.load_ref() is ts.add
+    assert path.to_tuple() == ('tractor_style', 'add')
+    assert msg.Aid('a', 'b', 3).uid == ('a', 'b')
+    with pytest.raises(NotImplementedError, match='plain msgpack'):
+        msg.mk_codec  # noqa: B018 - the access is the test
+    with pytest.raises(AttributeError):
+        msg.no_such_name  # noqa: B018
+
+
+async def test_a_context_stream_knows_its_context():
+    async with tractor.open_nursery() as an:
+        portal = await an.start_actor('echo', enable_modules=['tractor_style'])
+        async with portal.open_context(ts.echo_ctx, greeting='hi') as (ctx, _):
+            async with ctx.open_stream() as stream:
+                assert stream.ctx is ctx and stream.chan is portal.channel
+                await stream.send('ping')
+                assert await stream.receive() == 'ping'
+            assert await ctx.result() == 'done'
+        assert ctx.has_outcome and ctx.outcome == 'done' and ctx.maybe_error is None
+        await portal.cancel_actor()
+
+
+async def test_smaller_tractor_names():
+    async with tractor.open_nursery() as an:
+        portal = await an.start_actor('small', enable_modules=['tractor_style'])
+        with pytest.warns(DeprecationWarning, match='run_from_ns'):
+            assert await portal.run('tractor_style', 'add', a=1, b=1) == 2  # the old form
+        async with portal.open_context(ts.counter_ctx, start=3) as (ctx, first):
+            assert first == 3
+            await ctx.cancel(timeout=5)
+        assert ctx.cancel_acked and ctx.cancelled_caught
+        ctx.maybe_raise()  # our own cancel: nothing to raise
+        assert tractor.current_actor().get_parent is not None
+        with pytest.raises(RuntimeError, match='root'):
+            tractor.current_actor().get_parent()
+        with pytest.raises(tractor.RemoteActorError) as info:
+            await portal.run(ts.add, a=1)
+        assert info.value.boxed_type_str == 'TypeError' and info.value.relay_uid is None
+        assert isinstance(info.value.unwrap(), TypeError)
+        assert tractor.is_root_process()
+        await an.cancel()
+        assert an.cancelled_caught
+    assert an.exited.is_set()
+    assert not tractor.is_root_process()  # no runtime now, as in tractor
+
+    @tractor.context()
+    async def called_decorator(ctx):
+        pass
+    assert getattr(called_decorator, '_tractorish_context')
+    with pytest.raises(NotImplementedError):
+        tractor.context(pld_spec=int)
+
+
+async def test_start_or_cancel_reraises_the_outer_cancel():
+    from tractorish import trionics
+
+    async def never_starts(task_status=trio.TASK_STATUS_IGNORED):
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            return  # swallowed: nursery.start() alone would raise RuntimeError
+
+    async with trio.open_nursery() as nursery:
+        with trio.move_on_after(0.1) as scope:
+            await trionics.start_or_cancel(nursery, never_starts)
+        assert scope.cancelled_caught

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import AsyncIterator, Dict, List, Optional, Sequence
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Tuple
 
 import trio
 
@@ -59,21 +59,49 @@ async def _portal_to(entry: dict) -> AsyncIterator[Portal]:
 
 @asynccontextmanager
 async def query_actor(name: str, registry_addrs: Optional[Sequence[Address]] = None,
-                      ) -> AsyncIterator[Optional[Address]]:
-    """The address of the actor called ``name``, or ``None``."""
-    entries = await _lookup(name, registry_addrs)
-    yield normalize_addr(entries[-1]['addrs'][0]) if entries else None
+                      regaddr: Optional[Address] = None,
+                      ) -> AsyncIterator[Tuple[Optional[Address], Optional[Portal]]]:
+    """``(address, registrar)``: where the actor called ``name`` listens
+    (``None`` if no registrar knows it), and a portal to the registrar that
+    answered (``None`` if none did); no connection to the actor is made.
+
+    ``regaddr`` is tractor's way to name one registry address.
+    """
+    if regaddr is not None:
+        registry_addrs = [regaddr]
+    for addr in _registry_addrs(registry_addrs):
+        try:
+            async with get_registry(addr) as registry:
+                entries = await registry.run(_registrar.find, name=name)
+                if entries:
+                    yield normalize_addr(entries[-1]['addrs'][0]), registry
+                    return
+        except TransportClosed:
+            continue
+    yield None, None
 
 
 @asynccontextmanager
 async def find_actor(name: str, registry_addrs: Optional[Sequence[Address]] = None,
-                     ) -> AsyncIterator[Optional[Portal]]:
+                     enable_transports: Optional[Sequence[str]] = None,
+                     only_first: bool = True, raise_on_none: bool = False,
+                     ) -> AsyncIterator[Any]:
     """A portal to the actor called ``name``, or ``None`` if none is registered.
 
     The connection is closed when the block exits (a channel we already had
-    to that actor, e.g. to our own child, is reused and left open).
+    to that actor, e.g. to our own child, is reused and left open). As in
+    tractor: ``only_first=False`` gives a list of portals to every actor of
+    that name (as :func:`find_actors`), ``raise_on_none=True`` raises
+    ``RuntimeError`` instead of giving ``None``; ``enable_transports`` is
+    accepted, each actor being reached on the address it registered.
     """
     entries = await _lookup(name, registry_addrs)
+    if not entries and raise_on_none:
+        raise RuntimeError(f'no actor registered as {name!r}')
+    if not only_first:
+        async with AsyncExitStack() as stack:
+            yield [await stack.enter_async_context(_portal_to(e)) for e in entries]
+        return
     if not entries:
         yield None
         return

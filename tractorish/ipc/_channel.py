@@ -482,6 +482,10 @@ class Channel:
             self._spin_misses = 0
             return data
 
+    async def recv(self) -> dict:
+        """tractor's name of :meth:`receive`."""
+        return await self.receive()
+
     async def receive_batch(self, *, at_eof_empty: bool = True) -> List[dict]:
         """Every message already decoded (at least one); ``[]`` at a clean EOF.
 

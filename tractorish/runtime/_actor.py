@@ -22,7 +22,8 @@ import time
 import types
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, List, Optional,
+                    Sequence, Tuple)
 
 import trio
 
@@ -37,6 +38,9 @@ from ._context import CONTEXT_ATTR, Context, run_context
 from ._stackdump import DEFAULT_SIGNAL, dump_stacks_on_signal
 from ._state import CURRENT_CALL
 from ._stream import STREAM_ATTR, drive_generator, drive_stream_function
+
+if TYPE_CHECKING:
+    from ._portal import Portal
 
 log = logging.getLogger('tractorish.runtime')
 
@@ -746,6 +750,18 @@ class Actor:
     def cancel_called(self) -> bool:
         """True once someone asked this actor to shut down (tractor's name)."""
         return self._shutdown_requested.is_set()
+
+    @property
+    def cancel_complete(self) -> bool:
+        """True once the runtime has shut down (tractor's name)."""
+        return self._shutdown_done.is_set()
+
+    def get_parent(self) -> 'Portal':
+        """A portal to this actor's parent; ``RuntimeError`` in the root."""
+        from ._portal import Portal
+        if self.parent_chan is None:
+            raise RuntimeError(f'{self!r} has no parent: it is the root of its tree')
+        return Portal(self, self.parent_chan)
 
     @property
     def cancel_caller(self) -> Optional[msg.Aid]:

@@ -486,14 +486,16 @@ class Call(_End):
                 error = unpack_error(msg['error'])
                 return None if isinstance(error, ContextCancelled) else error
 
-    async def cancel_remote(self) -> bool:
+    async def cancel_remote(self, timeout: Optional[float] = None) -> bool:
         """Ask the callee to cancel this call's task and wait (bounded) for it.
 
-        Shielded: runs even when the caller is being cancelled. Returns True
+        Shielded: runs even when the caller is being cancelled, for up to
+        ``timeout`` seconds (default ``CANCEL_ACK_TIMEOUT``). Returns True
         if the callee confirmed.
         """
         with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + CANCEL_ACK_TIMEOUT
+            scope.deadline = trio.current_time() + (
+                CANCEL_ACK_TIMEOUT if timeout is None else timeout)
             try:
                 ack = await self.actor.start_call(
                     self.chan, 'self', '_cancel_task', {'cid': self.cid})

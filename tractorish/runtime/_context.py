@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple,
 import trio
 
 from .. import msg
-from .._exceptions import ContextCancelled, MsgTypeError, RemoteActorError, TransportClosed
+from .._exceptions import (ContextCancelled, InternalError, MsgTypeError, RemoteActorError,
+                           TransportClosed)
 from ._state import CURRENT_CALL
 from ._stream import DEFAULT_WINDOW, MsgStream, send_yield
 
@@ -32,11 +33,20 @@ CONTEXT_ATTR = '_tractorish_context'
 F = TypeVar('F', bound=Callable[..., Any])
 
 
-def context(fn: F) -> F:
+def context(fn: Optional[F] = None, *, pld_spec: Any = None,
+            dec_hook: Any = None, enc_hook: Any = None) -> Any:
     """Mark an async function as a context: called with ``ctx`` first.
 
-    Callers reach it with ``Portal.open_context(fn, **kwargs)``.
+    Callers reach it with ``Portal.open_context(fn, **kwargs)``. Used bare
+    (``@context``) or called (``@context()``); tractor's typed-payload
+    options (``pld_spec``, ``dec_hook``, ``enc_hook``) raise
+    ``NotImplementedError``: messages here are plain msgpack.
     """
+    if pld_spec is not None or dec_hook is not None or enc_hook is not None:
+        raise NotImplementedError('typed payloads (pld_spec, dec_hook, enc_hook) are '
+                                  "tractor's; tractorish sends plain msgpack values")
+    if fn is None:
+        return context
     if not callable(fn):
         raise TypeError(f'@context decorates a function, not {fn!r}')
     setattr(fn, CONTEXT_ATTR, True)
@@ -130,11 +140,13 @@ class Context:
             return None
         return self._final['return'] if 'return' in self._final else self.maybe_error
 
-    async def started(self, value: Any = None) -> None:
+    async def started(self, value: Any = None, validate_pld_spec: bool = True,
+                      strict_pld_parity: bool = False, hide_tb: bool = True) -> None:
         """Send the caller its first value; call it exactly once, first.
 
         Raises ``RuntimeError`` on the caller's side, when called twice, or
-        after the stream was opened.
+        after the stream was opened. The other keywords are tractor's and
+        change nothing (no payload specs here).
         """
         if self.side != 'callee':
             raise RuntimeError('only the called side of a context calls started()')
@@ -183,22 +195,23 @@ class Context:
         except TransportClosed:
             pass
 
-    async def cancel(self) -> None:
+    async def cancel(self, timeout: Optional[float] = None) -> None:
         """Cancel the callee's task.
 
         On the caller this asks the callee to cancel and waits (shielded,
-        bounded) for it to confirm; the resulting :class:`ContextCancelled`
-        is not raised here nor at the end of ``open_context``. On the callee
-        it cancels its own task; the caller then sees ``ContextCancelled``.
+        for up to ``timeout`` seconds) for it to confirm; the resulting
+        :class:`ContextCancelled` is not raised here nor at the end of
+        ``open_context``. On the callee it cancels its own task; the caller
+        then sees ``ContextCancelled``.
         """
         self._cancel_called = True
         if self.side == 'caller':
-            await self._end.cancel_remote()  # type: ignore[union-attr]
+            await self._end.cancel_remote(timeout)  # type: ignore[union-attr]
         else:
             self._end.cancel(self._actor.uid)  # type: ignore[union-attr]
             await trio.lowlevel.checkpoint()
 
-    async def result(self) -> Any:
+    async def result(self, hide_tb: bool = True) -> Any:
         """Wait for the callee's return value (caller side).
 
         Stream values not read by then are dropped. Raises the callee's
@@ -220,9 +233,16 @@ class Context:
             return None
         raise error
 
-    async def wait_for_result(self) -> Any:
+    async def wait_for_result(self, hide_tb: bool = True) -> Any:
         """Alias of :meth:`result`."""
         return await self.result()
+
+    def maybe_raise(self) -> None:
+        """Raise the callee's error if it has arrived (caller side)."""
+        error = self.maybe_error
+        if error is not None and not (self.cancel_acked
+                                      and isinstance(error, ContextCancelled)):
+            raise error
 
     async def send_yield(self, value: Any) -> None:
         """Send one value of a legacy ``@stream`` function (its callee side).
@@ -318,6 +338,6 @@ def current_ipc_ctx(error_on_not_set: bool = False) -> Optional[Context]:
                                                       kind=current.functype)
         return current.context
     if error_on_not_set:
-        raise RuntimeError('no IPC context here: current_ipc_ctx() is for code '
-                           'serving a remote call or inside Portal.open_context()')
+        raise InternalError('no IPC context here: current_ipc_ctx() is for code '
+                            'serving a remote call or inside Portal.open_context()')
     return None

@@ -56,6 +56,10 @@ class Portal:
     own call id.
     """
 
+    # how long cancel_actor waits by default (None: the runtime's
+    # cancel_timeout); tractor programs may set it, on the class or a portal
+    cancel_timeout: Optional[float] = None
+
     def __init__(self, actor: 'Actor', channel: 'Channel') -> None:
         self.actor = actor
         self.channel = channel
@@ -200,7 +204,7 @@ class Portal:
         if self._final_event is not None:
             self._final_event.set()
 
-    async def wait_for_result(self) -> Any:
+    async def wait_for_result(self, hide_tb: bool = True) -> Any:
         """The result of the function this actor was started to run.
 
         Only for portals from :meth:`ActorNursery.run_in_actor`; raises
@@ -216,7 +220,7 @@ class Portal:
             raise fresh_copy(self._final_error)
         return self._final_value
 
-    async def result(self) -> Any:
+    async def result(self, hide_tb: bool = True) -> Any:
         """Alias of :meth:`wait_for_result` (tractor's older name)."""
         return await self.wait_for_result()
 
@@ -234,7 +238,9 @@ class Portal:
         """
         if self.channel.closed:
             return False
-        timeout = self.actor.config.cancel_timeout if timeout is None else timeout
+        if timeout is None:
+            timeout = (self.cancel_timeout if self.cancel_timeout is not None
+                       else self.actor.config.cancel_timeout)
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + timeout
             try:

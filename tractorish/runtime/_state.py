@@ -30,8 +30,9 @@ def current_actor(err_on_no_runtime: bool = True) -> 'Actor':
 
 
 def is_root_process() -> bool:
-    """True in the process that opened the root actor (or with no runtime)."""
-    return _current is None or _current.is_root
+    """True in the process that runs the root actor of a tree (as in
+    tractor, False while no actor runs here)."""
+    return _current is not None and _current.is_root
 
 
 def set_current_actor(actor: Optional['Actor']) -> Optional['Actor']:

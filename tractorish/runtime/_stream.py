@@ -168,6 +168,16 @@ class MsgStream(_Iterable):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def ctx(self) -> Optional['Context']:
+        """The context this stream belongs to (None for a generator's stream)."""
+        return self._context
+
+    @property
+    def chan(self) -> Any:
+        """The channel the stream's messages travel on."""
+        return self._chan
+
     # --- receiving ------------------------------------------------------------
 
     async def _grant_initial(self) -> None:
@@ -259,7 +269,7 @@ class MsgStream(_Iterable):
 
     # --- sending --------------------------------------------------------------
 
-    async def send(self, value: Any) -> None:
+    async def send(self, value: Any, hide_tb: bool = True) -> None:
         """Send ``value`` to the other side (contexts only).
 
         Waits while the other side has no room (no credit); raises

@@ -79,6 +79,10 @@ class Forkserver:
         self._pending: Dict[int, Any] = {}  # request id -> [event, reply]
         self._children: Dict[int, ForkedProcess] = {}
         self._ready = trio.Event()
+        # one request on the socket at a time: with the zygote's queue full
+        # (net.unix.max_dgram_qlen is small), concurrent senders would wait
+        # on one fd together, which trio refuses
+        self._send_lock = trio.StrictFIFOLock()
         self.broken: Optional[BaseException] = None
 
     async def start(self) -> None:
@@ -110,8 +114,9 @@ class Forkserver:
         self._pending[request] = slot
         try:
             data = msgpack.packb({'fork': request, 'boot': boot}, use_bin_type=True)
-            await self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                               _fd_array(write_fd))])
+            async with self._send_lock:
+                await self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                   _fd_array(write_fd))])
         except BaseException:
             os.close(read_fd)
             raise

@@ -53,6 +53,8 @@ class ActorNursery:
         self._jobs_done = trio.lowlevel.ParkingLot()
         self.errors: Dict[Tuple[str, str], BaseException] = {}
         self._cancel_called = False
+        self._cancel_done = False
+        self.exited = trio.Event()  # set once the nursery's block has exited
 
     @property
     def children(self) -> List[ChildProcess]:
@@ -68,6 +70,11 @@ class ActorNursery:
     def cancelled(self) -> bool:
         """tractor's older name of :attr:`cancel_called`."""
         return self._cancel_called
+
+    @property
+    def cancelled_caught(self) -> bool:
+        """True once a :meth:`cancel` has ended every child."""
+        return self._cancel_done
 
     async def start_actor(self, name: str, *, enable_modules: Sequence[str] = (),
                           loglevel: Optional[str] = None,
@@ -165,6 +172,7 @@ class ActorNursery:
         async with trio.open_nursery() as nursery:
             for child in self.children:
                 nursery.start_soon(functools.partial(child.reap, graceful=not hard_kill))
+        self._cancel_done = True
 
     async def _supervise(self, child: ChildProcess, job: Optional[Job]) -> None:
         try:
@@ -247,6 +255,7 @@ async def _open_actor_nursery(actor: Actor) -> AsyncIterator[ActorNursery]:
     except BaseException as error:
         raised.append(error)
     assert an is not None
+    an.exited.set()
     # each child's error once (the block may re-raise one of them, from
     # ``portal.result()``), Ctrl-C above all
     error = combine_errors([*an.errors.values(), *raised])

@@ -4,8 +4,9 @@ tractor programs pass keywords that have another name here, or a
 ``RuntimeConfig`` setting, or no counterpart at all. This module turns the
 first two into ours and refuses the rest at the call with an error that
 says what to use instead; nothing is accepted and then ignored, except
-where the docs say there is nothing to do (``hide_tb`` affects pytest's
-tracebacks only; ``allow_overruns`` cannot happen under flow control).
+where there is nothing to do: ``hide_tb`` affects pytest's tracebacks
+only, ``debug_filter`` serves the debugger (off here), and overruns
+(``allow_overruns``, ``msg_buffer_size``) cannot happen under flow control.
 """
 from __future__ import annotations
 
