@@ -57,7 +57,9 @@ import
     "import trio, msgpack"``, alternating.
 pool
     ``open_actor_pool(2, concurrency=4)``: ``pool.map`` of a trivial async
-    function over many items (calls/s); and ``open_actor_pool(2)``
+    function over many items (calls/s), and the same calls made by as many
+    concurrent ``pool.run`` callers, most of them waiting for a slot
+    (calls/s, against the map's); and ``open_actor_pool(2)``
     (concurrency 1): ``pool.starmap`` of a CPU-bound plain function (counting
     primes; chunks calibrated here to ~30 ms each) over the same chunks
     (wall time); both against ``concurrent.futures.ProcessPoolExecutor(2)``
@@ -896,6 +898,7 @@ async def pool_group(opts: argparse.Namespace, progress: Callable[[str], None],
     chunks, chunk_ms = make_chunks(opts.pool_chunks)
     kinds = ['tractorish', 'ppe', 'mp'] + (['trio_parallel'] if trio_parallel else [])
     res: Dict[str, Any] = {'tiny': {k: [] for k in kinds}, 'cpu': {k: [] for k in kinds},
+                           'callers': [],
                            'chunk_ms': chunk_ms, 'chunks': len(chunks), 'items': n_items,
                            'trio_parallel': trio_parallel is not None}
     mp_ctx = multiprocessing.get_context(MP_START_METHOD)
@@ -927,6 +930,22 @@ async def pool_group(opts: argparse.Namespace, progress: Callable[[str], None],
             ordered=False)])
         elapsed = time.perf_counter() - t0
         check_primes('the tractorish pool', total)
+        return elapsed
+
+    async def tractorish_callers(pool: tractorish.ActorPool) -> float:
+        """``n_items`` concurrent ``pool.run`` callers (most wait for a slot)."""
+        out: List[Any] = [None] * n_items
+
+        async def one(i: int) -> None:
+            out[i] = await pool.run(bench_funcs.echo, x=i)
+
+        t0 = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for i in items:
+                nursery.start_soon(one, i)
+        elapsed = time.perf_counter() - t0
+        if out != items:
+            raise RuntimeError('tractorish pool.run callers got the wrong values')
         return elapsed
 
     async def trio_parallel_run(ctx: Any, limiter: trio.CapacityLimiter,
@@ -1035,6 +1054,9 @@ async def pool_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     for kind in order:
                         gc.collect()
                         res[what][kind].append(await runs[what][kind]())
+                    if what == 'tiny':  # right after map: the two side by side
+                        gc.collect()
+                        res['callers'].append(n_items / await tractorish_callers(pool))
                 tiny, cpu = res['tiny'], res['cpu']
                 progress(f'pool rep {rep + 1}/{opts.reps}: tiny calls/s tractorish '
                          f'{tiny["tractorish"][-1]:,.0f}, ProcessPoolExecutor '
@@ -1063,6 +1085,8 @@ async def pool_group(opts: argparse.Namespace, progress: Callable[[str], None],
               tp_missing or 'trio_parallel.run_sync', fmt=',.0f')
     table.add('tiny calls/s', tiny['tractorish'], tiny['mp'],
               'mp.Pool.apply, one at a time', fmt=',.0f')
+    table.add(f'tiny calls/s, {n_items:,} concurrent pool.run callers', res['callers'],
+              tiny['tractorish'], 'pool.map of the same calls', fmt=',.0f')
     table.add('CPU-bound wall time (ms)', cpu['tractorish'], cpu['ppe'],
               'ProcessPoolExecutor.map', fmt='.0f')
     table.add('CPU-bound wall time (ms)', cpu['tractorish'], cpu.get('trio_parallel') or None,

@@ -212,3 +212,49 @@ async def process_state() -> dict:
 
 async def raise_huge(size: int) -> None:
     raise ValueError('x' * size)
+
+
+# --- errors of every kind, on each path: a task, inline, a thread ------------------
+
+class NotAnException(BaseException):
+    """A BaseException a user's code might define."""
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError('no text for you')
+
+
+def _make_error(kind: str) -> BaseException:
+    return {
+        'keyboard': KeyboardInterrupt('user code raised it'),
+        'exit': SystemExit(3),
+        'base': NotAnException('a BaseException of our own'),
+        'unprintable': UnprintableError(),
+        'surrogate': ValueError('lone surrogate: \udc80 here'),
+    }[kind]
+
+
+async def raise_in_task(kind: str) -> None:
+    await trio.sleep(0)
+    raise _make_error(kind)
+
+
+async def raise_inline(kind: str) -> None:
+    raise _make_error(kind)
+
+
+def raise_in_thread(kind: str) -> None:
+    raise _make_error(kind)
+
+
+async def blob_task(size: int) -> bytes:
+    """A reply of ``size`` bytes, from a task of its own (it awaits)."""
+    await trio.sleep(0)
+    return b'x' * size
+
+
+async def fail_in_task(text: str) -> None:
+    await trio.sleep(0)
+    raise ValueError(text * 20)
+

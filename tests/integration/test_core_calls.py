@@ -134,7 +134,7 @@ async def test_the_read_turn_survives_random_cancels_callbacks_and_concurrency(s
 
 
 def test_never_suspends_reads_the_bytecode():
-    from tractorish.runtime._actor import never_suspends
+    from tractorish.runtime._resolve import never_suspends
 
     async def plain(a):
         return [x * 2 for x in a]

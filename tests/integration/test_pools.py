@@ -185,3 +185,47 @@ async def test_calls_after_a_crash_wait_for_the_replacement(tmp_path):
         assert await pool.run(pf.flaky, i=0, kind='sigkill', every=1,
                               marker_dir=str(tmp_path)) == 0
 
+
+
+class _CallerWakeups(trio.abc.Instrument):
+    """Counts how often the test's caller tasks are scheduled."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith('waiting_caller'):
+            self.count += 1
+
+
+async def test_waiting_callers_are_served_one_at_a_time_in_arrival_order():
+    # one slot, 150 callers: each end of a call hands the slot to the
+    # next caller alone (waking them all made 150 callers cost ~11,000
+    # wake-ups, a quadratic bill)
+    n = 150
+    order = []
+    wakeups = _CallerWakeups()
+    async with tractorish.open_actor_pool(1, enable_modules=MODS, name='fifo') as pool:
+        await pool.wait_ready()
+
+        async def waiting_caller(i: int) -> None:
+            if i == 0:  # holds the slot while the others line up
+                await pool.run(pf.slow_square, x=0, delay=2.0)
+            else:
+                assert await pool.run(pf.square, x=i) == i * i
+            order.append(i)
+
+        trio.lowlevel.add_instrument(wakeups)
+        try:
+            async with trio.open_nursery() as nursery:
+                for i in range(n):
+                    nursery.start_soon(waiting_caller, i)
+                    await trio.testing.wait_all_tasks_blocked()
+                lined_up = pool.statistics().waiting
+        finally:
+            trio.lowlevel.remove_instrument(wakeups)
+        stats = pool.statistics()
+    assert lined_up == n - 1
+    assert order == list(range(n))
+    assert stats.handoffs == n - 1 and stats.waiting == 0
+    assert wakeups.count < 12 * n, wakeups.count

@@ -31,9 +31,9 @@ def test_a_bad_setting_is_named(kwargs, complaint):
 def test_spin_default_and_environment(monkeypatch):
     from tractorish.runtime import _config
     monkeypatch.delenv(SPIN_ENV, raising=False)
-    monkeypatch.setattr(_config, '_usable_cpus', lambda: 2)
+    monkeypatch.setattr(_config, 'usable_cpus', lambda: 2)
     assert RuntimeConfig().spin_us == DEFAULT_SPIN_US
-    monkeypatch.setattr(_config, '_usable_cpus', lambda: 1)
+    monkeypatch.setattr(_config, 'usable_cpus', lambda: 1)
     assert RuntimeConfig().spin_us == 0  # the peer could not answer meanwhile
     monkeypatch.setenv(SPIN_ENV, '50')
     assert RuntimeConfig().spin_us == 50  # unless asked

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pdb as _pdb
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional, Set
+from typing import AbstractSet, Any, Iterator, Optional, Type
 
 import trio
 
@@ -43,8 +43,9 @@ class BoxedMaybeException:
 
 
 @contextmanager
-def open_crash_handler(catch: Set[type] = frozenset({BaseException}),
-                       ignore: Set[type] = frozenset({KeyboardInterrupt, trio.Cancelled}),
+def open_crash_handler(catch: AbstractSet[Type[BaseException]] = frozenset({BaseException}),
+                       ignore: AbstractSet[Type[BaseException]] = frozenset(
+                           {KeyboardInterrupt, trio.Cancelled}),
                        hide_tb: bool = True,
                        raise_on_exit: bool = True) -> Iterator[BoxedMaybeException]:
     """On an error in the block (one of ``catch``, none of ``ignore``), open

@@ -11,6 +11,7 @@ slow peer slows its senders down instead of growing this process.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import time
 from collections import deque
@@ -188,6 +189,9 @@ class Channel:
         """
         if not nothing_to_raise():
             await trio.lowlevel.checkpoint_if_cancelled()
+        if len(self._pending) >= self._high_water:
+            # wait before encoding: a sender waiting for room holds no bytes
+            await self._wait_for_room_to_send()
         data = self._encoder.encode(msg)
         pending = self._pending
         if batch:
@@ -210,21 +214,29 @@ class Channel:
             # a lone message with the writer idle: hand it (and anything
             # queued) to the kernel now, with no writer wake-up; messages in
             # a burst go to the writer instead, which sends them in batches
-            if self._pending:
-                data, self._pending = bytes(self._pending) + data, bytearray()
+            if self._pending:  # behind what is queued, nothing copied
+                self._pending += data
+                self._write_pending_now()
+                if not self._pending:
+                    return
+                self._wake_writer()
+                return
             data = self._write_now(data)
             if not data:
                 return
-        while True:
-            if self._send_error is not None:
-                raise self._send_error
-            if self._closed:
-                raise TransportClosed(f'{self!r} is closed')
-            if len(self._pending) < self._high_water:
-                break
-            await self._space_lot.park()
+        if self._send_error is not None or self._closed:
+            raise self._why_closed()
         self._pending += data
         self._wake_writer()
+
+    async def _wait_for_room_to_send(self) -> None:
+        while len(self._pending) >= self._high_water:
+            if self._send_error is not None or self._closed:
+                raise self._why_closed()
+            # what is queued must go out for room to come: corked replies
+            # (which wake nobody) may be what filled the queue
+            self._wake_writer()
+            await self._space_lot.park()
 
     @property
     def has_pending(self) -> bool:
@@ -263,10 +275,8 @@ class Channel:
         self._cork(self._encoder.encode_reply(value, cid))
 
     def _cork(self, data: bytes) -> None:
-        if self._send_error is not None:
-            raise self._send_error
-        if self._closed:
-            raise TransportClosed(f'{self!r} is closed')
+        if self._send_error is not None or self._closed:
+            raise self._why_closed()
         self._pending += data
         if self._direct is None:  # no direct path: the writer must see it
             self._wake_writer()
@@ -282,14 +292,14 @@ class Channel:
 
         For the reader, once it has queued (corked) the replies to a whole
         read's worth of calls: one write for all of them. What the kernel
-        does not take now is left to the writer.
+        does not take now is left to the writer. Nothing is copied: a
+        queue the kernel has no room for costs one failed write.
         """
         if not self._pending or self._send_error is not None:
             return
         if self._direct is not None and not self._writing:
-            data, self._pending = bytes(self._pending), bytearray()
             try:
-                rest = self._write_now(data)
+                self._write_pending_now()
             except TransportClosed:
                 self._space_lot.unpark_all()
                 self._flushed_lot.unpark_all()
@@ -298,12 +308,33 @@ class Channel:
             # batch), and a flush() for everything to be out
             if self._space_lot:
                 self._space_lot.unpark_all()
-            if not rest:
+            if not self._pending:
                 if self._flushed_lot:
                     self._flushed_lot.unpark_all()
                 return
-            self._pending = bytearray(rest)
         self._wake_writer()
+
+    def _write_pending_now(self) -> None:
+        """Write what the kernel takes of the queue now; keep the rest queued.
+
+        (Deleting from the front of a bytearray moves no bytes.)
+        """
+        try:
+            sent = os.write(self._direct.fileno(), self._pending)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
+            raise self._why_closed() from err
+        del self._pending[:sent]
+
+    def _why_closed(self) -> TransportClosed:
+        """A fresh error saying why nothing more can be sent: each task that
+        raises it gets its own (one object raised by many tasks grows one
+        traceback without bound)."""
+        if self._send_error is not None:
+            return TransportClosed(str(self._send_error))
+        return TransportClosed(f'{self!r} is closed')
 
     def _write_now(self, data: Any) -> Any:
         """Write what the kernel takes of ``data`` (bytes or a memoryview)
@@ -317,7 +348,7 @@ class Channel:
             return data
         except OSError as err:
             self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
-            raise self._send_error from err
+            raise self._why_closed() from err
         return data[sent:] if sent < len(data) else b''
 
     @property
@@ -331,16 +362,33 @@ class Channel:
         """True if a send would not wait for the peer to catch up."""
         return len(self._pending) < self._high_water
 
+    def peer_hung_up(self) -> bool:
+        """True if the peer has closed its end (or the socket failed), even
+        with unread data still queued to us. (False where the OS cannot
+        tell without reading: then reading finds out.)"""
+        if self.closed:
+            return True
+        if self.socket is None or not hasattr(select, 'POLLRDHUP'):
+            return False
+        poller = select.poll()
+        poller.register(self.socket.fileno(),
+                        select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        return bool(poller.poll(0))
+
+    async def wait_for_room(self) -> None:
+        """Wait until a send would not wait (or the channel is closed)."""
+        while len(self._pending) >= self._high_water and not self.closed:
+            self._wake_writer()
+            await self._space_lot.park()
+
     def send_nowait(self, msg: Any) -> None:
         """Queue a small control message now, past the high-water mark.
 
         For flow-control grants, which must never wait behind the data they
         unblock. Raises like :meth:`send`.
         """
-        if self._send_error is not None:
-            raise self._send_error
-        if self._closed:
-            raise TransportClosed(f'{self!r} is closed')
+        if self._send_error is not None or self._closed:
+            raise self._why_closed()
         self._pending += self._encoder.encode(msg)
         self._wake_writer()
 

@@ -13,6 +13,9 @@ class Aid:
     """
 
     __slots__ = ('name', 'uuid', 'pid')
+    name: str
+    uuid: str
+    pid: Optional[int]
 
     def __init__(self, name: str, uuid: str, pid: Optional[int] = None) -> None:
         object.__setattr__(self, 'name', name)

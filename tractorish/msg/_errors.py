@@ -68,6 +68,25 @@ def _type_path(cls: type) -> str:
     return f'{module}.{cls.__qualname__}'
 
 
+def _safely(describe: Any, exc: BaseException) -> str:
+    """``describe(exc)``, or a text saying it failed: an exception whose
+    ``__str__`` raises must still travel."""
+    try:
+        return describe(exc)
+    except Exception as err:
+        return (f'<{type(exc).__name__} object: its text could not be made '
+                f'({type(err).__name__}: {err!r:.200})>')
+
+
+def _encodable(text: str) -> str:
+    """``text`` with what UTF-8 cannot hold (lone surrogates) escaped."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text
+
+
 def pack_error(exc: BaseException, src_uid: Sequence[str],
                **extra: Any) -> dict:
     """Pack ``exc`` for the wire, as raised in the actor ``src_uid``.
@@ -85,10 +104,10 @@ def pack_error(exc: BaseException, src_uid: Sequence[str],
         return payload
     payload = {
         'type_str': type(exc).__name__,
-        'tb_str': format_traceback(exc),
+        'tb_str': _encodable(_safely(format_traceback, exc)),
         'src_uid': list(src_uid),
         'boxed_type_path': _type_path(type(exc)),
-        'message': str(exc),
+        'message': _encodable(_safely(str, exc)),
         'relay_uids': [],
     }
     payload.update(extra)

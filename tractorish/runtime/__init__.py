@@ -1,6 +1,6 @@
 """One process's runtime: ``Actor`` (callee side) and ``Portal`` (caller side)."""
 from ._actor import Actor as Actor
-from ._actor import load_main_module as load_main_module
+from ._resolve import load_main_module as load_main_module
 from ._actor import new_uid_tail as new_uid_tail
 from ._config import RuntimeConfig as RuntimeConfig
 from ._context import CONTEXT_ATTR as CONTEXT_ATTR

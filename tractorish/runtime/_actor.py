@@ -8,18 +8,14 @@ layer's job) and has no opinion on supervision.
 from __future__ import annotations
 
 import contextvars
-import dis
 import functools
 import importlib
 import importlib.util
-import inspect
-import itertools
 import logging
 import os
 import sys
 import tempfile
 import time
-import types
 from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, List, Optional,
@@ -34,10 +30,12 @@ from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import normalize_addr, open_listener, serve_listener
 from ._call import CLEAN_EOF, Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
-from ._context import CONTEXT_ATTR, Context, run_context
+from ._context import Context, run_context
+from ._resolve import (functype_of, is_cancellation, load_main_module, never_suspends,
+                       shortened_error)
 from ._stackdump import DEFAULT_SIGNAL, dump_stacks_on_signal
 from ._state import CURRENT_CALL
-from ._stream import STREAM_ATTR, drive_generator, drive_stream_function
+from ._stream import drive_generator, drive_stream_function
 
 if TYPE_CHECKING:
     from ._portal import Portal
@@ -45,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger('tractorish.runtime')
 
 Uid = Tuple[str, str]
+
+# How often a reader holding off a peer with too many calls in flight looks
+# whether that peer has hung up (see Actor._hold_reading).
+HOLD_POLL_INTERVAL = 0.25
 
 # The runtime's own methods a peer may call under the namespace 'self'.
 SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info'})
@@ -74,77 +76,6 @@ def new_uid_tail() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
     return raw.hex()
-
-
-def load_main_module(main_ref: Optional[dict]) -> ModuleType:
-    """Load the root program's main module without running it as __main__."""
-    if not main_ref:
-        raise ModuleNotExposed('the parent program has no importable main module')
-    if msg.MAIN_ALIAS in sys.modules:
-        return sys.modules[msg.MAIN_ALIAS]
-    spec_name = main_ref.get('spec')
-    if spec_name:
-        module = importlib.import_module(spec_name)
-        sys.modules[msg.MAIN_ALIAS] = module
-        return module
-    path = main_ref['path']
-    spec = importlib.util.spec_from_file_location(msg.MAIN_ALIAS, path)
-    if spec is None or spec.loader is None:
-        raise ModuleNotExposed(f'cannot load the main module from {path!r}')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[msg.MAIN_ALIAS] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[msg.MAIN_ALIAS]
-        raise
-    return module
-
-
-# opcodes through which a coroutine can suspend (await, async for/with, yield)
-_SUSPENDING_OPS = frozenset({
-    'YIELD_VALUE', 'YIELD_FROM', 'SEND', 'GET_AWAITABLE', 'BEFORE_ASYNC_WITH',
-    'GET_AITER', 'GET_ANEXT', 'END_ASYNC_FOR'})
-
-
-def never_suspends(fn: Any) -> bool:
-    """True if ``fn`` is an ``async def`` function whose body has no
-    ``await``, ``async for`` or ``async with``.
-
-    Its coroutine runs to completion on the first step, so the reader can
-    run it in place instead of starting a task: no other task could have
-    run in between anyway, and nothing can cancel it.
-    """
-    if type(fn) is not types.FunctionType:
-        return False
-    code = fn.__code__
-    if not code.co_flags & inspect.CO_COROUTINE:
-        return False
-    return not any(ins.opname in _SUSPENDING_OPS for ins in dis.get_instructions(code))
-
-
-def functype_of(fn: Any) -> str:
-    """How a function is called remotely: a wire functype, ``'syncfunc'``
-    for a plain function (an ``asyncfunc`` on the wire, run in a thread) or
-    ``'legacystream'`` for a ``@stream`` function (an ``asyncgen``)."""
-    if getattr(fn, CONTEXT_ATTR, False):
-        return 'context'
-    if getattr(fn, STREAM_ATTR, None):
-        return 'legacystream'  # an asyncgen on the wire
-    if inspect.isasyncgenfunction(fn):
-        return 'asyncgen'
-    if inspect.iscoroutinefunction(fn):
-        return 'asyncfunc'
-    if inspect.isfunction(fn):
-        return 'syncfunc'
-    raise TypeError(f'{fn!r} is not a function, async generator or context')
-
-
-def _shortened(payload: dict, err: Exception) -> dict:
-    """An error payload cut down to fit, saying why."""
-    return {**payload, 'message': payload.get('message', '')[:2000],
-            'tb_str': payload.get('tb_str', '')[-8000:] +
-            f'\n(the full error could not be sent: {err})'}
 
 
 class Actor:
@@ -389,7 +320,9 @@ class Actor:
         Reuses a channel we already have to ``uid`` (say, to a child);
         otherwise connects, and closes that connection on exit.
         """
-        existing = self._peers.get(uid) if uid is not None else None
+        # (not one that is closing: say, our last lookup's, still being dropped)
+        existing = [c for c in self._peers.get(uid, ())
+                    if not c.closed] if uid is not None else []
         if existing:
             yield existing[0]
             return
@@ -449,6 +382,9 @@ class Actor:
                     state.reader_idle = True
                     await trio.lowlevel.wait_task_rescheduled(state.abort_idle)
                     continue
+                if len(state.tasks) >= self.config.max_calls_in_flight:
+                    await self._hold_reading(state)
+                    continue
                 state.reader_reading = True
                 try:
                     batch = await chan.receive_batch()
@@ -474,6 +410,22 @@ class Actor:
                 for cleanup in cleanups:
                     self._run_hook(cleanup)
                 await chan.aclose()
+
+    async def _hold_reading(self, state: ChanState) -> None:
+        """Read nothing more from a peer with ``max_calls_in_flight`` calls
+        running here, until one ends: its further messages wait in the
+        kernel's buffers, not in our memory (a caller that stops reading
+        its replies holds up only itself). A peer that hangs up meanwhile
+        is noticed all the same, and its calls cancelled."""
+        chan = state.chan
+        log.debug('%r: %d calls in flight: reading no more until one ends',
+                  chan, len(state.tasks))
+        while len(state.tasks) >= self.config.max_calls_in_flight:
+            with trio.move_on_after(HOLD_POLL_INTERVAL):
+                await state.wait_for_a_task_to_end()
+            if chan.peer_hung_up():
+                raise TransportClosed(f'{chan!r}: the peer hung up with '
+                                      f'{len(state.tasks)} calls in flight')
 
     def _run_channel_hooks(self, chan: Channel) -> List[Callable[[], None]]:
         """Call every :data:`CHANNEL_HOOKS` entry for ``chan``; return the
@@ -589,7 +541,7 @@ class Actor:
         if chan.closed:  # nobody to answer: do not run it
             log.debug('not running call %s: %r is closed', cid, chan)
             return
-        error: Exception
+        error: BaseException
         try:
             try:
                 contextvars.copy_context().run(fn(**kwargs).send, None)
@@ -597,15 +549,19 @@ class Actor:
                 chan.cork_reply(done.value, cid)  # its functype and return
                 return
             error = RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
-        except Exception as err:  # the function's (a TransportClosed too), or the return's
+        except BaseException as err:  # the function's (any kind: it never ends the actor), or the return's
             if chan.closed:  # the channel went while answering: nobody to tell
                 log.debug('could not answer call %s: %r is closed', cid, chan)
                 return
             error = err
         self._queue_payload(chan, msg.pack_error(error, self.uid), cid, after_functype=True)
 
+    @trio.lowlevel.enable_ki_protection
     async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
                        ns: str, func_name: str, kwargs: dict) -> None:
+        # (protected from Ctrl-C, with the user code it runs: trio raises a
+        # KeyboardInterrupt in the root's main task instead, so one raised
+        # here is the function's own, an error to report like any other)
         chan, cid = task.chan, task.cid
         CURRENT_CALL.set(task)
         try:
@@ -634,20 +590,33 @@ class Actor:
             if task.scope.cancelled_caught:
                 await self._send_payload(chan, msg.pack_cancelled(
                     self.uid, task.canceller, f'{ns}.{func_name}'), cid)
-        except Exception as err:
+        except BaseException as err:
+            if is_cancellation(err):  # the runtime's, not the function's
+                raise
             await self._send_error(chan, err, cid)
         finally:
-            task.state.tasks.pop(cid, None)
+            state = task.state
+            state.tasks.pop(cid, None)
             task.finish()
+            if state.reading_held:  # the reader waits for calls to end
+                state.wake_held_reader()
 
     async def _send_error(self, chan: Channel, err: BaseException, cid: str) -> None:
+        if chan.closed:  # nobody to tell (and no traceback worth formatting)
+            log.debug('could not report an error for call %s: %r is closed', cid, chan)
+            return
         await self._send_payload(chan, msg.pack_error(err, self.uid), cid)
 
     async def _send_payload(self, chan: Channel, payload: dict, cid: str) -> None:
-        """Send an error reply now (it never waits for room: news of a
-        failure does not queue behind the data it ends)."""
-        self._queue_payload(chan, payload, cid)
-        chan.flush_now()
+        """Send an error reply. It waits for room as any reply does: a
+        caller that stops reading holds up its own calls, not our memory."""
+        try:
+            try:
+                await chan.send(msg.error(payload, cid))
+            except MsgTypeError as err:  # too big to send: a short version instead
+                await chan.send(msg.error(shortened_error(payload, err), cid))
+        except TransportClosed:
+            log.debug('could not report an error for call %s: %r is closed', cid, chan)
 
     def _queue_payload(self, chan: Channel, payload: dict, cid: str, *,
                        after_functype: bool = False) -> None:
@@ -660,7 +629,7 @@ class Actor:
             try:
                 chan.send_corked(msg.error(payload, cid))
             except MsgTypeError as err:  # too big to send: a short version instead
-                chan.send_corked(msg.error(_shortened(payload, err), cid))
+                chan.send_corked(msg.error(shortened_error(payload, err), cid))
         except TransportClosed:
             log.debug('could not report an error for call %s: %r is closed', cid, chan)
 

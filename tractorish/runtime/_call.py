@@ -124,7 +124,7 @@ class ChanState:
     __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter', 'context',
                  'reader', 'reader_idle', 'reader_reading', 'turn', 'direct_call',
                  'idle_after_batch', 'read_error', 'dispatch', 'direct_waiter',
-                 'inline_cid', 'inline_caller')
+                 'inline_cid', 'inline_caller', 'reading_held', '_task_ended')
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
@@ -138,6 +138,9 @@ class ChanState:
         # from the reader task to it.
         self.context = contextvars.copy_context()  # the reader's
         self.context.run(CURRENT_CALL.set, self)
+        # the reader holds off reading until a task ends (see Actor._hold_reading)
+        self.reading_held = False
+        self._task_ended = trio.lowlevel.ParkingLot()
         # the call running inline in the reader now (see Actor._run_inline)
         self.inline_cid = ''
         self.inline_caller: Tuple[str, str] = ('', '')
@@ -151,6 +154,16 @@ class ChanState:
         self.dispatch: Optional[Callable[['ChanState', list], None]] = None
         self.idle_after_batch = False  # the direct call's caller will read next
         self.read_error: Optional[BaseException] = None  # for the reader to raise
+
+    async def wait_for_a_task_to_end(self) -> None:
+        self.reading_held = True
+        try:
+            await self._task_ended.park()
+        finally:
+            self.reading_held = False
+
+    def wake_held_reader(self) -> None:
+        self._task_ended.unpark_all()
 
     def abort_idle(self, _: Any) -> Any:
         """Abort function for the reader's idle wait (when it is cancelled)."""
@@ -381,7 +394,7 @@ class RpcTask(_End):
     """The callee's end of one call: the task serving it and its scope."""
 
     __slots__ = ('caller_uid', 'scope', 'canceller', '_done', 'finished',
-                 'is_runtime_call', 'context', 'functype')
+                 'is_runtime_call', 'context')
 
     def __init__(self, state: ChanState, cid: str, caller_uid: Tuple[str, str],
                  functype: str, is_runtime_call: bool = False) -> None:

@@ -26,7 +26,7 @@ DEFAULT_START_METHOD = 'forkserver' if sys.platform.startswith('linux') else 'tr
 DISCOVERY_MODES = frozenset({'auto', 'serve', 'client', 'off'})
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on every platform
@@ -37,7 +37,7 @@ def _spin_from_env() -> int:
     text = os.environ.get(SPIN_ENV, '').strip()
     if not text:
         # with one CPU the peer cannot answer while we poll: never poll
-        return DEFAULT_SPIN_US if _usable_cpus() > 1 else 0
+        return DEFAULT_SPIN_US if usable_cpus() > 1 else 0
     try:
         return int(text)
     except ValueError:
@@ -58,7 +58,8 @@ _FROM_ENV: Any = _FromEnvironment()
 _FIELDS = ('secret', 'loglevel', 'transport', 'host', 'uds_dir', 'max_msg_size',
            'cancel_timeout', 'grace_period', 'term_timeout', 'start_timeout',
            'stream_window', 'discovery', 'start_method', 'spin_us',
-           'tls_cert', 'tls_key', 'tls_ca', 'forkserver_spare', 'stack_on_signal')
+           'tls_cert', 'tls_key', 'tls_ca', 'forkserver_spare', 'stack_on_signal',
+           'max_calls_in_flight')
 
 
 class RuntimeConfig:
@@ -83,6 +84,11 @@ class RuntimeConfig:
     takes about 5 ms less, for one idle process per zygote. With
     ``stack_on_signal`` an actor prints its task tree to stderr at each
     SIGUSR1 and passes the signal on to its children.
+    ``max_calls_in_flight`` bounds the calls one peer may have running in
+    an actor while it reads none of their replies: past it, the actor
+    reads nothing more from that peer until a call ends or the peer reads
+    again, so a caller that stops reading holds up only itself (its
+    further messages wait in the kernel's buffers, not in our memory).
     ``spin_us`` (or ``$TRACTORISH_SPIN_US``) is how long a reader whose
     peer answered within that long last time polls its socket before
     parking: a wake-up costs more than that on many machines (0 turns it
@@ -112,7 +118,7 @@ class RuntimeConfig:
                  spin_us: int = _FROM_ENV, tls_cert: Optional[str] = _FROM_ENV,
                  tls_key: Optional[str] = _FROM_ENV,
                  tls_ca: Optional[str] = _FROM_ENV, forkserver_spare: bool = True,
-                 stack_on_signal: bool = False) -> None:
+                 stack_on_signal: bool = False, max_calls_in_flight: int = 1024) -> None:
         env = os.environ
         self.secret = secret
         self.loglevel = loglevel
@@ -134,6 +140,7 @@ class RuntimeConfig:
         self.tls_ca = env.get('TRACTORISH_TLS_CA') if tls_ca is _FROM_ENV else tls_ca
         self.forkserver_spare = forkserver_spare
         self.stack_on_signal = stack_on_signal
+        self.max_calls_in_flight = max_calls_in_flight
         # tractor's names of the two ways of starting a fresh interpreter
         self.start_method = START_METHOD_ALIASES.get(self.start_method, self.start_method)
         self._check()
@@ -154,6 +161,9 @@ class RuntimeConfig:
         if type(self.spin_us) is not int or not 0 <= self.spin_us <= MAX_SPIN_US:
             raise ValueError(f'spin_us must be a whole number of microseconds from '
                              f'0 to {MAX_SPIN_US}, not {self.spin_us!r}')
+        if type(self.max_calls_in_flight) is not int or self.max_calls_in_flight < 1:
+            raise ValueError(f'max_calls_in_flight must be a whole number of at least 1, '
+                             f'not {self.max_calls_in_flight!r}')
         if type(self.stack_on_signal) is not bool:
             raise ValueError(f'stack_on_signal must be True or False, '
                              f'not {self.stack_on_signal!r}')

@@ -330,12 +330,12 @@ def current_ipc_ctx(error_on_not_set: bool = False) -> Optional[Context]:
     if isinstance(current, Context):
         return current
     if isinstance(current, ChanState):  # a call run inline in the reader
-        current = RpcTask(current, current.inline_cid, tuple(current.inline_caller),
-                          'asyncfunc')
+        caller = current.inline_caller
+        current = RpcTask(current, current.inline_cid, (caller[0], caller[1]), 'asyncfunc')
     if isinstance(current, RpcTask):
         if current.context is None:
             current.context = Context(current_actor(), current, side='callee',
-                                                      kind=current.functype)
+                                                      kind=current.functype or 'asyncfunc')
         return current.context
     if error_on_not_set:
         raise InternalError('no IPC context here: current_ipc_ctx() is for code '

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 from collections import deque
-from typing import Any, Deque, Dict, Optional, Sequence, Union
+import weakref
+from typing import Any, Deque, Dict, Optional, Sequence, Tuple, Union
 
 import msgpack
 import trio
@@ -23,6 +24,7 @@ from .._exceptions import ActorCrashed
 from ..ipc import Address, addr_to_wire
 from ..msg import unpack_error
 from ..runtime import Actor, Portal, new_uid_tail
+from ..runtime._config import usable_cpus
 from ._forkserver import ForkedProcess, forkserver_for
 from ._process import ActorProcess
 
@@ -207,6 +209,26 @@ async def spawn_actor(parent: Actor, name: str, *,
         'parent_registrar_addr': (addr_to_wire(parent.registrar_addr)
                                   if parent.registrar_addr is not None else None),
     }
+    if parent.config.start_method == 'forkserver':
+        return await _start(parent, name, uid, boot)
+    # a fresh interpreter's start is CPU-bound: many at once only make each
+    # one slower, until they miss their handshake deadlines; the others wait
+    async with _interpreter_starts(parent):
+        return await _start(parent, name, uid, boot)
+
+
+_STARTS: 'weakref.WeakKeyDictionary[Actor, trio.CapacityLimiter]' = weakref.WeakKeyDictionary()
+
+
+def _interpreter_starts(parent: Actor) -> trio.CapacityLimiter:
+    """How many fresh interpreters ``parent`` starts at once: two per CPU."""
+    limiter = _STARTS.get(parent)
+    if limiter is None:
+        limiter = _STARTS[parent] = trio.CapacityLimiter(max(2, 2 * usable_cpus()))
+    return limiter
+
+
+async def _start(parent: Actor, name: str, uid: Tuple[str, str], boot: dict) -> ChildProcess:
     parent.expect_peer(uid)
     try:
         proc: Union[ActorProcess, ForkedProcess]

@@ -30,6 +30,7 @@ from .._exceptions import ContextCancelled, NoResult, TransportClosed
 from .._groups import combine_errors
 from ..runtime import CONTEXT_ATTR, STREAM_ATTR, Actor, Portal, current_actor, function_ref
 from ..spawn import ChildProcess, spawn_actor
+from ._interrupt import holds_keyboard_interrupt, watch_interrupted_teardown
 from ._root import open_root_actor
 from ._tractor_kwargs import (child_bind_addrs, modules_with_alias, refuse_proc_kwargs,
                               refuse_unavailable, transport_of)
@@ -54,6 +55,7 @@ class ActorNursery:
         self.errors: Dict[Tuple[str, str], BaseException] = {}
         self._cancel_called = False
         self._cancel_done = False
+        self._all_reaped = trio.Event()
         self.exited = trio.Event()  # set once the nursery's block has exited
 
     @property
@@ -185,6 +187,8 @@ class ActorNursery:
         finally:
             await child.reap()
             self._children.pop(child.uid, None)
+            if not self._children:
+                self._all_reaped.set()
             if job is not None:
                 self._jobs_running -= 1
                 self._jobs_done.unpark_all()
@@ -248,8 +252,11 @@ async def _open_actor_nursery(actor: Actor) -> AsyncIterator[ActorNursery]:
             an = ActorNursery(actor, nursery)
             try:
                 yield an
-            except BaseException:
+            except BaseException as error:
                 an._cancel_called = True  # one cancels all
+                if holds_keyboard_interrupt(error) and an._children:
+                    nursery.start_soon(watch_interrupted_teardown, an._children,
+                                       an._all_reaped)
                 raise
             await an._finish()
     except BaseException as error:
@@ -258,12 +265,12 @@ async def _open_actor_nursery(actor: Actor) -> AsyncIterator[ActorNursery]:
     an.exited.set()
     # each child's error once (the block may re-raise one of them, from
     # ``portal.result()``), Ctrl-C above all
-    error = combine_errors([*an.errors.values(), *raised])
-    if error is None:
+    final = combine_errors([*an.errors.values(), *raised])
+    if final is None:
         return
-    if raised and error is raised[0]:
-        raise error
-    raise error from None
+    if raised and final is raised[0]:
+        raise final
+    raise final from None
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Optional, Sequence
 
 from .._exceptions import RuntimeFailure
 from .._log import configure_logging
-from ..ipc import Address, normalize_addr, parse_addr
+from ..ipc import Address, parse_addr
 from ..runtime import Actor, RuntimeConfig, current_actor, set_current_actor
 from ._tractor_kwargs import refuse_unavailable, root_options
 

@@ -17,8 +17,9 @@ import inspect
 import logging
 import math
 from contextlib import asynccontextmanager
-from typing import (Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional,
-                    Sequence)
+from collections import deque
+from typing import (Any, AsyncIterator, Callable, Deque, Dict, Iterable, List, Mapping,
+                    Optional, Sequence)
 
 import trio
 
@@ -28,6 +29,40 @@ from .._groups import collapsing_groups
 from ._supervisor import Supervisor, open_supervisor
 
 log = logging.getLogger('tractorish.workers')
+
+
+class _Waiter:
+    """A caller waiting for a worker: served in arrival order."""
+
+    __slots__ = ('task', 'receiver', 'exclude', 'name')
+
+    def __init__(self, receiver: Optional[str], exclude: Sequence[str]) -> None:
+        self.task = trio.lowlevel.current_task()
+        self.receiver = receiver
+        self.exclude = exclude
+        self.name: Optional[str] = None  # the worker it was handed
+
+    def takes(self, name: str) -> bool:
+        if self.receiver is not None:
+            return self.receiver == name
+        return name not in self.exclude
+
+
+class PoolStatistics:
+    """What :meth:`ActorPool.statistics` reports: calls in flight per
+    worker, callers waiting for one, and how many waiters were woken (each
+    is woken once, handed its worker)."""
+
+    __slots__ = ('busy', 'waiting', 'handoffs')
+
+    def __init__(self, busy: Dict[str, int], waiting: int, handoffs: int) -> None:
+        self.busy = busy
+        self.waiting = waiting
+        self.handoffs = handoffs
+
+    def __repr__(self) -> str:
+        return (f'PoolStatistics(busy={self.busy}, waiting={self.waiting}, '
+                f'handoffs={self.handoffs})')
 
 
 class ActorPool:
@@ -40,7 +75,10 @@ class ActorPool:
         self.concurrency = concurrency
         self.retries = retries
         self._busy: Dict[str, int] = {name: 0 for name in names}
-        self._free = trio.lowlevel.ParkingLot()
+        # callers waiting for room, in arrival order: a call's end hands its
+        # slot to the first that can use it, waking that one alone
+        self._waiters: Deque[_Waiter] = deque()
+        self._handoffs = 0
         self._next = 0
 
     @property
@@ -55,6 +93,10 @@ class ActorPool:
     def busy(self) -> Dict[str, int]:
         """Calls in flight, per worker."""
         return dict(self._busy)
+
+    def statistics(self) -> PoolStatistics:
+        """Calls in flight per worker, callers waiting, waiters woken so far."""
+        return PoolStatistics(dict(self._busy), len(self._waiters), self._handoffs)
 
     async def wait_ready(self) -> None:
         """Wait until every worker is up (after restarts, too)."""
@@ -79,19 +121,34 @@ class ActorPool:
             raise KeyError(f'no worker named {receiver!r} in this pool ({self.workers})')
         if len(exclude) >= self.size:
             exclude = ()
-        while True:
-            if receiver is not None:
-                name = receiver if self._busy[receiver] < self.concurrency else None
-            else:
-                name = self._pick(exclude)
-            if name is not None:
-                self._busy[name] += 1
-                return name
-            await self._free.park()
+        if receiver is not None:
+            name = receiver if self._busy[receiver] < self.concurrency else None
+        else:
+            name = self._pick(exclude)
+        if name is not None:
+            self._busy[name] += 1
+            return name
+        waiter = _Waiter(receiver, exclude)
+        self._waiters.append(waiter)
+
+        def abort(_: Any) -> Any:
+            self._waiters.remove(waiter)
+            return trio.lowlevel.Abort.SUCCEEDED
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        assert waiter.name is not None
+        return waiter.name
 
     def _release(self, name: str) -> None:
+        """A call on ``name`` ended: its slot goes to the first waiter that
+        can use it (arrival order), else back to the pool."""
+        for waiter in self._waiters:
+            if waiter.takes(name):
+                self._waiters.remove(waiter)
+                waiter.name = name
+                self._handoffs += 1
+                trio.lowlevel.reschedule(waiter.task)
+                return
         self._busy[name] -= 1
-        self._free.unpark_all()
 
     # --- calling ----------------------------------------------------------------------
 
