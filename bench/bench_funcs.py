@@ -72,3 +72,90 @@ def sleep_sync(seconds: float) -> None:
 def ignore_sigint() -> None:
     """Pool worker initializer: a terminal's Ctrl-C is the benchmark's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# --- asyncio in an actor (the 'asyncio' group; the actor has infect_asyncio) ---
+
+async def aio_noop() -> None:
+    """An asyncio coroutine that returns at once."""
+    return None
+
+
+async def aio_counter(chan: Any, n: int) -> None:
+    """asyncio side of a channel: send ``0 .. n-1`` to trio, waiting when full."""
+    import asyncio
+
+    import trio
+    chan.started_nowait(n)
+    for i in range(n):
+        while True:
+            try:
+                chan.send_nowait(i)
+                break
+            except trio.WouldBlock:
+                await asyncio.sleep(0)
+
+
+async def time_run_task(n: int) -> float:
+    """Seconds per ``to_asyncio.run_task`` round trip, over ``n``."""
+    import time
+
+    from tractorish import to_asyncio
+    start = time.perf_counter()
+    for _ in range(n):
+        await to_asyncio.run_task(aio_noop)
+    return (time.perf_counter() - start) / n
+
+
+async def time_channel(n: int) -> float:
+    """Values per second from an asyncio task over ``open_channel_from``."""
+    import time
+
+    from tractorish import to_asyncio
+    start = time.perf_counter()
+    async with to_asyncio.open_channel_from(aio_counter, n=n) as (_, chan):
+        got = 0
+        async for value in chan:
+            if value != got:
+                raise RuntimeError(f'channel: expected {got}, got {value}')
+            got += 1
+    if got != n:
+        raise RuntimeError(f'channel: {got} values of {n}')
+    return n / (time.perf_counter() - start)
+
+
+async def time_trio_channel(n: int) -> float:
+    """Values per second through a trio memory channel between two tasks."""
+    import time
+
+    import trio
+    send, receive = trio.open_memory_channel[int](256)
+
+    async def produce() -> None:
+        async with send:
+            for i in range(n):
+                await send.send(i)
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce)
+        got = 0
+        async with receive:
+            async for value in receive:
+                if value != got:
+                    raise RuntimeError(f'trio channel: expected {got}, got {value}')
+                got += 1
+    return n / (time.perf_counter() - start)
+
+
+async def time_trio_call(n: int) -> float:
+    """Seconds per plain trio call of an async function that yields once."""
+    import time
+
+    import trio
+
+    async def noop() -> None:
+        await trio.lowlevel.checkpoint()
+    start = time.perf_counter()
+    for _ in range(n):
+        await noop()
+    return (time.perf_counter() - start) / n

@@ -55,6 +55,12 @@ memory
 import
     Wall time of ``python -c "import tractorish"`` against ``python -c
     "import trio, msgpack"``, alternating.
+asyncio
+    In an actor started with ``infect_asyncio=True``: a ``to_asyncio.run_task``
+    round trip of an asyncio coroutine that returns at once, against a
+    ``portal.run`` round trip to that actor and a plain trio call; values
+    per second from an asyncio task through ``to_asyncio.open_channel_from``,
+    against a trio memory channel between two tasks of that actor.
 pool
     ``open_actor_pool(2, concurrency=4)``: ``pool.map`` of a trivial async
     function over many items (calls/s), and the same calls made by as many
@@ -127,19 +133,19 @@ try:
 except ImportError:  # the memory group needs it
     psutil = None
 
-GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool')
+GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool', 'asyncio')
 BACKENDS = ('forkserver', 'trio')
 
 DEFAULTS = dict(reps=5, spawn_reps=5, calls=3000, warmup=300, spawns=4, concurrent_spawns=8,
                 tasks=32, task_calls=100, error_calls=200,
                 stream_ints=100_000, stream_kib=50_000,
                 mem_reps=2, mem_actors=32, imports=20,
-                pool_items=2000, pool_chunks=40)
+                pool_items=2000, pool_chunks=40, aio_calls=3000, aio_values=100_000)
 QUICK = dict(reps=2, spawn_reps=1, calls=500, warmup=100, spawns=2, concurrent_spawns=8,
              tasks=32, task_calls=20, error_calls=50,
              stream_ints=20_000, stream_kib=10_000,
              mem_reps=1, mem_actors=4, imports=3,
-             pool_items=300, pool_chunks=6)
+             pool_items=300, pool_chunks=6, aio_calls=300, aio_values=10_000)
 STOP_WAIT = 10.0  # s; a bound on cleanup only, never on a measurement
 STREAM_WARMUP = 2000  # values in the untimed stream before each timed one
 BASELINE_STREAM_RUNS = 5  # timed baseline streams per repetition (median)
@@ -1096,12 +1102,49 @@ async def pool_group(opts: argparse.Namespace, progress: Callable[[str], None],
     return res
 
 
+# --- asyncio in an actor ------------------------------------------------------------
+
+async def asyncio_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                        table: Table) -> Dict[str, Any]:
+    res: Dict[str, List[float]] = {k: [] for k in (
+        'run_task_us', 'trio_call_us', 'rpc_us', 'channel', 'trio_channel')}
+    n, values = opts.aio_calls, opts.aio_values
+    async with open_tree() as an:
+        portal = await an.start_actor('bench-aio', enable_modules=['bench_funcs'],
+                                      infect_asyncio=True)
+        await portal.run(bench_funcs.time_run_task, n=min(n, 100))  # warm-up
+        for rep in range(opts.reps):
+            gc.collect()
+            res['run_task_us'].append(await portal.run(bench_funcs.time_run_task, n=n) * 1e6)
+            res['trio_call_us'].append(await portal.run(bench_funcs.time_trio_call, n=n) * 1e6)
+            start = time.perf_counter()
+            for i in range(n):
+                await portal.run(bench_funcs.echo, x=i)
+            res['rpc_us'].append((time.perf_counter() - start) / n * 1e6)
+            res['channel'].append(await portal.run(bench_funcs.time_channel, n=values))
+            res['trio_channel'].append(
+                await portal.run(bench_funcs.time_trio_channel, n=values))
+            progress(f'asyncio rep {rep + 1}/{opts.reps}: run_task {res["run_task_us"][-1]:.1f} us'
+                     f' (portal.run {res["rpc_us"][-1]:.1f} us); channel '
+                     f'{res["channel"][-1]:,.0f}/s (trio {res["trio_channel"][-1]:,.0f}/s)')
+        await portal.cancel_actor()
+    table.section(f'asyncio: an actor with infect_asyncio=True; {n:,} calls and '
+                  f'{values:,} channel values per rep, all inside that actor but portal.run')
+    table.add('to_asyncio.run_task round trip (us)', res['run_task_us'], res['rpc_us'],
+              'portal.run round trip to that actor', fmt='.1f')
+    table.add('to_asyncio.run_task round trip (us)', res['run_task_us'], res['trio_call_us'],
+              'a plain trio call (one checkpoint)', fmt='.1f')
+    table.add('open_channel_from values/s', res['channel'], res['trio_channel'],
+              'trio memory channel, two tasks', fmt=',.0f')
+    return res
+
+
 # --- the run ---------------------------------------------------------------------------
 
 GROUP_FUNCS = {
     'spawn': spawn_group, 'rpc': rpc_group, 'streams': streams_group,
     'errors': errors_group, 'memory': memory_group, 'import': import_group,
-    'pool': pool_group,
+    'pool': pool_group, 'asyncio': asyncio_group,
 }
 
 

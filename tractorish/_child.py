@@ -63,6 +63,7 @@ async def _run_child(boot: dict) -> int:
                                          if boot.get('parent_registrar_addr') else None),
                   bind_addrs=boot.get('bind_addrs') or (),
                   root_addrs=boot.get('root_addrs') or ())
+    actor.infected_asyncio = bool(boot.get('infect_asyncio'))
     set_current_actor(actor)
     try:
         actor.load_modules()
@@ -96,6 +97,9 @@ def run(boot: dict, parent_pid: int) -> int:
     """
     _bind_to_parent(parent_pid)
     _adopt(boot)
+    if boot.get('infect_asyncio'):
+        from .to_asyncio import run_as_asyncio_guest
+        return run_as_asyncio_guest(_run_child, boot)
     import trio
     return trio.run(_run_child, boot)
 

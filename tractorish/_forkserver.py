@@ -250,7 +250,8 @@ def main() -> None:
     import tractorish.supervise  # noqa: F401  (for actors that spawn actors)
     gc.collect()
     gc.freeze()  # keep the shared pages shared: no gc writes to them in children
-    _Zygote(ctrl, spare).serve()
+    with ctrl:
+        _Zygote(ctrl, spare).serve()
 
 
 if __name__ == '__main__':

@@ -177,10 +177,6 @@ async def test_what_is_not_here_fails_at_the_call_saying_what_instead():
         async with tractor.open_nursery(debug_mode=True):
             pass
     async with tractor.open_nursery() as an:
-        with pytest.raises(NotImplementedError, match='asyncio'):
-            await an.start_actor('aio', infect_asyncio=True)
-        with pytest.raises(NotImplementedError, match='asyncio'):
-            await an.run_in_actor(ts.add, infect_asyncio=True, a=1, b=2)
         with pytest.raises(TypeError, match='proc_kwargs'):
             await an.start_actor('p', proc_kwargs={'env': {}})
         with pytest.raises(ValueError, match='enable_transports'):
@@ -189,8 +185,8 @@ async def test_what_is_not_here_fails_at_the_call_saying_what_instead():
             await tractor.pause()
         with pytest.raises(NotImplementedError, match='debugger'):
             await tractor.breakpoint()
-        with pytest.raises(NotImplementedError, match='asyncio'):
-            await tractor.to_asyncio.run_task(ts.add)
+        with pytest.raises(RuntimeError, match='infect_asyncio=True'):
+            await tractor.to_asyncio.run_task(ts.add)  # no asyncio in this actor
         assert an.children == []
 
 

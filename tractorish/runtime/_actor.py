@@ -136,6 +136,7 @@ class Actor:
         self._shutdown_done = trio.Event()
         self._canceller: Optional[Uid] = None
         self.parent_chan: Optional[Channel] = None
+        self.infected_asyncio = False  # trio runs as asyncio's guest here
 
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} {self.uid[1][:8]}>'
@@ -187,8 +188,8 @@ class Actor:
         return self.config.loglevel
 
     def is_infected_aio(self) -> bool:
-        """True if this actor runs trio as a guest of asyncio (never, here)."""
-        return False
+        """True if this actor runs trio as a guest of asyncio (``infect_asyncio``)."""
+        return self.infected_asyncio
 
     async def dump_stacks_on_signal(self, sig: int = DEFAULT_SIGNAL,
                                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

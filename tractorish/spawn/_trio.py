@@ -173,12 +173,15 @@ async def spawn_actor(parent: Actor, name: str, *,
                       loglevel: Optional[str] = None,
                       bind_addrs: Optional[Sequence[Address]] = None,
                       transport: Optional[str] = None,
-                      inherit_main: bool = True) -> ChildProcess:
+                      inherit_main: bool = True,
+                      infect_asyncio: bool = False) -> ChildProcess:
     """Start an actor process and wait until it has connected back.
 
     ``bind_addrs`` are where the child listens (default: its transport's
     default); ``transport`` overrides the parent's; ``inherit_main=False``
-    gives it no way to load this program's main module. Raises
+    gives it no way to load this program's main module; ``infect_asyncio``
+    makes it run asyncio with trio as its guest, which takes a fresh
+    interpreter on either backend (a forked child runs trio already). Raises
     :class:`RemoteActorError` if the child could not import its modules or
     bind its addresses, :class:`ActorCrashed` if it died before connecting.
     Cancelling this kills the half-started child.
@@ -205,11 +208,12 @@ async def spawn_actor(parent: Actor, name: str, *,
         'main_ref': main_module_ref(parent) if inherit_main else None,
         'bind_addrs': [addr_to_wire(a) for a in bind_addrs or ()],
         'root_addrs': [addr_to_wire(a) for a in parent.root_addrs],
+        'infect_asyncio': bool(infect_asyncio),
         'registry_addrs': [addr_to_wire(a) for a in parent.registry_addrs],
         'parent_registrar_addr': (addr_to_wire(parent.registrar_addr)
                                   if parent.registrar_addr is not None else None),
     }
-    if parent.config.start_method == 'forkserver':
+    if parent.config.start_method == 'forkserver' and not infect_asyncio:
         return await _start(parent, name, uid, boot)
     # a fresh interpreter's start is CPU-bound: many at once only make each
     # one slower, until they miss their handshake deadlines; the others wait
@@ -232,7 +236,7 @@ async def _start(parent: Actor, name: str, uid: Tuple[str, str], boot: dict) -> 
     parent.expect_peer(uid)
     try:
         proc: Union[ActorProcess, ForkedProcess]
-        if parent.config.start_method == 'forkserver':
+        if parent.config.start_method == 'forkserver' and not boot['infect_asyncio']:
             proc = await (await forkserver_for(parent)).fork(boot)
         else:
             proc = ActorProcess([sys.executable, '-m', 'tractorish._child'],

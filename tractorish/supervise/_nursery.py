@@ -98,17 +98,20 @@ class ActorNursery:
         ``bind_addrs`` are the addresses the actor listens on (default: a
         free port, or a socket file); ``enable_transports=['uds']`` (or
         ``['tcp']``) picks its transport. ``inherit_parent_main=False``
-        keeps it from loading this program's main module. tractor's
+        keeps it from loading this program's main module. With
+        ``infect_asyncio`` it runs asyncio, trio as its guest, so its
+        functions may use asyncio libraries (``tractorish.to_asyncio``;
+        such an actor always starts as a fresh interpreter). tractor's
         ``rpc_module_paths`` is an older ``enable_modules``;
-        ``debug_mode=True``, ``infect_asyncio=True`` and ``proc_kwargs``
-        raise, saying what to do instead.
+        ``debug_mode=True`` and ``proc_kwargs`` raise, saying what to do
+        instead.
         """
-        refuse_unavailable(debug_mode=debug_mode, infect_asyncio=infect_asyncio)
+        refuse_unavailable(debug_mode=debug_mode)
         refuse_proc_kwargs(proc_kwargs)
         options = dict(enable_modules=modules_with_alias(enable_modules, rpc_module_paths),
                        loglevel=loglevel, bind_addrs=child_bind_addrs(bind_addrs),
                        transport=transport_of(enable_transports),
-                       inherit_main=inherit_parent_main)
+                       inherit_main=inherit_parent_main, infect_asyncio=infect_asyncio)
         return await self._start(name, options, None)
 
     async def run_in_actor(self, fn: Callable[..., Any], *, name: Optional[str] = None,
@@ -134,14 +137,13 @@ class ActorNursery:
             raise TypeError(f'run_in_actor runs a function to its result; {fn!r} is a '
                             f'stream or a context: start_actor, then open_stream_from '
                             f'or open_context on its portal')
-        refuse_unavailable(infect_asyncio=infect_asyncio)
         refuse_proc_kwargs(proc_kwargs)
         ns, func_name = function_ref(fn)
         modules = modules_with_alias(enable_modules, rpc_module_paths)
         options = dict(enable_modules=[ns, *(m for m in modules if m != ns)],
                        loglevel=loglevel, bind_addrs=child_bind_addrs(bind_addrs),
                        transport=transport_of(enable_transports),
-                       inherit_main=inherit_parent_main)
+                       inherit_main=inherit_parent_main, infect_asyncio=infect_asyncio)
         return await self._start(name or func_name, options, (ns, func_name, kwargs))
 
     async def _start(self, name: str, options: Dict[str, Any],

@@ -27,9 +27,9 @@ ROOT_KEYWORDS = frozenset({
 NO_DEBUGGER = ('the tree debugger (debug_mode=True) is not in tractorish yet: run the '
                "code in question in one process under pdb, or log the error's "
                'traceback (RemoteActorError.tb_str has the remote one)')
-NO_ASYNCIO = ('asyncio inside actors (infect_asyncio=True) is not in tractorish yet: '
-              'run asyncio code in a thread of its own with asyncio.run, from '
-              'trio.to_thread.run_sync')
+NO_ASYNCIO = ('this process already runs trio: it cannot become asyncio\'s guest. '
+              'Start a child with start_actor(..., infect_asyncio=True), or open the '
+              'tree from an asyncio program with tractorish.asyncio.open_nursery()')
 
 
 def transport_of(enable_transports: Optional[Sequence[str]]) -> Optional[str]:

@@ -306,9 +306,12 @@ def _first_parameter(fn: Callable[..., Any]) -> str:
 async def open_actor_pool(size: int, *, enable_modules: Sequence[str] = (),
                           name: str = 'pool', concurrency: int = 1, retries: int = 0,
                           max_restarts: int = 100, within: float = 60.0,
-                          loglevel: Optional[str] = None,
+                          loglevel: Optional[str] = None, infect_asyncio: bool = False,
                           **root_kwargs: Any) -> AsyncIterator[ActorPool]:
     """Start ``size`` workers named ``name-0`` ... and yield the pool.
+
+    With ``infect_asyncio`` the workers run asyncio, trio as its guest, so
+    their functions may use asyncio libraries (``tractorish.to_asyncio``).
 
     Workers are restarted when they die (at most ``max_restarts`` times
     within ``within`` seconds, else :class:`SupervisorError`). Leaving the
@@ -326,7 +329,7 @@ async def open_actor_pool(size: int, *, enable_modules: Sequence[str] = (),
             for worker in names:
                 starter.start_soon(functools.partial(
                     sup.start_actor, worker, enable_modules=enable_modules,
-                    loglevel=loglevel))
+                    loglevel=loglevel, infect_asyncio=infect_asyncio))
         with collapsing_groups():
             async with trio.open_nursery() as nursery:
                 yield ActorPool(sup, names, nursery, concurrency, retries)

@@ -63,8 +63,10 @@ class ChildSpec:
     """How to (re)start one supervised child, and its current incarnation."""
 
     def __init__(self, name: str, enable_modules: Sequence[str], restart: str,
-                 job: Optional[Tuple[str, str, dict]], loglevel: Optional[str]) -> None:
+                 job: Optional[Tuple[str, str, dict]], loglevel: Optional[str],
+                 infect_asyncio: bool = False) -> None:
         self.name = name
+        self.infect_asyncio = infect_asyncio
         self.enable_modules = list(enable_modules)
         self.restart = restart
         self.job = job
@@ -102,17 +104,22 @@ class Supervisor:
 
     async def start_actor(self, name: str, *, enable_modules: Sequence[str] = (),
                           restart: str = 'permanent',
-                          loglevel: Optional[str] = None) -> Portal:
+                          loglevel: Optional[str] = None,
+                          infect_asyncio: bool = False) -> Portal:
         """Start a supervised daemon actor; return a portal to it.
 
         The portal is to this incarnation; after a restart use
-        :meth:`portal` (or discovery) to reach the new one.
+        :meth:`portal` (or discovery) to reach the new one. With
+        ``infect_asyncio`` it runs asyncio, trio as its guest (see
+        ``tractorish.to_asyncio``).
         """
-        return await self._add(ChildSpec(name, enable_modules, restart, None, loglevel))
+        return await self._add(ChildSpec(name, enable_modules, restart, None, loglevel,
+                                         infect_asyncio))
 
     async def run_in_actor(self, fn: Callable[..., Any], *, name: Optional[str] = None,
                            restart: str = 'transient', enable_modules: Sequence[str] = (),
-                           loglevel: Optional[str] = None, **kwargs: Any) -> Portal:
+                           loglevel: Optional[str] = None, infect_asyncio: bool = False,
+                           **kwargs: Any) -> Portal:
         """Start a supervised actor that runs ``fn(**kwargs)``.
 
         It ends when ``fn`` returns (normally) or raises (abnormally); its
@@ -121,7 +128,8 @@ class Supervisor:
         """
         ns, func_name = function_ref(fn)
         modules = [ns, *(m for m in enable_modules if m != ns)]
-        spec = ChildSpec(name or func_name, modules, restart, (ns, func_name, kwargs), loglevel)
+        spec = ChildSpec(name or func_name, modules, restart, (ns, func_name, kwargs), loglevel,
+                         infect_asyncio)
         return await self._add(spec)
 
     async def _add(self, spec: ChildSpec) -> Portal:
@@ -140,7 +148,7 @@ class Supervisor:
 
     async def _start(self, spec: ChildSpec) -> None:
         child = await spawn_actor(self._actor, spec.name, enable_modules=spec.enable_modules,
-                                  loglevel=spec.loglevel)
+                                  loglevel=spec.loglevel, infect_asyncio=spec.infect_asyncio)
         spec.process, spec.portal = child, child.portal
         if spec.job is not None:
             child.portal._expect_result()  # type: ignore[union-attr]
