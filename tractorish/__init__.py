@@ -66,7 +66,7 @@ _LAZY = {
     'breakpoint': 'devx',
 }
 # tractor's submodules, imported on first use as attributes too
-_LAZY_MODULES = frozenset({'devx', 'log', 'to_asyncio', 'trionics'})
+_LAZY_MODULES = frozenset({'asyncio', 'devx', 'log', 'to_asyncio', 'trionics'})
 
 if _TYPE_CHECKING:
     from .supervise import ActorNursery as ActorNursery

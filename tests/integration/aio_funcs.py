@@ -1,0 +1,109 @@
+"""Functions the asyncio-main tests (``test_asyncio_main.py``) run inside actors.
+
+Kept apart from the test module so that children import only this (and
+not pytest) when they expose it.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import trio
+
+import tractorish
+
+_cancelled = 0
+
+
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+async def getpid() -> int:
+    return os.getpid()
+
+
+async def fail(text: str = 'bad value') -> None:
+    raise ValueError(text)
+
+
+async def fail_later(seconds: float, text: str = 'failed later') -> None:
+    await trio.sleep(seconds)
+    raise RuntimeError(text)
+
+
+async def sleep_forever() -> None:
+    """Sleep until cancelled; count the cancellations (see :func:`cancelled_count`)."""
+    global _cancelled
+    try:
+        await trio.sleep_forever()
+    except trio.Cancelled:
+        _cancelled += 1
+        raise
+
+
+async def cancelled_count() -> int:
+    return _cancelled
+
+
+async def exit_soon(seconds: float, code: int = 3) -> None:
+    """Return now; end this actor's process without any cleanup ``seconds`` later."""
+    threading.Timer(seconds, os._exit, (code,)).start()
+
+
+async def count(n: int):
+    for i in range(n):
+        yield i
+
+
+async def count_then_fail(n: int):
+    for i in range(n):
+        yield i
+    raise KeyError(f'failed after {n}')
+
+
+@tractorish.context
+async def echo(ctx: tractorish.Context, greeting: str) -> int:
+    """Echo every value of the stream back; return how many there were."""
+    await ctx.started(greeting)
+    received = 0
+    async with ctx.open_stream() as stream:
+        async for value in stream:
+            received += 1
+            await stream.send(value)
+    return received
+
+
+@tractorish.context
+async def fail_after_started(ctx: tractorish.Context) -> None:
+    await ctx.started('ready')
+    await trio.sleep(0.1)
+    raise KeyError('context failed')
+
+
+_context_ends: list = []
+
+
+@tractorish.context
+async def consume(ctx: tractorish.Context) -> None:
+    """Read the stream until the caller stops; record how that ended."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        try:
+            async for _ in stream:
+                pass
+        except tractorish.RemoteActorError as err:
+            _context_ends.append(f'caller failed: {err.type_str}')
+            raise
+        except trio.Cancelled:
+            _context_ends.append('cancelled')
+            raise
+
+
+async def context_ends() -> list:
+    return list(_context_ends)
+
+
+async def sleep(seconds: float) -> float:
+    await trio.sleep(seconds)
+    return seconds
