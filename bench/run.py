@@ -1,4 +1,4 @@
-"""tractorish benchmark: spawning, calls, streams, errors, memory, imports and pools.
+"""tractorish benchmark: spawning, calls, streams, errors, memory, imports, pools and jobs.
 
 Usage::
 
@@ -75,6 +75,15 @@ pool
     CPU-bound chunks). Every pool is started and warmed up, untimed, before
     any measurement; the other pools' workers use multiprocessing's
     ``forkserver`` start method.
+jobs
+    Durable jobs (``open_job_queue``) on ``open_actor_pool(2,
+    concurrency=4)``: many concurrent ``jobs.run`` calls of a trivial async
+    function (jobs/s: each recorded, claimed and finished in the store, every
+    commit durable), against as many concurrent ``pool.run`` calls of it
+    (calls/s); and one job at a time against one call at a time. On a SQLite
+    file (WAL, ``synchronous=FULL``) and on a PostgreSQL server started here
+    for the run, with fsync on (``tests/jobs/pg_server.py``; skipped if no
+    server or psycopg is installed). Each repetition uses a new store.
 
 Within a group, tractorish and baseline repetitions alternate so that drift
 in machine load hits both alike; values are medians across repetitions with
@@ -95,6 +104,7 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import math
 import multiprocessing
@@ -133,19 +143,21 @@ try:
 except ImportError:  # the memory group needs it
     psutil = None
 
-GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool', 'asyncio')
+GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool', 'asyncio', 'jobs')
 BACKENDS = ('forkserver', 'trio')
 
 DEFAULTS = dict(reps=5, spawn_reps=5, calls=3000, warmup=300, spawns=4, concurrent_spawns=8,
                 tasks=32, task_calls=100, error_calls=200,
                 stream_ints=100_000, stream_kib=50_000,
                 mem_reps=2, mem_actors=32, imports=20,
-                pool_items=2000, pool_chunks=40, aio_calls=3000, aio_values=100_000)
+                pool_items=2000, pool_chunks=40, aio_calls=3000, aio_values=100_000,
+                job_items=2000, job_serial=200)
 QUICK = dict(reps=2, spawn_reps=1, calls=500, warmup=100, spawns=2, concurrent_spawns=8,
              tasks=32, task_calls=20, error_calls=50,
              stream_ints=20_000, stream_kib=10_000,
              mem_reps=1, mem_actors=4, imports=3,
-             pool_items=300, pool_chunks=6, aio_calls=300, aio_values=10_000)
+             pool_items=300, pool_chunks=6, aio_calls=300, aio_values=10_000,
+             job_items=300, job_serial=50)
 STOP_WAIT = 10.0  # s; a bound on cleanup only, never on a measurement
 STREAM_WARMUP = 2000  # values in the untimed stream before each timed one
 BASELINE_STREAM_RUNS = 5  # timed baseline streams per repetition (median)
@@ -1139,12 +1151,112 @@ async def asyncio_group(opts: argparse.Namespace, progress: Callable[[str], None
     return res
 
 
+# --- durable jobs --------------------------------------------------------------------
+
+def temp_postgres() -> Tuple[Any, str]:
+    """A throwaway PostgreSQL server with fsync on (the job tests' helper),
+    or ``None`` and why there is none."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return None, 'psycopg not installed (pip install "tractorish[postgres]")'
+    sys.path.insert(0, os.path.join(_PACKAGE_PARENT, 'tests', 'jobs'))
+    import pg_server
+    bin_dir = pg_server.find_bin_dir()
+    if bin_dir is None:
+        return None, 'no PostgreSQL server installed'
+    return pg_server.TempPostgres(bin_dir, durable=True).start(), ''
+
+
+async def jobs_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                     table: Table) -> Dict[str, Any]:
+    n, serial = opts.job_items, opts.job_serial
+    kinds = ('plain', 'sqlite', 'postgres')
+    res: Dict[str, Any] = {'many': {k: [] for k in kinds}, 'serial': {k: [] for k in kinds},
+                           'items': n, 'serial_items': serial}
+    server, missing = await trio.to_thread.run_sync(temp_postgres)
+    tmp = tempfile.mkdtemp(prefix='bench-jobs-')
+    stores = itertools.count()
+
+    def new_store(kind: str) -> str:
+        index = next(stores)
+        if kind == 'sqlite':
+            return os.path.join(tmp, f'jobs-{index}.db')
+        server.sql(f'CREATE DATABASE bench_{index}')
+        return server.url(f'bench_{index}')
+
+    async def timed_calls(call: Callable[[int], Awaitable[Any]], count: int,
+                          at_once: bool) -> float:
+        """``count`` calls (all at once, or one after another): per second."""
+        out: List[Any] = [None] * count
+
+        async def one(i: int) -> None:
+            out[i] = await call(i)
+        t0 = time.perf_counter()
+        if at_once:
+            async with trio.open_nursery() as nursery:
+                for i in range(count):
+                    nursery.start_soon(one, i)
+        else:
+            for i in range(count):
+                await one(i)
+        elapsed = time.perf_counter() - t0
+        if out != list(range(count)):
+            raise RuntimeError('the jobs or calls returned the wrong values')
+        return count / elapsed
+
+    async def measure(pool: tractorish.ActorPool, kind: str, count: int,
+                      at_once: bool) -> float:
+        if kind == 'plain':
+            return await timed_calls(lambda i: pool.run(bench_funcs.echo, x=i), count,
+                                     at_once)
+        store = await trio.to_thread.run_sync(new_store, kind)
+        async with tractorish.open_job_queue(pool, store) as jobs:
+            return await timed_calls(
+                lambda i: jobs.run(bench_funcs.echo, id=f'job-{i}', x=i), count, at_once)
+
+    try:
+        async with tractorish.open_actor_pool(
+                POOL_SIZE, concurrency=POOL_CONCURRENCY, enable_modules=['bench_funcs'],
+                name='bench-jobs', registry_addrs=[('127.0.0.1', free_port())]) as pool:
+            await pool.wait_ready()
+            ran = [k for k in kinds if k != 'postgres' or server is not None]
+            for kind in ran:  # warm-ups, untimed
+                await measure(pool, kind, 50, True)
+            for rep in range(opts.reps):
+                order = ran[rep % len(ran):] + ran[:rep % len(ran)]
+                for kind in order:
+                    gc.collect()
+                    res['many'][kind].append(await measure(pool, kind, n, True))
+                    res['serial'][kind].append(await measure(pool, kind, serial, False))
+                many = res['many']
+                progress(f'jobs rep {rep + 1}/{opts.reps}: {n:,} at once, per s: pool.run '
+                         f'{many["plain"][-1]:,.0f}, SQLite jobs {many["sqlite"][-1]:,.0f}'
+                         + (f', PostgreSQL jobs {many["postgres"][-1]:,.0f}' if server else ''))
+    finally:
+        with trio.CancelScope(shield=True):
+            if server is not None:
+                await trio.to_thread.run_sync(server.stop)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    table.section(f'jobs: open_actor_pool({POOL_SIZE}, concurrency={POOL_CONCURRENCY}); '
+                  f'{n:,} jobs (or calls) of a no-op at once, then {serial} one at a time, '
+                  f'per rep; each rep a new store')
+    for what, label, base in (('many', f'{n:,} at once', 'concurrent pool.run calls'),
+                              ('serial', 'one at a time', 'pool.run calls, one at a time')):
+        for kind, name in (('sqlite', 'SQLite'), ('postgres', 'PostgreSQL')):
+            table.add(f'durable jobs/s, {name}, {label}', res[what][kind] or None,
+                      res[what]['plain'], base if res[what][kind] else missing, fmt=',.0f')
+    res['postgres_missing'] = missing
+    return res
+
+
 # --- the run ---------------------------------------------------------------------------
 
 GROUP_FUNCS = {
     'spawn': spawn_group, 'rpc': rpc_group, 'streams': streams_group,
     'errors': errors_group, 'memory': memory_group, 'import': import_group,
-    'pool': pool_group, 'asyncio': asyncio_group,
+    'pool': pool_group, 'asyncio': asyncio_group, 'jobs': jobs_group,
 }
 
 

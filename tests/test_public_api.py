@@ -11,6 +11,10 @@ EXPECTED = {
     'find_actor', 'find_actors', 'get_registry', 'list_actors', 'query_actor',
     'wait_for_actor', 'wait_for_actors',
     'ActorPool', 'Supervisor', 'SupervisorError', 'open_actor_pool', 'open_supervisor',
+    'open_job_queue', 'JobQueue', 'Job', 'JobError', 'JobConflict', 'JobNotFound',
+    'JobStoreError',
+    'open_entity_cluster', 'connect_entity_cluster', 'EntityCluster', 'EntityClient',
+    'EntityError', 'EntityTimeout', 'EntityOwnerLost',
     # tractor's names
     'ActorFailure', 'ActorTooSlowError', 'BaseExceptionGroup', 'InternalError',
     'MessagingError', 'RuntimeFailure', 'RuntimeVars', 'StreamOverrun', 'current_ipc_ctx',
@@ -25,7 +29,8 @@ def test_exported_names():
     # dir(): pools and supervisors are imported on first use
     public = {name for name in dir(tractorish) if not name.startswith('_')}
     modules = {'msg', 'ipc', 'runtime', 'spawn', 'supervise', 'discovery', 'workers',
-               'testing'}  # (the pytest plugin: an attribute once this suite loads it)
+               'entities',
+               'jobs', 'testing'}  # (the pytest plugin: an attribute once this suite loads it)
     assert public - modules - SUBMODULES == EXPECTED
     assert SUBMODULES <= public
 

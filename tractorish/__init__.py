@@ -50,6 +50,9 @@ from .runtime import debug_mode as debug_mode
 from .runtime import get_runtime_vars as get_runtime_vars
 from .runtime import is_root_process as is_root_process
 from .runtime import stream as stream
+# every actor's start-up hook for being seen (process title, metrics,
+# tracing): nothing is imported for them unless they are asked for
+from .devx import _observe as _observe
 
 __version__ = '0.1.0'
 
@@ -64,6 +67,11 @@ _LAZY = {
     'open_actor_pool': 'workers', 'open_supervisor': 'workers',
     'pause': 'devx', 'pause_from_sync': 'devx', 'post_mortem': 'devx',
     'breakpoint': 'devx',
+    'open_job_queue': 'jobs', 'JobQueue': 'jobs', 'Job': 'jobs', 'JobError': 'jobs',
+    'JobConflict': 'jobs', 'JobNotFound': 'jobs', 'JobStoreError': 'jobs',
+    'open_entity_cluster': 'entities', 'connect_entity_cluster': 'entities',
+    'EntityCluster': 'entities', 'EntityClient': 'entities', 'EntityError': 'entities',
+    'EntityTimeout': 'entities', 'EntityOwnerLost': 'entities',
 }
 # tractor's submodules, imported on first use as attributes too
 _LAZY_MODULES = frozenset({'asyncio', 'devx', 'log', 'to_asyncio', 'trionics'})
@@ -83,6 +91,20 @@ if _TYPE_CHECKING:
     from .workers import SupervisorError as SupervisorError
     from .workers import open_actor_pool as open_actor_pool
     from .workers import open_supervisor as open_supervisor
+    from .jobs import Job as Job
+    from .jobs import JobConflict as JobConflict
+    from .jobs import JobError as JobError
+    from .jobs import JobNotFound as JobNotFound
+    from .jobs import JobQueue as JobQueue
+    from .jobs import JobStoreError as JobStoreError
+    from .jobs import open_job_queue as open_job_queue
+    from .entities import EntityClient as EntityClient
+    from .entities import EntityCluster as EntityCluster
+    from .entities import EntityError as EntityError
+    from .entities import EntityOwnerLost as EntityOwnerLost
+    from .entities import EntityTimeout as EntityTimeout
+    from .entities import connect_entity_cluster as connect_entity_cluster
+    from .entities import open_entity_cluster as open_entity_cluster
 
 
 __all__ = [

@@ -3,7 +3,9 @@
 Run with ``python -m tractorish demo``. The root splits the range into
 chunks; one worker task per actor pulls chunks and streams each one from
 its actor, which reports its progress through the chunk as it goes and its
-count at the end; the terminal shows both as they arrive.
+count at the end; the terminal shows both as they arrive. A failed write
+(``tractorish demo | head``) ends the demo like any other error in a task:
+every actor is cancelled and reaped; the command then exits quietly.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import math
 import os
 import sys
 import time
-from typing import List, Tuple
+from typing import List, Optional, TextIO, Tuple
 
 import trio
 
@@ -50,8 +52,17 @@ def split(limit: int, chunks: int) -> List[Tuple[int, int]]:
     return [(lo, min(lo + step, limit)) for lo in range(0, limit, step)]
 
 
-async def run_demo(workers: int, limit: int, chunks: int, out=sys.stdout) -> int:
-    """Count the primes below ``limit``; return the count."""
+async def run_demo(workers: int, limit: int, chunks: int,
+                   out: Optional[TextIO] = None) -> int:
+    """Count the primes below ``limit``; return the count.
+
+    Prints to ``out`` (default: standard output). Every number must be at
+    least 1, else ``ValueError``.
+    """
+    if min(workers, limit, chunks) < 1:
+        raise ValueError(f'workers, limit and chunks must be at least 1, '
+                         f'not {workers}, {limit}, {chunks}')
+    out = out or sys.stdout
     todo = split(limit, chunks)
     send, receive = trio.open_memory_channel(len(todo))
     for chunk in todo:

@@ -231,18 +231,6 @@ def test_separate_programs_meet_at_a_registry_daemon():
             assert wrong.returncode == 1 and 'refused' in wrong.stderr
 
 
-def test_cli_reports_when_nothing_answers():
-    from conftest import free_port
-    out = cli('ls', '--registry', f'127.0.0.1:{free_port()}')
-    assert out.returncode == 1
-    assert 'nothing answers at' in out.stderr
-    bad = cli('call', 'x', 'nodot', '--registry', f'127.0.0.1:{free_port()}')
-    assert bad.returncode == 1
-    for command in ('registry', 'ls', 'tree', 'call', 'demo'):
-        helped = cli(command, '--help')
-        assert helped.returncode == 0 and 'usage: tractorish' in helped.stdout
-
-
 def test_a_restarted_registrar_is_repopulated():
     env = dict(os.environ)
     registry = env['TRACTORISH_REGISTRY']
@@ -262,3 +250,56 @@ def test_a_restarted_registrar_is_repopulated():
                 while 'survivor' not in registered_names(registry, env):
                     assert time.monotonic() < deadline, 'worker did not re-register'
                     time.sleep(0.2)
+
+
+@contextmanager
+def silent_listener():
+    """A port that takes connections (the kernel completes them) and never
+    answers: what a stopped or hung registrar looks like from outside."""
+    import socket
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    sock.listen(64)
+    try:
+        yield sock.getsockname()
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def short_answer_timeout(monkeypatch):
+    from tractorish.ipc import _handshake
+    monkeypatch.setattr(_handshake, 'ANSWER_TIMEOUT', 0.5)
+
+
+async def test_a_silent_registry_is_taken_for_an_absent_one(short_answer_timeout, caplog):
+    import logging
+    from tractorish.ipc import NoAnswerError
+    config = tractorish.RuntimeConfig(discovery='client')
+    with silent_listener() as silent, caplog.at_level(logging.WARNING):
+        async with tractorish.open_root_actor('asker', registry_addrs=[silent],
+                                              config=config):
+            with trio.fail_after(30):
+                async with tractorish.find_actor('anyone') as portal:
+                    assert portal is None
+                async with tractorish.find_actors('anyone') as portals:
+                    assert portals == []
+                async with tractorish.query_actor('anyone') as (addr, registrar):
+                    assert addr is None and registrar is None
+                # what has nothing to give back says what happened
+                with pytest.raises(NoAnswerError) as info:
+                    await tractorish.list_actors()
+    assert f'no answer from 127.0.0.1:{silent[1]} within 0.5 s' in str(info.value)
+    assert isinstance(info.value, tractorish.TransportClosed)
+    assert not isinstance(info.value, tractorish.AuthenticationError)
+    assert f'taking the registry at 127.0.0.1:{silent[1]} for absent' in caplog.text
+
+
+async def test_an_actor_starts_unregistered_beside_a_silent_registry(
+        short_answer_timeout, caplog):
+    import logging
+    with silent_listener() as silent, caplog.at_level(logging.WARNING):
+        with trio.fail_after(30):
+            async with tractorish.open_root_actor('lonely', registry_addrs=[silent]):
+                assert tractorish.current_actor().registrar_addr is None
+    assert f'the registry at 127.0.0.1:{silent[1]} does not answer' in caplog.text

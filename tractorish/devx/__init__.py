@@ -9,14 +9,23 @@ calling them raises ``NotImplementedError`` saying what to do instead.
 """
 from __future__ import annotations
 
-import pdb as _pdb
 from contextlib import contextmanager
-from typing import AbstractSet, Any, Iterator, Optional, Type
+from typing import TYPE_CHECKING, AbstractSet, Any, Iterator, Optional, Type
 
 import trio
 
 from ..runtime._stackdump import DEFAULT_SIGNAL
-from ..supervise._tractor_kwargs import NO_DEBUGGER
+# every actor's start-up hooks (process title, metrics, tracing): every
+# actor imports this package, so pdb and the rest load on first use only
+from . import _observe as _observe
+
+if TYPE_CHECKING:
+    import pdb as _pdb
+
+
+def _no_debugger() -> NotImplementedError:
+    from ..supervise._tractor_kwargs import NO_DEBUGGER
+    return NotImplementedError(NO_DEBUGGER)
 
 
 def enable_stack_on_sig(sig: int = DEFAULT_SIGNAL) -> Optional[int]:
@@ -59,7 +68,8 @@ def open_crash_handler(catch: AbstractSet[Type[BaseException]] = frozenset({Base
         if isinstance(err, tuple(ignore)):
             raise
         boxed.value = err
-        _pdb.post_mortem(err.__traceback__)
+        import pdb
+        pdb.post_mortem(err.__traceback__)
         if raise_on_exit:
             raise
 
@@ -81,28 +91,29 @@ def maybe_open_crash_handler(pdb: Optional[bool] = None, hide_tb: bool = True,
 
 def mk_pdb() -> _pdb.Pdb:
     """A pdb for this process's terminal."""
-    return _pdb.Pdb()
+    import pdb
+    return pdb.Pdb()
 
 
 async def pause(**kwargs: Any) -> None:
     """The tree debugger's breakpoint: not in tractorish yet."""
-    raise NotImplementedError(NO_DEBUGGER)
+    raise _no_debugger()
 
 
 def pause_from_sync(**kwargs: Any) -> None:
     """The tree debugger's breakpoint from sync code: not in tractorish yet."""
-    raise NotImplementedError(NO_DEBUGGER)
+    raise _no_debugger()
 
 
 async def breakpoint(**kwargs: Any) -> None:  # noqa: A001 - tractor's name
     """tractor's older name of :func:`pause`: not in tractorish yet."""
-    raise NotImplementedError(NO_DEBUGGER)
+    raise _no_debugger()
 
 
 async def post_mortem(**kwargs: Any) -> None:
     """The tree debugger's post-mortem: not in tractorish yet. In one
     process, :func:`open_crash_handler` gives pdb's."""
-    raise NotImplementedError(NO_DEBUGGER)
+    raise _no_debugger()
 
 
 async def maybe_wait_for_debugger(**kwargs: Any) -> None:

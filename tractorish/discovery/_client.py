@@ -3,9 +3,15 @@
 Several actors may share a name. :func:`find_actor`, :func:`wait_for_actor`
 and :func:`query_actor` then pick the one that registered last (after a
 restart, the new one); :func:`find_actors` gives all of them.
+
+:func:`find_actor`, :func:`find_actors` and :func:`query_actor` take a
+registry that cannot be reached for an empty one, and so one that takes
+the connection but does not answer (stopped, hung): that one with a
+warning, since it is likely to be a problem.
 """
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Tuple
@@ -13,9 +19,11 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Tuple
 import trio
 
 from .._exceptions import TransportClosed
-from ..ipc import Address, normalize_addr
+from ..ipc import Address, NoAnswerError, format_addr, normalize_addr
 from ..runtime import Portal, current_actor
 from . import _registrar
+
+log = logging.getLogger('tractorish.discovery')
 
 
 def _registry_addrs(registry_addrs: Optional[Sequence[Address]]) -> List[Address]:
@@ -36,13 +44,22 @@ async def get_registry(addr: Optional[Address] = None) -> AsyncIterator[Portal]:
         yield Portal(actor, chan)
 
 
+def _unreachable(addr: Address, err: TransportClosed) -> None:
+    """Say why the registry at ``addr`` is taken for an absent one."""
+    if isinstance(err, NoAnswerError):
+        log.warning('taking the registry at %s for absent: %s', format_addr(addr), err)
+    else:
+        log.debug('no registry at %s: %s', format_addr(addr), err)
+
+
 async def _lookup(name: str, registry_addrs: Optional[Sequence[Address]]) -> List[dict]:
     """Entries for ``name`` from the first registry that has any."""
     for addr in _registry_addrs(registry_addrs):
         try:
             async with get_registry(addr) as registry:
                 entries = await registry.run(_registrar.find, name=name)
-        except TransportClosed:
+        except TransportClosed as err:
+            _unreachable(addr, err)
             continue
         if entries:
             return entries
@@ -70,14 +87,17 @@ async def query_actor(name: str, registry_addrs: Optional[Sequence[Address]] = N
     if regaddr is not None:
         registry_addrs = [regaddr]
     for addr in _registry_addrs(registry_addrs):
-        try:
-            async with get_registry(addr) as registry:
+        async with AsyncExitStack() as stack:
+            try:
+                registry = await stack.enter_async_context(get_registry(addr))
                 entries = await registry.run(_registrar.find, name=name)
-                if entries:
-                    yield normalize_addr(entries[-1]['addrs'][0]), registry
-                    return
-        except TransportClosed:
-            continue
+            except TransportClosed as err:
+                _unreachable(addr, err)
+                continue
+            if entries:
+                # (outside the try: an error in the caller's block is its own)
+                yield normalize_addr(entries[-1]['addrs'][0]), registry
+                return
     yield None, None
 
 

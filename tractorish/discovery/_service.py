@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import trio
 
 from .._exceptions import AuthenticationError, RemoteActorError, TransportClosed
-from ..ipc import Address, addr_to_wire, format_addr, open_stream_to
+from ..ipc import Address, NoAnswerError, addr_to_wire, format_addr, open_stream_to
 from ..runtime import Actor, Portal
 from . import _registrar
 
@@ -96,11 +96,11 @@ async def discovery_service(actor: Actor, task_status: Any = trio.TASK_STATUS_IG
 
 
 def registers_through_parent(actor: Actor) -> bool:
-    """True if ``actor`` registers in its hello to its parent, the registrar.
+    """True if ``actor`` registers in its handshake with its parent, the registrar.
 
     A child of the registrar would otherwise open a second connection to
-    its parent's process, and a context on it, only to register: the hello
-    carries the entry instead, and the registrar keeps it while the channel
+    its parent's process, and a context on it, only to register: the
+    handshake's ``info`` message carries the entry instead, and the registrar keeps it while the channel
     to its child lasts (the child's life: it ends without its parent).
     """
     return (actor.parent_addr is not None and actor.parent_registrar_addr is not None
@@ -137,7 +137,7 @@ async def keep_registered(actor: Actor, addr: Address,
     Reports started after the first attempt, whether it worked or not, so a
     missing registry delays an actor's start by at most a few seconds.
     """
-    reported = refused = False
+    reported = refused = silent = False
     delay = RETRY_MIN
     while True:
         try:
@@ -150,15 +150,21 @@ async def keep_registered(actor: Actor, addr: Address,
                             _registrar.register, entry=own_entry(actor)) as (ctx, _):
                         scope.deadline = float('inf')
                         delay = RETRY_MIN
+                        refused = silent = False
                         if not reported:
                             reported = True
                             task_status.started()
                         await trio.sleep_forever()
+            if scope.cancelled_caught:
+                silent = _say_silent(actor, addr, silent, f'no registration within '
+                                                          f'{FIRST_REGISTRATION_TIMEOUT:g} s')
         except AuthenticationError as err:
             # a wrong secret will not fix itself: say so once, loudly
             (log.debug if refused else log.warning)(
                 '%r: the registry at %s refused us: %s', actor, format_addr(addr), err)
             refused = True
+        except NoAnswerError as err:
+            silent = _say_silent(actor, addr, silent, str(err))
         except (TransportClosed, RemoteActorError, OSError) as err:
             log.debug('%r: registry at %s unavailable: %s', actor, format_addr(addr), err)
         if not reported:
@@ -166,3 +172,12 @@ async def keep_registered(actor: Actor, addr: Address,
             task_status.started()
         await trio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX)
+
+
+def _say_silent(actor: Actor, addr: Address, said: bool, why: str) -> bool:
+    """Log, once loudly, that the registry at ``addr`` takes connections but
+    does not answer (stopped or hung); we run unregistered meanwhile."""
+    (log.debug if said else log.warning)(
+        '%r: the registry at %s does not answer (%s); running unregistered, '
+        'retrying', actor, format_addr(addr), why)
+    return True

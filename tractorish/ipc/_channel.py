@@ -50,6 +50,25 @@ SPIN_BUDGET_NS = 1_000_000
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
+class ChannelStatistics:
+    """What a channel has carried so far (:meth:`Channel.statistics`)."""
+
+    __slots__ = ('messages_received', 'messages_sent', 'bytes_received', 'bytes_sent',
+                 'bytes_queued')
+
+    def __init__(self, messages_received: int, messages_sent: int, bytes_received: int,
+                 bytes_sent: int, bytes_queued: int) -> None:
+        self.messages_received = messages_received
+        self.messages_sent = messages_sent  # queued to send, written or not
+        self.bytes_received = bytes_received
+        self.bytes_sent = bytes_sent        # handed to the kernel
+        self.bytes_queued = bytes_queued    # waiting to be written
+
+    def __repr__(self) -> str:
+        return 'ChannelStatistics(' + ', '.join(
+            f'{name}={getattr(self, name)}' for name in self.__slots__) + ')'
+
+
 # A TCP peer whose host vanished (no FIN, no RST) is given up after about
 # KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT seconds of silence.
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 30, 10, 3
@@ -104,6 +123,9 @@ class Channel:
         self._decoder = Decoder(max_msg_size)
         self._received: Deque[dict] = deque()
         self._pending = bytearray()
+        # counted once per read and per write, and messages once each as
+        # they are queued (see statistics())
+        self._messages_in = self._messages_out = self._bytes_in = self._bytes_out = 0
         self._high_water = high_water
         # how much a batched send may find queued and still just join it
         self._batch_room = min(BATCH_FLUSH, high_water)
@@ -174,6 +196,11 @@ class Channel:
     def closed(self) -> bool:
         return self._closed or self._send_error is not None
 
+    def statistics(self) -> ChannelStatistics:
+        """Messages and bytes carried each way so far, and bytes queued."""
+        return ChannelStatistics(self._messages_in, self._messages_out, self._bytes_in,
+                                 self._bytes_out, len(self._pending))
+
     # --- sending ------------------------------------------------------------
 
     async def send(self, msg: Any, *, batch: bool = False) -> None:
@@ -193,6 +220,7 @@ class Channel:
             # wait before encoding: a sender waiting for room holds no bytes
             await self._wait_for_room_to_send()
         data = self._encoder.encode(msg)
+        self._messages_out += 1
         pending = self._pending
         if batch:
             if len(pending) < self._batch_room and self._send_error is None \
@@ -258,6 +286,7 @@ class Channel:
                 or self._send_error is not None or self._closed:
             return False
         pending += self._encoder.encode_yield(value, cid)
+        self._messages_out += 1
         self._wake_writer()
         return True
 
@@ -268,11 +297,13 @@ class Channel:
         call's ``functype`` before its ``return``: one write instead of two.
         """
         self._cork(self._encoder.encode(msg))
+        self._messages_out += 1
 
     def cork_reply(self, value: Any, cid: str) -> None:
         """``send_corked`` of a plain call's two replies, its ``functype``
         (``'asyncfunc'``) and its ``return`` of ``value``, encoded in one go."""
         self._cork(self._encoder.encode_reply(value, cid))
+        self._messages_out += 2
 
     def _cork(self, data: bytes) -> None:
         if self._send_error is not None or self._closed:
@@ -326,6 +357,7 @@ class Channel:
         except OSError as err:
             self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
             raise self._why_closed() from err
+        self._bytes_out += sent
         del self._pending[:sent]
 
     def _why_closed(self) -> TransportClosed:
@@ -349,6 +381,7 @@ class Channel:
         except OSError as err:
             self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
             raise self._why_closed() from err
+        self._bytes_out += sent
         return data[sent:] if sent < len(data) else b''
 
     @property
@@ -390,6 +423,7 @@ class Channel:
         if self._send_error is not None or self._closed:
             raise self._why_closed()
         self._pending += self._encoder.encode(msg)
+        self._messages_out += 1
         self._wake_writer()
 
     async def flush(self) -> None:
@@ -422,6 +456,7 @@ class Channel:
                         await self._write_direct(batch)
                     else:
                         await self._stream.send_all(batch)
+                        self._bytes_out += len(batch)
                 except TransportClosed:
                     return  # _write_now has said why
                 except _STREAM_ERRORS as err:
@@ -569,7 +604,9 @@ class Channel:
                         f'{self!r}: peer closed in the middle of a message')
                 continue
             messages = self._decoder.feed(data)
+            self._bytes_in += len(data)
             if messages:
+                self._messages_in += len(messages)
                 return messages
 
     def __aiter__(self) -> AsyncIterator[dict]:

@@ -4,6 +4,11 @@
 ``TRACTORISH_SECRET_FILE``, by default ``$XDG_CONFIG_HOME/tractorish/secret``
 (``~/.config/...``), created on first use with mode 0600. A file that other
 users could read, or that another user owns, is refused.
+
+The secret is the HMAC key as it is: the variable's bytes, or the file's
+bytes with surrounding whitespace stripped. A created file holds 64 hex
+characters, and those 64 ASCII bytes are the key (they are not decoded to
+32 bytes first); docs/protocol.md#the-key says so for other implementations.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ def load_secret(path: 'Path | None' = None) -> bytes:
     if path is None:
         env = os.environ.get(SECRET_ENV)
         if env:
-            return env.encode()
+            return os.fsencode(env)  # the variable's own bytes
         path = default_secret_path()
     try:
         return _read_secret_file(path)
@@ -65,9 +70,11 @@ def _read_secret_file(path: Path) -> bytes:
 
 
 def make_mac(secret: bytes, label: bytes, *parts: bytes) -> bytes:
-    """HMAC-SHA256 over ``label`` and ``parts`` (each length-prefixed)."""
-    mac = hmac.new(secret, label, hashlib.sha256)
-    for part in parts:
+    """HMAC-SHA256 keyed with ``secret`` over ``label`` then ``parts``, each
+    preceded by its length as 4 big-endian bytes, so that no two different
+    lists of parts give the same input."""
+    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    for part in (label, *parts):
         mac.update(len(part).to_bytes(4, 'big'))
         mac.update(part)
     return mac.digest()

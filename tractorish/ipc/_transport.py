@@ -1,121 +1,26 @@
-"""Connecting, listening and the authenticated handshake.
+"""Connecting and binding: byte streams to and from addresses.
 
-The handshake (DESIGN sections 3 and 5), for connector C and acceptor A::
-
-    C -> A  hello{uid, proto, nonce_c}      A -> C  hello{uid, proto, nonce_a}
-    C -> A  auth(HMAC(secret, "connect", nonce_a, nonce_c))
-    A checks it; on failure A closes without proving anything itself
-    A -> C  auth(HMAC(secret, "accept", nonce_c, nonce_a))
-
-The direction label stops a peer from reflecting one side's proof back at
-it; the fresh nonces stop replays. Each proof also covers both uids and
-the endpoint the connection was made to (the address C dialled, which A
-sees as its own end of the accepted socket), so a proof obtained by
-getting some actor to connect to an impostor is worthless anywhere else:
-relaying it to the real actor fails. (One consequence: a connection
-through NAT or a port forward, where the two ends see different addresses,
-is refused.) Nothing but ``hello`` and ``auth`` is read before the
-handshake completes, and nothing larger than ``HANDSHAKE_MAX_MSG`` bytes.
+:func:`connect` opens an authenticated channel (the handshake is in
+``_handshake``); :func:`open_listener` binds an address, which
+``_listener.serve_listener`` then serves.
 """
 from __future__ import annotations
 
-import logging
 import os
 import socket as stdlib_socket
 import stat
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, List, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, List, Optional, Sequence, Tuple
 
 import trio
 
-
-from .._exceptions import AuthenticationError, ProtocolError, TransportClosed
-from ..msg import PROTOCOL_VERSION, auth, hello, message_kind
+from .._exceptions import TransportClosed
+from . import _handshake
 from ._addr import Address, format_addr, normalize_addr
 from ._channel import Channel, open_channel
-from ._secret import macs_equal, make_mac
-from ._tls import TLS, PeerLeft, wrap_client, wrap_server
-
-log = logging.getLogger('tractorish.ipc')
-
-HANDSHAKE_TIMEOUT = 10.0
-HANDSHAKE_MAX_MSG = 64 * 1024
-MAX_HANDSHAKES = 64  # connections per listener not yet authenticated
-_CONNECT_LABEL = b'tractorish-connect'
-_ACCEPT_LABEL = b'tractorish-accept'
-
-
-async def _receive_kind(chan: Channel, kind: str, initiator: bool) -> Any:
-    try:
-        msg = await chan.receive()
-    except TransportClosed as err:
-        if kind == 'hello' or not initiator:
-            # a connector that hangs up never proved anything: a port probe
-            # or a process dying mid-start, not an attack worth a warning
-            raise PeerLeft('the peer closed the connection during the handshake, '
-                           'before it authenticated') from err
-        raise AuthenticationError(
-            'the peer closed the connection during the handshake: it refused '
-            'us (a different secret?) or is not a tractorish actor') from err
-    if message_kind(msg) != kind:
-        raise AuthenticationError(
-            f'expected {kind!r} during the handshake, got {message_kind(msg)!r}')
-    return msg[kind]
-
-
-async def handshake(chan: Channel, *, uid: Sequence[str], secret: bytes,
-                    initiator: bool, info: Optional[dict] = None) -> dict:
-    """Exchange hellos and prove the shared secret; return the peer's hello.
-
-    Raises :class:`AuthenticationError` on any failure; the caller closes
-    the channel. Sets ``chan.peer_uid`` and ``chan.peer_info``.
-    """
-    nonce = os.urandom(16)  # (what secrets.token_bytes does, without importing it)
-    limit = chan.max_msg_size
-    chan.max_msg_size = min(limit, HANDSHAKE_MAX_MSG)  # strangers get little room
-    await chan.send(hello(uid, nonce, **(info or {})))
-    try:
-        peer = await _receive_kind(chan, 'hello', initiator)
-        if peer['proto'] != PROTOCOL_VERSION:
-            raise AuthenticationError(
-                f'peer speaks protocol {peer["proto"]}, we speak {PROTOCOL_VERSION}')
-        me, them = '\0'.join(uid).encode(), '\0'.join(peer['uid']).encode()
-        # connector's nonce, acceptor's nonce, connector's uid, acceptor's uid
-        if initiator:
-            parts = (nonce, peer['nonce'], me, them, _endpoint(chan, initiator))
-            await chan.send(auth(make_mac(secret, _CONNECT_LABEL, *parts)))
-            proof = await _receive_kind(chan, 'auth', initiator)
-            expected = make_mac(secret, _ACCEPT_LABEL, *parts)
-        else:
-            parts = (peer['nonce'], nonce, them, me, _endpoint(chan, initiator))
-            proof = await _receive_kind(chan, 'auth', initiator)
-            expected = make_mac(secret, _CONNECT_LABEL, *parts)
-    except ProtocolError as err:
-        raise AuthenticationError(f'bad handshake message: {err}') from err
-    if not macs_equal(proof, expected):
-        raise AuthenticationError(
-            f'peer {peer["uid"][0]!r} failed authentication (wrong secret)')
-    if not initiator:
-        await chan.send(auth(make_mac(secret, _ACCEPT_LABEL, *parts)))
-    chan.max_msg_size = limit
-    chan.peer_uid = (peer['uid'][0], peer['uid'][1])
-    chan.peer_info = peer
-    chan.initiator = initiator
-    return peer
-
-
-def _endpoint(chan: Channel, initiator: bool) -> bytes:
-    """The acceptor's end of the connection, as this side sees it."""
-    sock = chan.socket
-    if sock is None:  # an in-memory stream: nothing to bind to
-        return b''
-    try:
-        name = sock.getpeername() if initiator else sock.getsockname()
-    except OSError:
-        return b''
-    if isinstance(name, tuple):
-        name = f'{name[0]}:{name[1]}'
-    return name.encode() if isinstance(name, str) else bytes(name)
+from ._handshake import NoAnswerError
+from ._handshake import handshake as handshake  # (the rehearsal of a spare imports it here)
+from ._tls import TLS, channel_binding, wrap_client
 
 
 async def open_stream_to(addr: Address) -> trio.abc.Stream:
@@ -135,27 +40,52 @@ async def open_stream_to(addr: Address) -> trio.abc.Stream:
 @asynccontextmanager
 async def connect(addr: Address, *, uid: Sequence[str], secret: bytes,
                   info: Optional[dict] = None,
-                  timeout: float = HANDSHAKE_TIMEOUT,
+                  timeout: Optional[float] = None,
+                  answer_timeout: Optional[float] = None,
                   tls: Optional[TLS] = None,
                   **chan_kwargs: Any) -> AsyncIterator[Channel]:
     """Connect to ``addr`` and run the handshake; yield the channel.
 
     With ``tls``, a TCP connection is wrapped in TLS first (mutual
-    certificates); the secret handshake then runs inside it.
+    certificates); the secret handshake then runs inside it, bound to it.
+    ``info`` goes to the peer once it has proved the secret.
+
+    Raises :class:`TransportClosed` if nothing accepts at ``addr``;
+    :class:`NoAnswerError` (a ``TransportClosed`` and a ``TimeoutError``)
+    if the connection or TLS takes more than ``timeout`` seconds (default
+    ``HANDSHAKE_TIMEOUT``), if the peer's hello takes more than
+    ``answer_timeout`` (default ``ANSWER_TIMEOUT``) or the rest of the
+    handshake more than ``timeout``; :class:`AuthenticationError` if the
+    peer fails to prove the secret or refuses us.
     """
+    # (read at each call, so that tests can shorten them)
+    timeout = _handshake.HANDSHAKE_TIMEOUT if timeout is None else timeout
+    if answer_timeout is None:
+        answer_timeout = _handshake.ANSWER_TIMEOUT
     addr = normalize_addr(addr)
+    stream = await _open_secured(addr, tls, timeout)
+    async with open_channel(stream, name=format_addr(addr), **chan_kwargs) as chan:
+        binding = b''
+        if tls is not None and isinstance(stream, trio.SSLStream):
+            binding = channel_binding(stream, tls, connector=True)
+        await handshake(chan, uid=uid, secret=secret, initiator=True, info=info,
+                        binding=binding, answer_timeout=answer_timeout, timeout=timeout)
+        yield chan
+
+
+async def _open_secured(addr: Address, tls: Optional[TLS], timeout: float) -> trio.abc.Stream:
+    """A stream to ``addr``, in TLS if ``tls`` is given and it is TCP."""
+    stream: Optional[trio.abc.Stream] = None
     with trio.move_on_after(timeout) as scope:
         stream = await open_stream_to(addr)
         if tls is not None and not isinstance(addr, str):
             stream = await wrap_client(stream, tls, addr[0])
-    if scope.cancelled_caught:
-        raise TransportClosed(f'connecting to {format_addr(addr)} timed out')
-    async with open_channel(stream, name=format_addr(addr), **chan_kwargs) as chan:
-        with trio.move_on_after(timeout) as scope:
-            await handshake(chan, uid=uid, secret=secret, initiator=True, info=info)
-        if scope.cancelled_caught:
-            raise AuthenticationError(f'handshake with {format_addr(addr)} timed out')
-        yield chan
+        return stream
+    if stream is not None:  # connected, but TLS did not finish
+        await trio.aclose_forcefully(stream)
+    assert scope.cancelled_caught
+    raise NoAnswerError(f'no answer from {format_addr(addr)} within {timeout:g} s '
+                        f'({"connecting" if stream is None else "in the TLS handshake"})')
 
 
 async def open_listener(addr: Address) -> Tuple[trio.SocketListener, Address]:
@@ -246,70 +176,6 @@ def _remove_stale_socket(path: str) -> None:
     finally:
         probe.close()
     raise OSError(f'{path} is in use by a live listener')
-
-
-Handler = Callable[[Channel], Awaitable[None]]
-
-
-async def serve_listener(listener: trio.SocketListener, addr: Address,
-                         handler: Handler, *, uid: Sequence[str], secret: bytes,
-                         info: Optional[dict] = None,
-                         handler_nursery: Optional[trio.Nursery] = None,
-                         tls: Optional[TLS] = None,
-                         task_status: Any = trio.TASK_STATUS_IGNORED,
-                         **chan_kwargs: Any) -> None:
-    """Accept connections forever; run ``handler`` on each authenticated one.
-
-    A connection that fails the handshake is logged and closed; the listener
-    goes on. Removes a UDS path when it stops.
-    """
-    handshakes = trio.Semaphore(MAX_HANDSHAKES)
-
-    async def on_stream(stream: trio.abc.Stream) -> None:
-        try:
-            handshakes.acquire_nowait()
-        except trio.WouldBlock:  # too many strangers at once: turn this one away
-            await trio.aclose_forcefully(stream)
-            return
-        held = True
-        try:
-            if tls is not None and not isinstance(addr, str):
-                try:
-                    with trio.fail_after(HANDSHAKE_TIMEOUT):
-                        stream = await wrap_server(stream, tls)
-                except PeerLeft:
-                    return
-                except (AuthenticationError, trio.TooSlowError) as err:
-                    log.warning('refused a connection on %s: %s', format_addr(addr), err)
-                    return
-            async with open_channel(stream, **chan_kwargs) as chan:
-                try:
-                    with trio.fail_after(HANDSHAKE_TIMEOUT):
-                        await handshake(chan, uid=uid, secret=secret,
-                                        initiator=False, info=info)
-                except PeerLeft:
-                    return
-                except (AuthenticationError, ProtocolError, TransportClosed,
-                        trio.TooSlowError) as err:
-                    log.warning('refused a connection on %s: %s', format_addr(addr), err)
-                    return
-                held = False
-                handshakes.release()
-                await handler(chan)
-        finally:
-            if held:
-                handshakes.release()
-
-    try:
-        await trio.serve_listeners(
-            on_stream, [listener], handler_nursery=handler_nursery,
-            task_status=task_status)
-    finally:
-        if isinstance(addr, str):
-            try:
-                os.unlink(addr)
-            except OSError:
-                pass
 
 
 @asynccontextmanager

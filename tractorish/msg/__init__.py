@@ -24,6 +24,7 @@ from ._types import credit as credit
 from ._types import error as error
 from ._types import functype as functype
 from ._types import hello as hello
+from ._types import info as info
 from ._types import message_kind as message_kind
 from ._types import return_ as return_
 from ._types import started as started

@@ -5,10 +5,14 @@ The rules, as data (DESIGN.md section 3). Every message is one map:
 =================  ============================================  ===========
 kind               shape                                          direction
 =================  ============================================  ===========
-``hello``          ``{'hello': {'uid': [name, uuid], 'proto': 1,  each way,
-                   'nonce': bytes, ...}}``                        first
+``hello``          ``{'hello': {'uid': [name, uuid], 'proto': 2,  each way,
+                   'nonce': bytes}}``                             first
 ``auth``           ``{'auth': bytes}``                            handshake
-``cmd``            ``{'cmd': [ns, func, kwargs, uid, cid]}``      caller→callee
+``info``           ``{'info': {str: value, ...}}``                handshake,
+                                                                  after auth
+``cmd``            ``{'cmd': [ns, func, kwargs, uid, cid]}``,     caller→callee
+                   or with ``'meta': {str: value}`` too (a trace
+                   context: ``{'trace': {'traceparent': ...}}``)
 ``functype``       ``{'functype': t, 'cid': cid}``                callee→caller
 ``return``         ``{'return': value, 'cid': cid}``              callee→caller
 ``started``        ``{'started': value, 'cid': cid}``             callee→caller
@@ -28,7 +32,9 @@ from typing import Any, Dict, Optional, Sequence
 
 from .._exceptions import ProtocolError
 
-PROTOCOL_VERSION = 1
+# 2: proofs bind no socket address, and nothing but the uid goes out
+# before the peer's proof is checked (the rest follows in 'info')
+PROTOCOL_VERSION = 2
 
 FUNCTYPES = frozenset({'asyncfunc', 'asyncgen', 'context'})
 _FUNCTYPE_LIST = tuple(sorted(FUNCTYPES))  # (for the hot path; see check_message)
@@ -83,6 +89,9 @@ def check_message(msg: Any) -> dict:
                 if kind == 'credit' and not 0 < payload <= MAX_CREDIT:
                     raise _fail(msg, 'credit must be between 1 and 2**20')
             return msg
+        if 'cmd' in msg and _check_info(msg.get('meta')):  # a call with metadata
+            _check_cmd(msg)
+            return msg
     elif len(msg) == 1:
         if 'cmd' in msg:
             _check_cmd(msg)
@@ -91,6 +100,8 @@ def check_message(msg: Any) -> dict:
             _check_hello(msg)
             return msg
         if 'auth' in msg and type(msg['auth']) is bytes:
+            return msg
+        if 'info' in msg and _check_info(msg['info']):
             return msg
     raise _fail(msg, 'unknown message shape')
 
@@ -134,6 +145,10 @@ def _check_hello(msg: dict) -> None:
         raise _fail(msg, "'hello' must carry an int proto and a bytes nonce")
 
 
+def _check_info(info: Any) -> bool:
+    return type(info) is dict and all(type(key) is str for key in info)
+
+
 def message_kind(msg: dict) -> str:
     """The kind of a checked message (its non-``cid`` key)."""
     for key in msg:
@@ -144,8 +159,12 @@ def message_kind(msg: dict) -> str:
 
 # --- constructors -----------------------------------------------------------
 
-def cmd(ns: str, func: str, kwargs: dict, uid: Sequence[str], cid: str) -> dict:
-    return {'cmd': [ns, func, kwargs, list(uid), cid]}
+def cmd(ns: str, func: str, kwargs: dict, uid: Sequence[str], cid: str,
+        meta: Optional[dict] = None) -> dict:
+    """A call; ``meta`` is its optional metadata (a trace context)."""
+    if meta is None:
+        return {'cmd': [ns, func, kwargs, list(uid), cid]}
+    return {'cmd': [ns, func, kwargs, list(uid), cid], 'meta': meta}
 
 
 def functype(kind: str, cid: str) -> dict:
@@ -177,9 +196,17 @@ def error(payload: dict, cid: str) -> dict:
 
 
 def hello(uid: Sequence[str], nonce: bytes, **extra: Any) -> dict:
+    """The first message each way. The runtime sends no ``extra``: what
+    else it says about itself waits for :func:`info`, after the proofs."""
     return {'hello': {'uid': list(uid), 'proto': PROTOCOL_VERSION,
                       'nonce': nonce, **extra}}
 
 
 def auth(mac: bytes) -> dict:
     return {'auth': mac}
+
+
+def info(fields: Dict[str, Any]) -> dict:
+    """The last handshake message each way, sent once the peer's proof has
+    been checked: what the sender tells an authenticated peer about itself."""
+    return {'info': dict(fields)}

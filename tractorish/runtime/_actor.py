@@ -27,7 +27,7 @@ from .. import msg
 from .._exceptions import ModuleNotExposed, MsgTypeError, ProtocolError, TransportClosed
 from .._groups import collapsing_groups
 from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
-from ..ipc import normalize_addr, open_listener, serve_listener
+from ..ipc import format_addr, normalize_addr, open_listener, serve_listener
 from ._call import CLEAN_EOF, Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
 from ._context import Context, run_context
@@ -35,6 +35,7 @@ from ._resolve import (functype_of, is_cancellation, load_main_module, never_sus
                        shortened_error)
 from ._stackdump import DEFAULT_SIGNAL, dump_stacks_on_signal
 from ._state import CURRENT_CALL
+from ._stats import ActorCounters, actor_stats
 from ._stream import drive_generator, drive_stream_function
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ Uid = Tuple[str, str]
 HOLD_POLL_INTERVAL = 0.25
 
 # The runtime's own methods a peer may call under the namespace 'self'.
-SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info'})
+SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info', '_stats'})
 
 # Services higher layers plug in (discovery's registration, for one): each is
 # ``async fn(actor, task_status)``, started in every actor's runtime before
@@ -137,6 +138,9 @@ class Actor:
         self._canceller: Optional[Uid] = None
         self.parent_chan: Optional[Channel] = None
         self.infected_asyncio = False  # trio runs as asyncio's guest here
+        # what stats() cannot derive from the state above (supervisors here
+        # count their restarts in it too)
+        self.counters = ActorCounters()
 
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} {self.uid[1][:8]}>'
@@ -271,6 +275,9 @@ class Actor:
                 for addr in self.bind_addrs or [self._default_listen_addr()]:
                     await self.listen_on(addr)
                 service.start_soon(self._watch_shutdown, service.cancel_scope)
+                log.info('%r up (pid %d): listening on %s%s', self, os.getpid(),
+                         ', '.join(map(format_addr, self.listen_addrs)),
+                         f'; child of {self.parent_uid[0]!r}' if self.parent_uid else '')
                 if self.config.stack_on_signal:
                     await service.start(self.dump_stacks_on_signal)
                 for start_service in STARTUP_SERVICES:
@@ -478,7 +485,8 @@ class Actor:
 
     def _drop_channel(self, state: ChanState) -> None:
         chan = state.chan
-        self._states.pop(chan, None)
+        if self._states.pop(chan, None) is not None:
+            self.counters.fold(state)
         peers = self._peers.get(chan.peer_uid, [])  # type: ignore[arg-type]
         if chan in peers:
             peers.remove(chan)
@@ -501,6 +509,9 @@ class Actor:
         ns, func_name, kwargs, caller, cid = command
         if cid in state.tasks or cid.startswith(state.cid_prefix):
             raise ProtocolError(f'call id {cid!r} is already in use or is one of ours')
+        state.served += 1
+        if log.isEnabledFor(logging.DEBUG):  # (nothing formatted unless shown)
+            log.debug('%r: call %s %s.%s from %r', self, cid, ns, func_name, caller[0])
         assert self._service is not None
         # resolved here, not in the task, so that the call's dialog is set
         # before the caller's next message (say, stream credit) is read
@@ -551,6 +562,7 @@ class Actor:
                 return
             error = RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
         except BaseException as err:  # the function's (any kind: it never ends the actor), or the return's
+            self.counters.calls_failed += 1
             if chan.closed:  # the channel went while answering: nobody to tell
                 log.debug('could not answer call %s: %r is closed', cid, chan)
                 return
@@ -603,6 +615,7 @@ class Actor:
                 state.wake_held_reader()
 
     async def _send_error(self, chan: Channel, err: BaseException, cid: str) -> None:
+        self.counters.calls_failed += 1
         if chan.closed:  # nobody to tell (and no traceback worth formatting)
             log.debug('could not report an error for call %s: %r is closed', cid, chan)
             return
@@ -637,8 +650,11 @@ class Actor:
     # --- calling ------------------------------------------------------------
 
     async def start_call(self, chan: Channel, ns: str, func_name: str,
-                         kwargs: dict) -> Call:
-        """Send a ``cmd`` on ``chan``; return the :class:`Call` for its replies."""
+                         kwargs: dict, meta: Optional[dict] = None) -> Call:
+        """Send a ``cmd`` on ``chan``; return the :class:`Call` for its replies.
+
+        ``meta``: the message's optional metadata (a trace context).
+        """
         state = self._states.get(chan)
         if state is None:
             raise channel_gone(chan)
@@ -648,7 +664,7 @@ class Actor:
         try:
             # with other calls in flight, more are likely to come at once:
             # let the writer send them together
-            await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid),
+            await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid, meta),
                             batch=len(state.calls) > 1)
         except BaseException:
             state.calls.pop(cid, None)
@@ -692,9 +708,18 @@ class Actor:
         target = task.state.tasks.get(cid)
         if target is None or target is task:
             return False
+        log.debug('%r: cancelling call %s at the request of %r', self, cid, task.caller_uid[0])
         target.cancel(task.caller_uid)
         await target.wait_finished()
         return True
+
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of this actor's live counters (what
+        :meth:`Portal.stats` returns; see docs/observability.md)."""
+        return actor_stats(self)
+
+    async def _rpc_stats(self, task: RpcTask) -> Dict[str, Any]:
+        return actor_stats(self, asking=task)
 
     async def _rpc_get_info(self, task: RpcTask) -> dict:
         return {'uid': list(self.uid), 'pid': os.getpid(),
@@ -709,6 +734,8 @@ class Actor:
     def cancel_soon(self, requester: Optional[Uid] = None) -> None:
         """Ask the runtime to shut down gracefully; never blocks."""
         if not self._shutdown_requested.is_set():
+            log.info('%r: cancel requested by %s', self,
+                     repr(requester[0]) if requester else 'itself')
             self._canceller = requester
             self._shutdown_requested.set()
 
@@ -755,12 +782,18 @@ class Actor:
             return
         self._shutdown_requested.set()
         tasks = [t for s in list(self._states.values()) for t in s.tasks.values()]
+        log.info('%r shutting down: cancelling %d remote task(s), closing %d channel(s)',
+                 self, sum(not t.is_runtime_call for t in tasks), len(self._states))
         for task in tasks:
             if not task.is_runtime_call:  # let 'cancel' itself answer
                 task.cancel(requester)
-        with trio.move_on_after(self.config.cancel_timeout):
+        with trio.move_on_after(self.config.cancel_timeout) as waited:
             for task in tasks:
                 await task.wait_finished()
+        if waited.cancelled_caught:
+            log.warning('%r: remote tasks still running after %gs; closing anyway',
+                        self, self.config.cancel_timeout)
         for state in list(self._states.values()):
             await state.chan.aclose()
         self._shutdown_done.set()
+        log.debug('%r: runtime shut down', self)

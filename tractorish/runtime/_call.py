@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
 
@@ -23,6 +24,8 @@ from ._stream import DEFAULT_WINDOW, SendCredit
 
 if TYPE_CHECKING:
     from ._actor import Actor
+
+log = logging.getLogger('tractorish.runtime')
 
 # How long a cancelled caller waits for the callee to confirm the remote
 # task is gone before giving up on it.
@@ -124,7 +127,7 @@ class ChanState:
     __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter', 'context',
                  'reader', 'reader_idle', 'reader_reading', 'turn', 'direct_call',
                  'idle_after_batch', 'read_error', 'dispatch', 'direct_waiter',
-                 'inline_cid', 'inline_caller', 'reading_held', '_task_ended')
+                 'inline_cid', 'inline_caller', 'reading_held', '_task_ended', 'served')
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
@@ -132,6 +135,7 @@ class ChanState:
         self.tasks: Dict[str, 'RpcTask'] = {}
         self.cid_prefix = 'c' if chan.initiator else 'a'
         self._counter = itertools.count()
+        self.served = 0  # calls the peer made here (the one counter bumped per call)
         # The read turn (see Actor._serve_channel): who may read the channel.
         # Normally its reader task; while one call is the only one in flight,
         # the task making it may read its reply itself, with no hand-over
@@ -506,6 +510,8 @@ class Call(_End):
         ``timeout`` seconds (default ``CANCEL_ACK_TIMEOUT``). Returns True
         if the callee confirmed.
         """
+        log.debug('asking %r to cancel call %s (%s.%s)', self.chan.peer_uid[0]
+                  if self.chan.peer_uid else '?', self.cid, self.ns, self.func)
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + (
                 CANCEL_ACK_TIMEOUT if timeout is None else timeout)

@@ -59,7 +59,7 @@ _FIELDS = ('secret', 'loglevel', 'transport', 'host', 'uds_dir', 'max_msg_size',
            'cancel_timeout', 'grace_period', 'term_timeout', 'start_timeout',
            'stream_window', 'discovery', 'start_method', 'spin_us',
            'tls_cert', 'tls_key', 'tls_ca', 'forkserver_spare', 'stack_on_signal',
-           'max_calls_in_flight')
+           'max_calls_in_flight', 'metrics_port')
 
 
 class RuntimeConfig:
@@ -96,6 +96,10 @@ class RuntimeConfig:
     ``tls_cert``, ``tls_key`` and ``tls_ca`` (PEM paths, or
     ``$TRACTORISH_TLS_CERT`` / ``_KEY`` / ``_CA``) turn on mutual TLS for
     every TCP channel; the shared secret is still checked inside it.
+    ``metrics_port`` (a TCP port, default None: off) makes the actor
+    serve its live counters for Prometheus at ``http://host:port/metrics``
+    (``pip install 'tractorish[metrics]'``); it is the one setting a child
+    does not inherit (a port serves one actor), see docs/observability.md.
 
     A setting whose default comes from the environment reads it when the
     config is made, unless given (``None`` given is kept: for the TLS
@@ -118,7 +122,8 @@ class RuntimeConfig:
                  spin_us: int = _FROM_ENV, tls_cert: Optional[str] = _FROM_ENV,
                  tls_key: Optional[str] = _FROM_ENV,
                  tls_ca: Optional[str] = _FROM_ENV, forkserver_spare: bool = True,
-                 stack_on_signal: bool = False, max_calls_in_flight: int = 1024) -> None:
+                 stack_on_signal: bool = False, max_calls_in_flight: int = 1024,
+                 metrics_port: Optional[int] = None) -> None:
         env = os.environ
         self.secret = secret
         self.loglevel = loglevel
@@ -141,6 +146,7 @@ class RuntimeConfig:
         self.forkserver_spare = forkserver_spare
         self.stack_on_signal = stack_on_signal
         self.max_calls_in_flight = max_calls_in_flight
+        self.metrics_port = metrics_port
         # tractor's names of the two ways of starting a fresh interpreter
         self.start_method = START_METHOD_ALIASES.get(self.start_method, self.start_method)
         self._check()
@@ -167,6 +173,10 @@ class RuntimeConfig:
         if type(self.stack_on_signal) is not bool:
             raise ValueError(f'stack_on_signal must be True or False, '
                              f'not {self.stack_on_signal!r}')
+        if self.metrics_port is not None and (type(self.metrics_port) is not int
+                                              or not 0 < self.metrics_port < 65536):
+            raise ValueError(f'metrics_port must be a TCP port (1 to 65535) or None, '
+                             f'not {self.metrics_port!r}')
         if type(self.forkserver_spare) is not bool:
             raise ValueError(f'forkserver_spare must be True or False, '
                              f'not {self.forkserver_spare!r}')

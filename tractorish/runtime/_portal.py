@@ -194,6 +194,16 @@ class Portal:
         async with open_context_from(self.actor, call, portal=self) as pair:
             yield pair
 
+    async def stats(self) -> Dict[str, Any]:
+        """The remote actor's live counters: calls served, failed and in
+        flight, open streams and contexts, messages and bytes each way (in
+        all, and per channel), credit waits, restarts, memory, uptime (the
+        keys are listed in docs/observability.md).
+
+        A runtime call like any other: cancelling it cancels it remotely.
+        """
+        return await self._run('self', '_stats', {})
+
     # --- run_in_actor results ----------------------------------------------
 
     def _expect_result(self) -> None:
@@ -241,6 +251,8 @@ class Portal:
         if timeout is None:
             timeout = (self.cancel_timeout if self.cancel_timeout is not None
                        else self.actor.config.cancel_timeout)
+        log.info('asking actor %r to cancel', self.channel.peer_uid[0]
+                 if self.channel.peer_uid else '?')
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + timeout
             try:

@@ -32,6 +32,7 @@ from .. import msg
 from .._checkpoints import nothing_to_raise
 from .._exceptions import ProtocolError, TransportClosed
 from ..msg import unpack_error
+from ._stats import count_credit_wait
 
 if TYPE_CHECKING:
     from ._call import Call, RpcTask
@@ -79,12 +80,16 @@ class SendCredit:
 
     async def acquire(self) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while True:
             if self._closed is not None:
                 raise self._closed
             if self.credit > 0:
                 self.credit -= 1
                 return
+            if not waited:  # one wait per send, however many grants it takes
+                waited = True
+                count_credit_wait()
             await self._lot.park()
 
 

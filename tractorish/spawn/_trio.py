@@ -165,6 +165,8 @@ class ChildProcess:
                     await self.proc.wait()
                 if scope.cancelled_caught:  # SIGKILL cannot fail: only its report can
                     log.error('%r: no exit status %ss after SIGKILL', self, KILL_WAIT)
+        log.info('actor %r (pid %d) exited with code %s', self.name, self.pid,
+                 self.proc.returncode)
         return self.proc.returncode  # type: ignore[return-value]
 
 
@@ -196,6 +198,9 @@ async def spawn_actor(parent: Actor, name: str, *,
         config['transport'] = transport
     if config['discovery'] == 'serve':  # one registrar per tree: the root
         config['discovery'] = 'auto'
+    config['metrics_port'] = None  # a port serves one actor: its parent's
+    log.info('spawning actor %r (%s backend)', name,
+             'trio' if infect_asyncio else parent.config.start_method)
     boot = {
         'uid': list(uid),
         'parent_addr': addr_to_wire(parent.listen_addrs[0]),
@@ -252,6 +257,7 @@ async def _start(parent: Actor, name: str, uid: Tuple[str, str], boot: dict) -> 
         if error:
             raise unpack_error(error)
         child.portal = Portal(parent, chan)
+        log.info('actor %r started (pid %d)', name, child.pid)
         return child
     except BaseException:
         await child.reap(graceful=False)

@@ -235,6 +235,7 @@ class Supervisor:
                         self._forget(spec)
             for spec in (s for s in group if not s.removed):
                 spec.restarts += 1
+                self._actor.counters.restarts += 1  # for stats()
                 log.info('restarting %r (%s, strategy %s)', spec.name, spec.restart,
                          self.strategy)
                 await self._start(spec)

@@ -1,0 +1,250 @@
+"""``open_entity_cluster``: the workers of an entity type, and their membership.
+
+The cluster starts ``workers`` actors (``name-0`` ...) under a one-for-one
+supervisor, each running the worker side (``_host.serve``) with the
+entity class's module loaded (the program's ``__main__`` too, by path).
+The cluster is the authority on membership: it makes each new view (a
+worker died: it leaves; its replacement is up: it joins) and gives it to
+every worker (``_host.set_members``). On a join, the other workers get
+the view first, and hand over the keys the newcomer now owns, before the
+newcomer does; so no two workers take a key at once. Workers that missed
+a view (a push timed out) get it again every ``RESYNC_INTERVAL`` seconds.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import sys
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tuple
+
+import trio
+
+from .._groups import collapsing_groups
+from ..msg import MAIN_ALIAS
+from ..runtime import Portal
+from ..workers import Supervisor, open_supervisor
+from . import _host
+from ._client import EntityClient
+from ._errors import EntityError
+from ._placement import View
+from ._store import prepare
+
+log = logging.getLogger('tractorish.entities')
+
+PUSH_TIMEOUT = 10.0       # s for one worker to take a view
+RESYNC_INTERVAL = 1.0     # s between re-sends of the view to workers that missed it
+
+
+def entity_type_ref(entity_type: Any) -> Tuple[str, str]:
+    """``(module, qualname)`` naming ``entity_type`` for the workers."""
+    if not isinstance(entity_type, type):
+        raise TypeError(f'an entity type is a class, not {entity_type!r}')
+    module = '__main__' if entity_type.__module__ == MAIN_ALIAS else entity_type.__module__
+    qualname = entity_type.__qualname__
+    found: Any = sys.modules.get(entity_type.__module__)
+    for part in qualname.split('.'):
+        found = getattr(found, part, None)
+    if found is not entity_type:
+        raise TypeError(f'{qualname} must be defined at the top level of its module '
+                        f'(or inside a class there), so that the workers can find it')
+    return module, qualname
+
+
+class EntityCluster(EntityClient):
+    """The cluster of an entity type, from :func:`open_entity_cluster`.
+
+    Sends as :class:`EntityClient` does (straight to each key's owner),
+    with the membership it makes itself.
+    """
+
+    def __init__(self, name: str, nursery: trio.Nursery, supervisor: Supervisor,
+                 workers: List[str], *, retry: bool) -> None:
+        super().__init__(name, nursery, retry=retry)
+        self._sup = supervisor
+        self._workers = list(workers)
+        self._registered = list(workers)  # (what status() asks)
+        self._up: Set[str] = set()
+        self._epoch = 0
+        self._acked: Dict[str, int] = {}
+        self._returning: Set[str] = set()
+        self._events_send, self._events = trio.open_memory_channel[Tuple[str, str]](math.inf)
+        self._closing = False
+
+    @property
+    def workers(self) -> List[str]:
+        """Every worker's name, live or being replaced."""
+        return list(self._workers)
+
+    @property
+    def supervisor(self) -> Supervisor:
+        """The supervisor of the workers (one_for_one)."""
+        return self._sup
+
+    def worker_pid(self, worker: str) -> Optional[int]:
+        """The pid of ``worker``'s current process (None if it has none)."""
+        process = self._sup.process(worker)
+        return process.pid if process is not None else None
+
+    # --- routing: the cluster's own view ---------------------------------------------------
+
+    def _adopt(self, view: Optional[View]) -> bool:
+        return False  # the workers' views come from here
+
+    async def refresh(self) -> None:
+        """Nothing to re-read: the cluster makes the membership."""
+        await trio.lowlevel.checkpoint()
+
+    async def _stale(self, delay: float) -> None:
+        changed = self._view_changed
+        with trio.move_on_after(delay):
+            await changed.wait()
+
+    @asynccontextmanager
+    async def _portal(self, worker: str) -> AsyncIterator[Portal]:
+        try:
+            portal = await self._sup.portal(worker)  # waits while it is replaced
+        except KeyError as err:
+            raise EntityError(f'{worker!r} is not a worker of {self.name!r}') from err
+        yield portal
+
+    # --- membership ------------------------------------------------------------------------
+
+    def _next_view(self) -> View:
+        # a time-based epoch: a client that saw an earlier cluster of this
+        # name takes this one's views as newer
+        self._epoch = max(self._epoch + 1, int(time.time() * 1000))
+        return View(self._epoch, self._up)
+
+    async def _start_membership(self) -> None:
+        self._up = set(self._workers)
+        view = self._next_view()
+        self._sup.on_exit.append(self._on_exit)
+        await self._push(view, sorted(self._up))
+        self._set_view(view)
+        self._nursery.start_soon(self._membership_loop)
+        self._nursery.start_soon(self._resync_loop)
+
+    def _on_exit(self, spec: Any, error: Optional[BaseException]) -> None:
+        if self._closing or spec.name not in self._workers:
+            return
+        log.info('%s: worker %r ended (%s)', self.name, spec.name, error or 'normally')
+        try:
+            self._events_send.send_nowait(('down', spec.name))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def _membership_loop(self) -> None:
+        async for kind, worker in self._events:
+            if kind == 'down':
+                self._acked[worker] = 0
+                if worker in self._up:
+                    self._up.discard(worker)
+                    view = self._next_view()
+                    self._set_view(view)  # its keys go to the others from now on
+                    await self._push(view, sorted(self._up))
+                if worker not in self._returning:
+                    self._returning.add(worker)
+                    self._nursery.start_soon(self._wait_for_return, worker)
+            elif worker not in self._up:
+                self._up.add(worker)
+                view = self._next_view()
+                await self._push(view, sorted(self._up - {worker}))  # they hand over first
+                await self._push(view, [worker])
+                self._set_view(view)
+
+    async def _wait_for_return(self, worker: str) -> None:
+        try:
+            await self._sup.portal(worker)
+        except KeyError:
+            return  # no longer supervised
+        finally:
+            self._returning.discard(worker)
+        self._events_send.send_nowait(('up', worker))
+
+    async def _push(self, view: View, workers: Sequence[str]) -> None:
+        async def one(worker: str) -> None:
+            with trio.move_on_after(PUSH_TIMEOUT):
+                try:
+                    portal = await self._sup.portal(worker)
+                    self._acked[worker] = await portal.run(
+                        _host.set_members, epoch=view.epoch, members=list(view.members))
+                except Exception as err:  # gone meanwhile: its exit is on its way
+                    log.debug('%s: %r did not take view %d: %r', self.name, worker,
+                              view.epoch, err)
+        async with trio.open_nursery() as nursery:
+            for worker in workers:
+                nursery.start_soon(one, worker)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await trio.sleep(RESYNC_INTERVAL)
+            view = self._view
+            if view is None:
+                continue
+            behind = [w for w in view.members if self._acked.get(w, 0) < view.epoch]
+            if behind and view is self._view:
+                await self._push(view, behind)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        await super().aclose()
+
+
+@asynccontextmanager
+async def open_entity_cluster(entity_type: type, *, workers: int = 4,
+                              name: Optional[str] = None,
+                              passivate_after: Optional[float] = None,
+                              store: Optional[str] = None, retry: bool = False,
+                              max_restarts: int = 100, within: float = 60.0,
+                              loglevel: Optional[str] = None,
+                              **root_kwargs: Any) -> AsyncIterator[EntityCluster]:
+    """Run the entities of ``entity_type`` on ``workers`` actors; yield the cluster.
+
+    ``entity_type`` is a class defined at the top level of a module (the
+    program's ``__main__`` too); the instance for a key is made on the
+    key's first message as ``entity_type(key)``, and its public methods
+    (async or not) handle messages: ``await cluster.ask(key, 'method',
+    **kwargs)``. The workers (``name-0`` ..., ``name`` defaulting to the
+    class's name in lower case) load the class's module themselves.
+
+    ``passivate_after``: seconds after which an idle entity is dropped
+    (its ``on_passivate()`` called first, if it has one). ``store``: a
+    SQLite file where each entity's state is saved after each message and
+    from which it is restored wherever the key goes next. ``retry``: the
+    default of :meth:`EntityClient.ask`'s. A worker that dies is replaced
+    (at most ``max_restarts`` times within ``within`` seconds, else
+    :class:`SupervisorError`); meanwhile its keys go to the others. Opens
+    the root actor first if none runs here (``root_kwargs`` go to it).
+    Leaving the block ends the sessions, then stops every worker.
+    """
+    module, qualname = entity_type_ref(entity_type)
+    if workers < 1:
+        raise ValueError(f'workers must be at least 1, not {workers}')
+    if passivate_after is not None and not 0 < passivate_after < math.inf:
+        raise ValueError(f'passivate_after must be a positive number of seconds, '
+                         f'not {passivate_after!r}')
+    name = name or entity_type.__name__.lower()
+    store_path = await trio.to_thread.run_sync(prepare, store) if store is not None else None
+    async with open_supervisor('one_for_one', max_restarts=max_restarts, within=within,
+                               **root_kwargs) as sup:
+        names = [f'{name}-{i}' for i in range(workers)]
+        async with trio.open_nursery() as starter:
+            for worker in names:
+                starter.start_soon(functools.partial(
+                    sup.run_in_actor, _host.serve, name=worker, restart='permanent',
+                    enable_modules=[module], loglevel=loglevel, cluster=name,
+                    module=module, qualname=qualname, passivate_after=passivate_after,
+                    store=store_path))
+        with collapsing_groups():
+            async with trio.open_nursery() as nursery:
+                cluster = EntityCluster(name, nursery, sup, names, retry=retry)
+                await cluster._start_membership()
+                try:
+                    yield cluster
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await cluster.aclose()
+                    nursery.cancel_scope.cancel()
