@@ -159,3 +159,21 @@ async def time_trio_call(n: int) -> float:
     for _ in range(n):
         await noop()
     return (time.perf_counter() - start) / n
+
+
+# --- an entity type (the 'entities' group: open_entity_cluster) ---
+
+class BenchEntity:
+    """A keyed entity: ``echo`` leaves its state alone, ``incr`` changes it
+    (so that, with a store, every message saves a new state)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.count = 0
+
+    async def echo(self, x: Any = None) -> Any:
+        return x
+
+    async def incr(self, x: Any = None) -> Any:
+        self.count += 1
+        return x

@@ -84,6 +84,15 @@ jobs
     file (WAL, ``synchronous=FULL``) and on a PostgreSQL server started here
     for the run, with fsync on (``tests/jobs/pg_server.py``; skipped if no
     server or psycopg is installed). Each repetition uses a new store.
+entities
+    ``open_entity_cluster`` of a trivial entity type on 4 workers, over
+    many keys: ``cluster.ask`` one at a time (p50, p99, asks/s), then from
+    many tasks at once (asks/s), against ``portal.run`` of the same no-op
+    to 4 plain actors of the same tree, round-robin (one at a time, then
+    from as many tasks); and asks that change the entity's state on a
+    cluster with a SQLite store (a save per message), against the same asks
+    without one. Every key's entity is made, and every session opened,
+    before anything is timed.
 
 Within a group, tractorish and baseline repetitions alternate so that drift
 in machine load hits both alike; values are medians across repetitions with
@@ -143,7 +152,8 @@ try:
 except ImportError:  # the memory group needs it
     psutil = None
 
-GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool', 'asyncio', 'jobs')
+GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool', 'asyncio', 'jobs',
+          'entities')
 BACKENDS = ('forkserver', 'trio')
 
 DEFAULTS = dict(reps=5, spawn_reps=5, calls=3000, warmup=300, spawns=4, concurrent_spawns=8,
@@ -151,13 +161,13 @@ DEFAULTS = dict(reps=5, spawn_reps=5, calls=3000, warmup=300, spawns=4, concurre
                 stream_ints=100_000, stream_kib=50_000,
                 mem_reps=2, mem_actors=32, imports=20,
                 pool_items=2000, pool_chunks=40, aio_calls=3000, aio_values=100_000,
-                job_items=2000, job_serial=200)
+                job_items=2000, job_serial=200, entity_calls=3000, entity_keys=1000)
 QUICK = dict(reps=2, spawn_reps=1, calls=500, warmup=100, spawns=2, concurrent_spawns=8,
              tasks=32, task_calls=20, error_calls=50,
              stream_ints=20_000, stream_kib=10_000,
              mem_reps=1, mem_actors=4, imports=3,
              pool_items=300, pool_chunks=6, aio_calls=300, aio_values=10_000,
-             job_items=300, job_serial=50)
+             job_items=300, job_serial=50, entity_calls=500, entity_keys=200)
 STOP_WAIT = 10.0  # s; a bound on cleanup only, never on a measurement
 STREAM_WARMUP = 2000  # values in the untimed stream before each timed one
 BASELINE_STREAM_RUNS = 5  # timed baseline streams per repetition (median)
@@ -1251,12 +1261,111 @@ async def jobs_group(opts: argparse.Namespace, progress: Callable[[str], None],
     return res
 
 
+# --- entities ------------------------------------------------------------------------
+
+ENTITY_WORKERS = 4
+
+
+async def one_at_a_time(call: Callable[[int], Awaitable[Any]],
+                        calls: int) -> Tuple[List[int], float]:
+    """``calls`` sequential ``call(i)``: each one's latency (ns), the wall time (s)."""
+    perf = time.perf_counter_ns
+    latencies = [0] * calls
+    start = perf()
+    for i in range(calls):
+        t0 = perf()
+        reply = await call(i)
+        latencies[i] = perf() - t0
+        if reply != i:
+            raise RuntimeError(f'sent {i}, got {reply!r}')
+    return latencies, (perf() - start) / 1e9
+
+
+async def many_at_once(call: Callable[[int], Awaitable[Any]], tasks: int, calls: int) -> float:
+    """About ``calls`` calls from ``tasks`` tasks, each one after another: per second."""
+    per_task = max(1, calls // tasks)
+
+    async def worker(first: int) -> None:
+        for i in range(first, first + per_task):
+            if await call(i) != i:
+                raise RuntimeError(f'call {i} returned the wrong value')
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for t in range(tasks):
+            nursery.start_soon(worker, t * per_task)
+    return tasks * per_task / (time.perf_counter() - t0)
+
+
+async def entities_group(opts: argparse.Namespace, progress: Callable[[str], None],
+                         table: Table) -> Dict[str, Any]:
+    n, tasks = opts.entity_calls, opts.tasks
+    keys = [f'key-{i}' for i in range(opts.entity_keys)]
+    res: Dict[str, Any] = {k: [] for k in ('ask', 'run', 'ask_many', 'run_many', 'stored',
+                                          'unstored')}
+    tmp = tempfile.mkdtemp(prefix='bench-entities-')
+    cluster_of = functools.partial(tractorish.open_entity_cluster, bench_funcs.BenchEntity,
+                                   workers=ENTITY_WORKERS)
+    try:
+        async with open_tree() as an:
+            portals = [await an.start_actor(f'bench-plain-{i}', enable_modules=['bench_funcs'])
+                       for i in range(ENTITY_WORKERS)]
+            states = os.path.join(tmp, 'states.db')
+            async with cluster_of(name='bench-entities') as cluster, \
+                    cluster_of(name='bench-stored', store=states) as stored:
+
+                def ask(i: int) -> Awaitable[Any]:
+                    return cluster.ask(keys[i % len(keys)], 'echo', x=i)
+
+                def run(i: int) -> Awaitable[Any]:
+                    return portals[i % ENTITY_WORKERS].run(bench_funcs.echo, x=i)
+
+                def incr(on: Any) -> Callable[[int], Awaitable[Any]]:
+                    return lambda i: on.ask(keys[i % len(keys)], 'incr', x=i)
+                for call in (ask, run, incr(stored), incr(cluster)):  # warm-ups, untimed
+                    await many_at_once(call, tasks, max(len(keys), opts.warmup))
+                for rep in range(opts.reps):
+                    first, second = (ask, run) if rep % 2 == 0 else (run, ask)
+                    for call in (first, second):
+                        gc.collect()
+                        key = 'ask' if call is ask else 'run'
+                        res[key].append(rtt_summary(*await one_at_a_time(call, n)))
+                        res[f'{key}_many'].append(await many_at_once(call, tasks, n))
+                    res['stored'].append(await many_at_once(incr(stored), tasks, n))
+                    res['unstored'].append(await many_at_once(incr(cluster), tasks, n))
+                    progress(f'entities rep {rep + 1}/{opts.reps}: ask p50 '
+                             f'{res["ask"][-1]["p50_us"]:.0f} us (portal.run '
+                             f'{res["run"][-1]["p50_us"]:.0f}); {tasks} tasks: '
+                             f'{res["ask_many"][-1]:,.0f} asks/s (portal.run '
+                             f'{res["run_many"][-1]:,.0f}); with a store '
+                             f'{res["stored"][-1]:,.0f} asks/s')
+            await stop_all(an, portals)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def col(key: str, field: str) -> List[float]:
+        return [r[field] for r in res[key]]
+    base = f'portal.run to {ENTITY_WORKERS} actors, round-robin'
+    table.section(f'entities: open_entity_cluster(workers={ENTITY_WORKERS}), {len(keys):,} '
+                  f'keys; {n:,} asks (or calls) per rep one at a time, then from {tasks} '
+                  f'tasks at once')
+    table.add('ask p50 (us), one at a time', col('ask', 'p50_us'), col('run', 'p50_us'), base)
+    table.add('ask p99 (us), one at a time', col('ask', 'p99_us'), col('run', 'p99_us'), base)
+    table.add('asks/s, one at a time', col('ask', 'calls_per_s'), col('run', 'calls_per_s'),
+              base, fmt=',.0f')
+    table.add(f'asks/s, {tasks} tasks at once', res['ask_many'], res['run_many'],
+              f'{base}, {tasks} tasks', fmt=',.0f')
+    table.add(f'asks/s changing state, {tasks} tasks, SQLite store', res['stored'],
+              res['unstored'], 'the same asks without a store', fmt=',.0f')
+    return res
+
+
 # --- the run ---------------------------------------------------------------------------
 
 GROUP_FUNCS = {
     'spawn': spawn_group, 'rpc': rpc_group, 'streams': streams_group,
     'errors': errors_group, 'memory': memory_group, 'import': import_group,
     'pool': pool_group, 'asyncio': asyncio_group, 'jobs': jobs_group,
+    'entities': entities_group,
 }
 
 

@@ -81,6 +81,12 @@ EXPECTED = {
                               'SupervisorError: supervisor gave up: more than 2 restarts',
                               "failures: ['ActorCrashed: exit 7', 'ActorCrashed: exit 7', "
                               "'ActorCrashed: exit 7']"],
+    'entities_bank.py': ['alice deposits 100: balance 100',
+                         '1000 concurrent deposits on 20 accounts, none lost: True',
+                         'overdraft refused: ValueError: insufficient funds: alice has 100',
+                         'killed; alice deposits 1: balance 101',
+                         'replaced; alice is on accounts-3 again, balance 101',
+                         'a client sees 4 workers; bob deposits 7: balance 7'],
 }
 
 

@@ -210,8 +210,8 @@ def _exit_after(main: Callable[..., int], *args: Any) -> NoReturn:
     still alive: threading's exit hooks run and non-daemon threads are
     joined, then the ``atexit`` handlers, then the standard streams are
     flushed, and the process ends with ``os._exit``. Freeing every module
-    and object one by one took the longest part of an actor's exit (about
-    70 ms against 6 ms); Python never promised ``__del__`` at exit, and a
+    and object one by one took the longest part of an actor's exit (see
+    docs/performance.md); Python never promised ``__del__`` at exit, and a
     forked child must not run the zygote's teardown anyway. Files an actor
     left open are not flushed for it: close them (``with open(...)``).
     """

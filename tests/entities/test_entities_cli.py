@@ -10,6 +10,7 @@ import trio
 
 import tractorish
 from entity_funcs import Counter
+from tractorish.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +58,14 @@ async def test_wrong_arguments_exit_2_with_usage():
         done = await cli(*args)
         assert done.returncode == 2, args
         assert message in done.stderr.decode() and 'usage:' in done.stderr.decode()
+
+
+async def test_help_and_a_registry_that_does_not_answer():
+    for args in (['--help'], ['ls', '--help']):
+        done = await cli(*args)
+        assert done.returncode == 0 and 'usage: tractorish entities' in done.stdout.decode()
+    nobody = free_port()
+    done = await cli('ls', 'shop', '--registry', f'127.0.0.1:{nobody}')
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('tractorish entities: nothing answers at')

@@ -19,8 +19,8 @@ def start_program(tmp_path: Path, source: str) -> subprocess.Popen:
     script = tmp_path / 'program.py'
     script.write_text(textwrap.dedent(source))
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'PYTHONUNBUFFERED': '1'}
-    return subprocess.Popen([sys.executable, str(script)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_for_line(stream, needle: str, timeout: float) -> str:
@@ -38,18 +38,25 @@ def wait_for_line(stream, needle: str, timeout: float) -> str:
 
 
 BUSY_PROGRAM = '''
+    import functools
+    import os
+    import sys
     import trio
     import tractorish
 
-    async def spin() -> None:
+    async def spin(path: str) -> None:
+        open(path, 'w').close()  # spinning from now on
         while True:  # CPU-bound: never reaches a checkpoint, never answers
             pass
 
     async def main():
+        marks = [os.path.join(sys.argv[1], f'busy-{i}') for i in range(2)]
         async with tractorish.open_nursery() as an, trio.open_nursery() as tasks:
-            for i in range(2):
+            for i, mark in enumerate(marks):
                 portal = await an.start_actor(f'busy-{i}', enable_modules=[__name__])
-                tasks.start_soon(portal.run, spin)
+                tasks.start_soon(functools.partial(portal.run, spin, path=mark))
+            while not all(os.path.exists(m) for m in marks):
+                await trio.sleep(0.01)
             print('ready', flush=True)
             await trio.sleep_forever()
 

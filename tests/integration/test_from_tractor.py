@@ -361,6 +361,8 @@ async def test_a_context_stream_knows_its_context():
 async def test_smaller_tractor_names():
     async with tractor.open_nursery() as an:
         portal = await an.start_actor('small', enable_modules=['tractor_style'])
+        with pytest.raises(TypeError, match='by keyword'):
+            await portal.run(ts.add, 1)  # not the old form: a mistake, said so
         with pytest.warns(DeprecationWarning, match='run_from_ns'):
             assert await portal.run('tractor_style', 'add', a=1, b=1) == 2  # the old form
         async with portal.open_context(ts.counter_ctx, start=3) as (ctx, first):

@@ -9,7 +9,7 @@ from ._client import wait_for_actor as wait_for_actor
 from ._client import wait_for_actors as wait_for_actors
 from ._service import discovery_service, register_announced
 
-# every actor's runtime takes part in discovery (see DESIGN section 4)
+# every actor's runtime takes part in discovery (see docs/discovery.md)
 if discovery_service not in _runtime_actor.STARTUP_SERVICES:
     _runtime_actor.STARTUP_SERVICES.append(discovery_service)
 if register_announced not in _runtime_actor.CHANNEL_HOOKS:

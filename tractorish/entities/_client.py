@@ -33,6 +33,7 @@ from ..msg import unpack_error
 from ..runtime import Portal, RuntimeConfig, current_actor
 from . import _host
 from ._errors import EntityError, EntityOwnerLost, EntityTimeout
+from ._outbox import SEND_ERRORS, Outbox
 from ._placement import View
 
 log = logging.getLogger('tractorish.entities')
@@ -43,9 +44,6 @@ CLOSE_TIMEOUT = 2.0                    # s for sessions to end gracefully
 STATUS_TIMEOUT = 5.0
 REFRESH_TIMEOUT = 2.0                  # s for one worker to give its view
 MIN_REFRESH_GAP = 0.05                 # s between re-reads of the membership
-
-_SEND_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, TransportClosed)
-
 
 class _NotSent(Exception):
     """The message did not leave: sending it again cannot duplicate it."""
@@ -64,12 +62,13 @@ class _Reply:
 class _Session:
     """A session with one worker, on the sender's side."""
 
-    def __init__(self, worker: str, stream: Any, on_refused_tell: Any) -> None:
+    def __init__(self, worker: str, stream: Any, client: 'EntityClient') -> None:
         self.worker = worker
         self.stream = stream
+        self.outbox = Outbox(stream, client._nursery, self._unsent, self._unencodable)
+        self._client = client
         self._ids = itertools.count(1)
         self._pending: Dict[int, _Reply] = {}
-        self._on_refused_tell = on_refused_tell
         self.lost: Optional[BaseException] = None
         self.ended = trio.Event()
 
@@ -82,13 +81,14 @@ class _Session:
         if expect_reply:
             reply = self._pending[rid] = _Reply(rid)
         try:
-            await self.stream.send(message)
+            # (several requests in flight: others may be about to send too)
+            await self.outbox.send([message], gather=len(self._pending) > 1)
         except BaseException as err:
-            self._pending.pop(rid, None)
-            if isinstance(err, _SEND_ERRORS):
+            if isinstance(err, SEND_ERRORS):
+                self._pending.pop(rid, None)
                 self.lose(err)
                 raise _NotSent(f'cannot send to {self.worker!r}: {err}') from err
-            raise
+            raise  # (cancelled: the message is still sent, its reply ignored)
         return reply
 
     async def wait(self, reply: _Reply) -> _Reply:
@@ -98,15 +98,33 @@ class _Session:
             self._pending.pop(reply.rid, None)
         return reply
 
+    def _settle(self, rid: int, status: str, value: Any) -> None:
+        reply = self._pending.pop(rid, None)
+        if reply is not None:
+            reply.status, reply.value = status, value
+            reply.event.set()
+
     async def read_replies(self) -> None:
-        async for message in self.stream:
-            rid, status, value = message[0], message[1], message[2]
-            if status == 'refused' and message[3] is not None:
-                self._on_refused_tell(value, message[3])
-            reply = self._pending.pop(rid, None)
-            if reply is not None:
-                reply.status, reply.value = status, value
-                reply.event.set()
+        async for batch in self.stream:
+            for message in batch:
+                if message[1] == 'refused' and message[3] is not None:
+                    self._client._refused_tell(message[2], message[3])
+                self._settle(message[0], message[1], message[2])
+
+    def _unsent(self, messages: List[list], error: BaseException) -> None:
+        """Messages that never left: safe to send again, elsewhere."""
+        for message in messages:
+            if message[0] == 't':
+                self._client._resend(message, False)
+            elif len(message) > 1:
+                self._settle(message[1], 'unsent', error)
+
+    def _unencodable(self, message: list, error: BaseException) -> None:
+        if message[0] == 't':
+            log.warning('%s: a tell of %r to %r cannot be sent: %s', self._client.name,
+                        message[3], message[2], error)
+        else:
+            self._settle(message[1], 'raise', error)
 
     def lose(self, error: BaseException) -> None:
         """The session is over: every reply still due is lost."""
@@ -208,9 +226,9 @@ class EntityClient:
     async def _fetch_view(self, worker: str) -> None:
         with trio.move_on_after(REFRESH_TIMEOUT):
             try:
-                opened = worker not in self._sessions
+                fresh = worker not in self._sessions
                 session = await self._session(worker)  # a new session brings the view
-                if not opened:
+                if not fresh:
                     reply = await session.send(['v', 0], True)
                     assert reply is not None
                     await session.wait(reply)
@@ -290,7 +308,7 @@ class EntityClient:
                 async with portal.open_context(_host.session) as (ctx, first):
                     self._adopt(View.from_wire(first))
                     async with ctx.open_stream() as stream:
-                        session = _Session(worker, stream, self._refused_tell)
+                        session = _Session(worker, stream, self)
                         self._sessions[worker] = session
                         task_status.started(session)
                         await session.read_replies()
@@ -313,8 +331,8 @@ class EntityClient:
             if session.lost is None:
                 try:
                     with trio.move_on_after(CLOSE_TIMEOUT):
-                        await session.stream.send(['q'])
-                except _SEND_ERRORS:
+                        await session.outbox.send([['q']])
+                except SEND_ERRORS:
                     pass
         with trio.move_on_after(CLOSE_TIMEOUT):
             for session in sessions:
@@ -338,7 +356,9 @@ class EntityClient:
         _check(key, method)
         retry = self.retry if retry is None else retry
         problem: List[str] = []
-        with trio.move_on_after(math.inf if timeout is None else timeout):
+        if timeout is None:
+            return await self._deliver(key, method, kwargs, retry, problem)
+        with trio.move_on_after(timeout):
             return await self._deliver(key, method, kwargs, retry, problem)
         raise EntityTimeout(f'no reply from the entity {key!r} of {self.name!r} to '
                             f'{method!r} within {timeout} s'
@@ -369,7 +389,7 @@ class EntityClient:
             view = self._view
             if view is not None and view.members:
                 return view.owner(key)
-            problem.append(f'no live worker in the cluster {self.name!r}')
+            problem[:] = [f'no live worker in the cluster {self.name!r}']
             await self._stale(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
@@ -383,17 +403,21 @@ class EntityClient:
                 reply = await session.send(['a', 0, key, method, kwargs], True)
                 assert reply is not None
             except _NotSent as err:
-                problem.append(str(err))
+                problem[:] = [str(err)]
             else:
                 await session.wait(reply)
                 if reply.status == 'ok':
                     return reply.value
                 if reply.status == 'err':
                     raise unpack_error(reply.value)
+                if reply.status == 'raise':
+                    raise reply.value
                 if reply.status == 'refused':
-                    problem.append(f'{worker!r} does not own {key!r}')
+                    problem[:] = [f'{worker!r} does not own {key!r}']
                     if self._adopt(View.from_wire(reply.value)):
                         continue  # a newer view: its owner, at once
+                elif reply.status == 'unsent':
+                    problem[:] = [f'cannot send to {worker!r}: {reply.value}']
                 elif not retry:
                     raise EntityOwnerLost(
                         f'{worker!r}, the owner of the entity {key!r} of {self.name!r}, '
@@ -401,7 +425,7 @@ class EntityClient:
                         f'may not have been handled (retry=True sends it again to the new '
                         f'owner)', key=key, worker=worker)
                 else:
-                    problem.append(f'{worker!r} went away during {method!r}')
+                    problem[:] = [f'{worker!r} went away during {method!r}']
             await self._stale(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
@@ -415,19 +439,22 @@ class EntityClient:
                 await session.send(['t', 0, key, method, kwargs], False)
                 return
             except _NotSent as err:
-                problem.append(str(err))
+                problem[:] = [str(err)]
             await self._stale(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
     def _refused_tell(self, view: Any, message: list) -> None:
         """A worker refused a tell (not its key): send it to the owner."""
-        newer = self._adopt(View.from_wire(view))
-        if not self._closed:
-            self._nursery.start_soon(self._resend_tell, message, newer)
+        self._resend(message, self._adopt(View.from_wire(view)))
 
-    async def _resend_tell(self, message: list, newer: bool) -> None:
+    def _resend(self, message: list, at_once: bool) -> None:
+        """Send a tell that did not reach its entity to the key's owner."""
+        if not self._closed:
+            self._nursery.start_soon(self._resend_tell, message, at_once)
+
+    async def _resend_tell(self, message: list, at_once: bool) -> None:
         _, _, key, method, kwargs = message
-        if not newer:
+        if not at_once:
             await self._stale(MIN_BACKOFF * 5)
         try:
             await self.tell(key, method, timeout=TELL_RESEND_TIMEOUT, **kwargs)

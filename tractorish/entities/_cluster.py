@@ -1,8 +1,9 @@
 """``open_entity_cluster``: the workers of an entity type, and their membership.
 
 The cluster starts ``workers`` actors (``name-0`` ...) under a one-for-one
-supervisor, each running the worker side (``_host.serve``) with the
-entity class's module loaded (the program's ``__main__`` too, by path).
+supervisor, with the entity class's module loaded (the program's
+``__main__`` too, by path), and starts the worker side in each
+(``_host.start``), again in each replacement.
 The cluster is the authority on membership: it makes each new view (a
 worker died: it leaves; its replacement is up: it joins) and gives it to
 every worker (``_host.set_members``). On a join, the other workers get
@@ -22,6 +23,7 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tupl
 
 import trio
 
+from .._exceptions import TransportClosed
 from .._groups import collapsing_groups
 from ..msg import MAIN_ALIAS
 from ..runtime import Portal
@@ -36,6 +38,8 @@ log = logging.getLogger('tractorish.entities')
 
 PUSH_TIMEOUT = 10.0       # s for one worker to take a view
 RESYNC_INTERVAL = 1.0     # s between re-sends of the view to workers that missed it
+MIN_RETRY = 0.05          # s before starting a replaced worker's host again
+PORTAL_WAIT = 1.0         # s a view waits for a worker being replaced
 
 
 def entity_type_ref(entity_type: Any) -> Tuple[str, str]:
@@ -61,9 +65,10 @@ class EntityCluster(EntityClient):
     """
 
     def __init__(self, name: str, nursery: trio.Nursery, supervisor: Supervisor,
-                 workers: List[str], *, retry: bool) -> None:
+                 workers: List[str], host: Dict[str, Any], *, retry: bool) -> None:
         super().__init__(name, nursery, retry=retry)
         self._sup = supervisor
+        self._host = host  # what each worker's _host.start is given
         self._workers = list(workers)
         self._registered = list(workers)  # (what status() asks)
         self._up: Set[str] = set()
@@ -119,9 +124,12 @@ class EntityCluster(EntityClient):
         return View(self._epoch, self._up)
 
     async def _start_membership(self) -> None:
+        self._sup.on_exit.append(self._on_exit)
+        async with trio.open_nursery() as nursery:
+            for worker in self._workers:
+                nursery.start_soon(self._start_host, worker)
         self._up = set(self._workers)
         view = self._next_view()
-        self._sup.on_exit.append(self._on_exit)
         await self._push(view, sorted(self._up))
         self._set_view(view)
         self._nursery.start_soon(self._membership_loop)
@@ -155,20 +163,41 @@ class EntityCluster(EntityClient):
                 await self._push(view, [worker])
                 self._set_view(view)
 
+    async def _start_host(self, worker: str) -> None:
+        portal = await self._sup.portal(worker)
+        await portal.run(_host.start, **self._host)
+
     async def _wait_for_return(self, worker: str) -> None:
+        """Wait for the worker's replacement, start its host; then it joins."""
         try:
-            await self._sup.portal(worker)
+            while True:
+                try:
+                    with trio.fail_after(PUSH_TIMEOUT):
+                        await self._start_host(worker)
+                    break
+                except (TransportClosed, trio.TooSlowError) as err:
+                    # the replacement died too: its exit is on its way
+                    log.debug('%s: cannot start %r yet: %r', self.name, worker, err)
+                    await trio.sleep(MIN_RETRY)
         except KeyError:
             return  # no longer supervised
+        except Exception as err:
+            log.error('%s: cannot start the entities of %r: %r', self.name, worker, err)
+            return
         finally:
             self._returning.discard(worker)
         self._events_send.send_nowait(('up', worker))
 
     async def _push(self, view: View, workers: Sequence[str]) -> None:
         async def one(worker: str) -> None:
+            portal: Optional[Portal] = None
             with trio.move_on_after(PUSH_TIMEOUT):
                 try:
-                    portal = await self._sup.portal(worker)
+                    # a worker being replaced gets the view once it is back
+                    with trio.move_on_after(PORTAL_WAIT):
+                        portal = await self._sup.portal(worker)
+                    if portal is None:
+                        return
                     self._acked[worker] = await portal.run(
                         _host.set_members, epoch=view.epoch, members=list(view.members))
                 except Exception as err:  # gone meanwhile: its exit is on its way
@@ -231,16 +260,16 @@ async def open_entity_cluster(entity_type: type, *, workers: int = 4,
     async with open_supervisor('one_for_one', max_restarts=max_restarts, within=within,
                                **root_kwargs) as sup:
         names = [f'{name}-{i}' for i in range(workers)]
+        host = dict(cluster=name, module=module, qualname=qualname,
+                    passivate_after=passivate_after, store=store_path)
         async with trio.open_nursery() as starter:
             for worker in names:
                 starter.start_soon(functools.partial(
-                    sup.run_in_actor, _host.serve, name=worker, restart='permanent',
-                    enable_modules=[module], loglevel=loglevel, cluster=name,
-                    module=module, qualname=qualname, passivate_after=passivate_after,
-                    store=store_path))
+                    sup.start_actor, worker, enable_modules=[_host.__name__, module],
+                    loglevel=loglevel))
         with collapsing_groups():
             async with trio.open_nursery() as nursery:
-                cluster = EntityCluster(name, nursery, sup, names, retry=retry)
+                cluster = EntityCluster(name, nursery, sup, names, host, retry=retry)
                 await cluster._start_membership()
                 try:
                     yield cluster

@@ -1,11 +1,16 @@
 """The worker side of an entity cluster: the entities of the keys it owns.
 
-Each worker of a cluster runs :func:`serve`, its supervised job: it finds
-the entity class in the module the cluster gave it (loaded at start-up as
-any exposed module is, the program's ``__main__`` by path), opens the
-store, and keeps this worker's entities until it is cancelled. Senders
-talk to it through :func:`session`, a context with a two-way stream per
-sender:
+The cluster calls :func:`start` on each worker it starts: it finds the
+entity class in the module the cluster gave the worker (loaded at
+start-up as any exposed module is, the program's ``__main__`` by path),
+opens the store, and keeps this worker's entities in the runtime's
+nursery for the actor's life. (Not in a call that lasts as long: a
+channel with one call in flight is read by that call's own task, and the
+sessions are the calls that should have that.)
+
+Senders talk to it through :func:`session`, a context with a two-way
+stream per sender. Each value on the stream is a list of messages
+(``_outbox``: whatever was ready to go at once):
 
 =================================  ==========================================
 sender -> worker                   meaning
@@ -20,7 +25,7 @@ sender -> worker                   meaning
 worker -> sender                       meaning
 =====================================  ======================================
 ``[id, 'ok', value]``                  the method's result
-``[id, 'err', error]``                 its exception, packed as the wire's errors are
+``[id, 'err', error]``                 its exception (packed as on the wire)
 ``[id, 'refused', view, message]``     not this worker's key under ``view``;
                                        ``message`` is the refused tell (None
                                        for an ask): send it to the owner
@@ -30,8 +35,9 @@ worker -> sender                       meaning
 A session's messages are taken in the order they arrive, each appended to
 its entity's mailbox before the next is read, so an entity handles one
 sender's messages in the order they were sent. An entity handles one
-message at a time (a task drains its mailbox while it has any); entities
-of different keys run concurrently.
+message at a time (a task drains its mailbox while it has any; a handler
+that cannot suspend, found idle, runs at once instead, as the runtime runs
+such functions); entities of different keys run concurrently.
 
 The cluster gives every worker the membership with :func:`set_members`. A
 worker takes only the keys it owns under that view and refuses the others
@@ -46,14 +52,15 @@ import inspect
 import logging
 import os
 import sys
-from typing import Any, Deque, List, Optional, OrderedDict, Tuple
+from typing import Any, Deque, Dict, List, Optional, OrderedDict, Tuple
 
 import trio
 
-from .._exceptions import MsgTypeError, ProtocolError, TransportClosed
 from ..msg import MAIN_ALIAS, pack_error
 from ..runtime import Context, context, current_actor
+from ..runtime._resolve import never_suspends  # the runtime's test, for its shortcut
 from ._errors import EntityError
+from ._outbox import SEND_ERRORS, Outbox
 from ._placement import View
 from ._store import StateStore, decode, encode, restore, state_of
 
@@ -62,32 +69,34 @@ log = logging.getLogger('tractorish.entities')
 # messages of one sender taken but not yet answered, before the worker
 # stops reading that sender's stream (whose credit then holds the sender)
 MAX_IN_FLIGHT = 4096
-OPS = ('a', 't')
-
-_SEND_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, TransportClosed)
 
 
 class _Peer:
     """One sender's session, on the worker's side."""
 
-    __slots__ = ('stream', 'in_flight', 'room', 'closed')
+    __slots__ = ('outbox', 'in_flight', 'room', 'closed', 'uid')
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
+    def __init__(self, stream: Any, nursery: trio.Nursery) -> None:
+        self.outbox = Outbox(stream, nursery, self._unsent, self._unencodable)
         self.in_flight = 0
         self.room: Optional[trio.Event] = None
         self.closed = False
+        self.uid = current_actor().uid
 
-    async def send(self, reply: list) -> None:
+    async def send(self, replies: List[list], gather: bool = False) -> None:
         if self.closed:
             return
         try:
-            await self.stream.send(reply)
-        except _SEND_ERRORS:
+            await self.outbox.send(replies, gather)
+        except SEND_ERRORS:
             self.closed = True  # the sender went away: nobody to tell
-        except (MsgTypeError, ProtocolError) as err:  # a result msgpack cannot carry
-            error = EntityError(f'the result cannot be sent back: {err}')
-            await self.send([reply[0], 'err', pack_error(error, current_actor().uid)])
+
+    def _unsent(self, replies: List[list], error: BaseException) -> None:
+        self.closed = True
+
+    def _unencodable(self, reply: list, error: BaseException) -> None:
+        failure = EntityError(f'the result cannot be sent back: {error}')
+        self.outbox.queue_nowait([reply[0], 'err', pack_error(failure, self.uid)])
 
     def done_one(self) -> None:
         self.in_flight -= 1
@@ -137,6 +146,7 @@ class EntityHost:
         self.handled = 0
         self.passivated = 0
         self._nursery = nursery
+        self._inline_cache: Dict[Tuple[type, str], bool] = {}
 
     # --- taking messages --------------------------------------------------------------
 
@@ -151,16 +161,64 @@ class EntityHost:
             op, rid, key, method, kwargs = message
         except ValueError:
             raise EntityError(f'malformed entity message: {message!r:.200}') from None
+        if not (isinstance(key, str) and isinstance(method, str) and isinstance(kwargs, dict)):
+            error = TypeError(f'an entity message is (key: str, method: str, kwargs: dict), '
+                              f'not {message[2:]!r:.200}')
+            return [rid, 'err', pack_error(error, self.uid)] if op == 'a' else None
         entity = self.entities.get(key)
         if entity is None or entity.leaving:
             if entity is not None or self.view.owner(key) != self.name:
                 return [rid, 'refused', self.view.to_wire(), message if op == 't' else None]
             entity = self.entities[key] = _Entity(key)
+        elif not entity.busy and entity.instance is not None and self.store is None:
+            fn = self._inline(entity.instance, method)
+            if fn is not None:  # idle, and the handler cannot suspend: run it now
+                return self._run_inline(entity, fn, op, rid, method, kwargs)
         entity.mailbox.append((peer, op, rid, method, kwargs))
         peer.in_flight += 1
         if not entity.busy:
             entity.busy = True
             self._nursery.start_soon(self._drain, entity)
+        return None
+
+    def _inline(self, instance: Any, method: Any) -> Any:
+        """The bound handler if it is an ``async def`` that cannot suspend
+        (no await, async for or async with), else None."""
+        cache_key = (type(instance), method)
+        inline = self._inline_cache.get(cache_key)
+        if inline is None:
+            try:
+                fn = self._method(instance, method)
+            except AttributeError:
+                return None  # the usual path reports it
+            inline = never_suspends(getattr(fn, '__func__', None))
+            self._inline_cache[cache_key] = inline
+        return getattr(instance, method) if inline else None
+
+    def _run_inline(self, entity: _Entity, fn: Any, op: str, rid: int, method: str,
+                    kwargs: Any) -> Optional[list]:
+        """Run a handler that cannot suspend to its end, at once: nothing
+        else could run in between anyway (the runtime does the same for
+        such functions), and it saves starting a task."""
+        try:
+            coro = fn(**kwargs)
+            try:
+                coro.send(None)
+            except StopIteration as done:
+                outcome: Tuple[bool, Any] = (True, done.value)
+            else:  # pragma: no cover - it cannot suspend
+                coro.close()
+                raise RuntimeError(f'{method} suspended')
+        except Exception as err:
+            outcome = (False, pack_error(err, self.uid))
+        self.handled += 1
+        entity.last_used = trio.current_time()
+        self.entities.move_to_end(entity.key)
+        if op == 'a':
+            return [rid, 'ok' if outcome[0] else 'err', outcome[1]]
+        if not outcome[0]:
+            log.warning('%s: tell %s to %r failed: %s: %s', self.name, method, entity.key,
+                        outcome[1].get('type_str'), outcome[1].get('message'))
         return None
 
     # --- one entity ---------------------------------------------------------------------
@@ -239,7 +297,8 @@ class EntityHost:
         ok, value = outcome
         try:
             if op == 'a':
-                await peer.send([rid, 'ok' if ok else 'err', value])
+                reply = [rid, 'ok' if ok else 'err', value]
+                await peer.send([reply], gather=peer.in_flight > 1)
             elif not ok:
                 log.warning('%s: tell %s to %r failed: %s: %s', self.name, method, key,
                             value.get('type_str'), value.get('message'))
@@ -253,7 +312,7 @@ class EntityHost:
             peer, op, rid, method, kwargs = entity.mailbox.popleft()
             try:
                 told = ['t', rid, entity.key, method, kwargs] if op == 't' else None
-                await peer.send([rid, 'refused', view, told])
+                await peer.send([[rid, 'refused', view, told]])
             finally:
                 peer.done_one()
 
@@ -358,11 +417,22 @@ def entity_class(module_name: str, qualname: str) -> type:
     return obj
 
 
-async def serve(cluster: str, module: str, qualname: str, passivate_after: Optional[float],
-                store: Optional[str]) -> None:
-    """Host this worker's entities until cancelled (the job each worker runs)."""
+async def start(cluster: str, module: str, qualname: str, passivate_after: Optional[float],
+                store: Optional[str]) -> str:
+    """Start hosting entities here, in the runtime's nursery, for the actor's
+    life; return this worker's name. The cluster calls it on each worker it
+    starts (again after each restart); a second call changes nothing."""
+    actor = current_actor()
+    if _current is None:
+        cls = entity_class(module, qualname)
+        await actor.start_service(_host_entities, cluster, cls, passivate_after, store)
+    return actor.name
+
+
+async def _host_entities(cluster: str, cls: type, passivate_after: Optional[float],
+                         store: Optional[str], task_status: Any = trio.TASK_STATUS_IGNORED,
+                         ) -> None:
     global _current
-    cls = entity_class(module, qualname)
     state_store = await StateStore.open(store, cluster) if store else None
     try:
         async with trio.open_nursery() as nursery:
@@ -370,6 +440,7 @@ async def serve(cluster: str, module: str, qualname: str, passivate_after: Optio
             _current_ready.set()
             if passivate_after is not None:
                 nursery.start_soon(_current.passivate_idle)
+            task_status.started()
             await trio.sleep_forever()
     finally:
         if state_store is not None:
@@ -386,14 +457,20 @@ async def session(ctx: Context) -> None:
     assert host.view is not None
     await ctx.started(host.view.to_wire())
     async with ctx.open_stream() as stream:
-        peer = _Peer(stream)
+        peer = _Peer(stream, host._nursery)
         try:
-            async for message in stream:
-                if message == ['q']:
-                    break
-                reply = host.accept(peer, message)
-                if reply is not None:
-                    await peer.send(reply)
+            async for batch in stream:
+                if not isinstance(batch, list):
+                    raise EntityError(f'malformed entity messages: {batch!r:.200}')
+                replies = []
+                for message in batch:
+                    if message == ['q']:
+                        return
+                    reply = host.accept(peer, message)
+                    if reply is not None:
+                        replies.append(reply)
+                if replies:
+                    await peer.send(replies)
                 await peer.wait_for_room()
         finally:
             peer.closed = True

@@ -162,7 +162,8 @@ class StateStore:
                                        rows)
                 self._conn.execute('COMMIT')
             except BaseException:
-                self._conn.execute('ROLLBACK')
+                if self._conn.in_transaction:
+                    self._conn.execute('ROLLBACK')
                 raise
         try:
             await trio.to_thread.run_sync(write, limiter=self._thread)

@@ -1,4 +1,4 @@
-"""The shared secret every connection proves it knows (DESIGN section 5).
+"""The shared secret every connection proves it knows (docs/security.md).
 
 ``TRACTORISH_SECRET`` if set; else the file named by
 ``TRACTORISH_SECRET_FILE``, by default ``$XDG_CONFIG_HOME/tractorish/secret``

@@ -23,10 +23,10 @@ MAIN_ALIAS = '__mp_main__'
 # The formatted frames of tracebacks already seen, by the file, code and
 # instruction of each frame: what traceback prints of a frame follows from
 # those alone (its file, line, function, source line and markers), and
-# formatting them (reading the source, parsing it for the markers) took
-# about 0.1 ms per error. (The file, because equal code objects compiled
-# from two files compare equal.) Bounded; code objects live as long as
-# their functions anyway.
+# formatting them (reading the source, parsing it for the markers) is most
+# of a remote error's cost (docs/performance.md). (The file, because equal
+# code objects compiled from two files compare equal.) Bounded; code
+# objects live as long as their functions anyway.
 _FRAMES: Dict[Tuple[Tuple[str, CodeType, int], ...], str] = {}
 _FRAMES_KEPT = 256
 _TRACEBACK_HEAD = 'Traceback (most recent call last):\n'

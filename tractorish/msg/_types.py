@@ -1,6 +1,6 @@
 """Message shapes: constructors and validation (sans-I/O).
 
-The rules, as data (DESIGN.md section 3). Every message is one map:
+The rules, as data (docs/protocol.md). Every message is one map:
 
 =================  ============================================  ===========
 kind               shape                                          direction

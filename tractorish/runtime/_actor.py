@@ -59,7 +59,7 @@ Service = Callable[..., Any]
 STARTUP_SERVICES: List[Service] = []
 
 # Hooks higher layers plug in for every channel the runtime serves
-# (discovery's registration of a child that announced itself in its hello,
+# (discovery's registration of a child that announced itself in its handshake,
 # for one): each is ``fn(actor, chan)``, called before the channel's first
 # message is read; what it returns, if not None, is called once the channel
 # has been dropped.

@@ -81,7 +81,7 @@ class RuntimeConfig:
     ``'trio'`` (a fresh interpreter each); ``$TRACTORISH_START_METHOD`` sets
     the default. With ``forkserver_spare`` (default True) a zygote keeps one
     child forked ahead of the next spawn, its trio already started: a spawn
-    takes about 5 ms less, for one idle process per zygote. With
+    takes less (docs/performance.md), for one idle process per zygote. With
     ``stack_on_signal`` an actor prints its task tree to stderr at each
     SIGUSR1 and passes the signal on to its children.
     ``max_calls_in_flight`` bounds the calls one peer may have running in

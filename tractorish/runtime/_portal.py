@@ -99,6 +99,10 @@ class Portal:
         tractor's older form ``run('module.path', 'function', **kwargs)``
         works too (with a ``DeprecationWarning``): it is :meth:`run_from_ns`.
         """
+        if fn_name is not None and not isinstance(fn, str):
+            raise TypeError(f'Portal.run({getattr(fn, "__name__", fn)}, {fn_name!r}): the '
+                            f"function's arguments go by keyword, e.g. "
+                            f'portal.run(fn, x=1)')
         try:
             ns, name = _RUNNABLE[fn]
         except (KeyError, TypeError):
