@@ -1,4 +1,4 @@
-"""tractorish benchmark: spawning, calls, streams, errors, memory, imports, pools and jobs.
+"""tractorish benchmark: spawning, calls, streams, errors, memory, imports, pools, jobs, entities.
 
 Usage::
 

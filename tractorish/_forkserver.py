@@ -248,6 +248,10 @@ def main() -> None:
     import tractorish  # noqa: F401
     import tractorish._child  # noqa: F401
     import tractorish.supervise  # noqa: F401  (for actors that spawn actors)
+    try:  # each actor names its process with it, if installed (devx._observe)
+        import setproctitle  # noqa: F401
+    except ImportError:
+        pass
     gc.collect()
     gc.freeze()  # keep the shared pages shared: no gc writes to them in children
     with ctrl:

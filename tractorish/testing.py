@@ -132,7 +132,8 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     """A per-test secret and registry; the user's secret file is never used."""
     monkeypatch.setenv('TRACTORISH_SECRET', secrets.token_hex(16))
     monkeypatch.setenv('TRACTORISH_SECRET_FILE', str(tmp_path / 'no-secret-file'))
-    monkeypatch.setenv('TRACTORISH_REGISTRY', f'{reg_addr[0]}:{reg_addr[1]}')
+    monkeypatch.setenv('TRACTORISH_REGISTRY', reg_addr if isinstance(reg_addr, str)
+                       else f'{reg_addr[0]}:{reg_addr[1]}')  # (a suite's own: a UDS path)
     yield
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
 
 import trio
 
@@ -189,7 +189,7 @@ def _target_kwargs(target: Callable[..., Any], chan: LinkedTaskChannel,
     if 'chan' in params:
         return {**kwargs, 'chan': chan}
     if 'to_trio' in params:
-        extra = {'to_trio': chan._to_trio}
+        extra: Dict[str, Any] = {'to_trio': chan._to_trio}
         if 'from_trio' in params:
             extra['from_trio'] = chan._to_aio
         return {**kwargs, **extra}

@@ -149,3 +149,39 @@ async def test_stats_prints_one_actors_counters(reg_addr):
     assert as_text.stdout.startswith('actor beta [') and '\nchannels:\n' in as_text.stdout
     assert missing.returncode == 1
     assert "no actor named 'nobody'" in missing.stderr
+
+
+def test_rows_show_rates_since_the_last_refresh_and_silent_actors():
+    from tractorish.devx._top import COLUMNS, human_bytes, row_for
+    entry = {'name': 'slow', 'uid': ['slow', 'u1'], 'pid': 42}
+    silent = row_for(entry, None, None, 1.0)
+    assert silent[:3] == ['slow', '42', '(no answer)'] and len(silent) == len(COLUMNS)
+    base = dict(name='w', uid=['w', 'u2'], pid=7, uptime=3725, rss=3 * 1024 * 1024,
+                calls_served=10, calls_failed=1, calls_in_flight=2, streams_open=0,
+                contexts_open=1, messages_in=10, messages_out=20, bytes_in=1000,
+                bytes_out=4096, credit_waits=3, restarts=4)
+    later = {**base, 'calls_served': 30, 'messages_in': 30, 'messages_out': 60,
+             'bytes_in': 3048, 'bytes_out': 8192}
+    row = dict(zip(COLUMNS, row_for(entry, later, base, 2.0)))
+    assert row['UPTIME'] == '1:02:05' and row['RSS'] == '3.0M'
+    assert row['CALLS'] == '30' and row['CALLS/S'] == '10' and row['MSGS/S'] == '30'
+    assert row['IN/S'] == '1.0K' and row['OUT/S'] == '2.0K'
+    assert (row['FAILED'], row['RUNNING'], row['CTXS'], row['WAITS'], row['RESTARTS']) == \
+        ('1', '2', '1', '3', '4')
+    first = dict(zip(COLUMNS, row_for(entry, base, None, 0.0)))
+    assert first['CALLS/S'] == first['IN/S'] == '-'
+    restarted = dict(zip(COLUMNS, row_for(entry, {**later, 'uid': ['w', 'new']}, base, 2.0)))
+    assert restarted['CALLS/S'] == '-'  # another incarnation: no rate across it
+    assert human_bytes(None) == '-' and human_bytes(512) == '512'
+
+
+def test_a_narrow_terminal_keeps_the_columns_that_matter_most():
+    from tractorish.devx._top import COLUMNS, fitting_columns
+    rows = [['alpha', '1234', '0:01', '22.1M', '10', '5', '0', '0', '0', '0', '9', '1K',
+             '2K', '0', '0']]
+    assert fitting_columns(rows, 300) == list(COLUMNS)
+    narrow = fitting_columns(rows, 80)
+    assert narrow[:2] == ['NAME', 'PID'] and 'CALLS/S' in narrow and 'RESTARTS' not in narrow
+    assert sum(max(len(c), 5) + 3 for c in narrow) <= 80
+    assert fitting_columns(rows, 5) == ['NAME']
+    assert 'NAME' in fitting_columns([], 80)  # no actors yet

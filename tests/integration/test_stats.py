@@ -66,6 +66,23 @@ async def test_calls_messages_and_bytes_of_a_known_workload():
         await portal.cancel_actor()
 
 
+async def test_every_stream_value_is_counted():
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('worker', enable_modules=MODS)
+        root_uid = tractorish.current_actor().uid
+        before = parent_channel(await portal.stats(), root_uid)
+        for n in (1000, 3):  # values queued in bulk, and one by one
+            async with portal.open_stream_from(sf.count, n=n) as stream:
+                assert [v async for v in stream] == list(range(n))
+        after = parent_channel(await portal.stats(), root_uid)
+        # the first stats call's return; per stream a functype, its values
+        # and a stop; the second stats call's functype
+        assert after['messages_out'] - before['messages_out'] == 1 + 1003 + 2 * 2 + 1
+        # each stream: its cmd and the consumer's credit grants; the stats call
+        assert after['messages_in'] - before['messages_in'] > 2 + 1
+        await portal.cancel_actor()
+
+
 async def test_calls_in_flight_and_open_streams_and_contexts():
     async with tractorish.open_nursery() as an:
         portal = await an.start_actor('worker', enable_modules=MODS)

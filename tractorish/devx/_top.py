@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 import trio
 
 from .. import discovery
-from .._exceptions import TransportClosed
+from .._exceptions import RemoteActorError, TransportClosed
 from ..discovery import _registrar
 from ..discovery._client import _portal_to
 from ..ipc import Address, format_addr
@@ -26,6 +26,9 @@ Uid = Tuple[str, str]
 
 COLUMNS = ('NAME', 'PID', 'UPTIME', 'RSS', 'CALLS', 'CALLS/S', 'FAILED', 'RUNNING',
            'STREAMS', 'CTXS', 'MSGS/S', 'IN/S', 'OUT/S', 'WAITS', 'RESTARTS')
+# what a terminal too narrow for every column keeps, first things first
+PRIORITY = ('NAME', 'CALLS/S', 'RUNNING', 'FAILED', 'PID', 'MSGS/S', 'IN/S', 'OUT/S',
+            'RSS', 'UPTIME', 'CALLS', 'STREAMS', 'CTXS', 'WAITS', 'RESTARTS')
 CLEAR_SCREEN = '\x1b[H\x1b[2J'
 
 
@@ -144,16 +147,36 @@ class RichView:
 
     def show(self, heading: str, rows: List[List[str]]) -> None:
         from rich.table import Table
+        shown = fitting_columns(rows, self._live.console.width)
+        if len(shown) < len(COLUMNS):
+            heading += f'; {len(COLUMNS) - len(shown)} columns hidden (a wider terminal shows them)'
         table = Table(title=heading, title_justify='left', expand=False)
-        for column in COLUMNS:
+        for column in shown:
             table.add_column(column, justify='left' if column == 'NAME' else 'right',
                              no_wrap=True)
         for row in rows:
-            table.add_row(*row, style='dim' if row[2] == '(no answer)' else None)
+            cells = dict(zip(COLUMNS, row))
+            table.add_row(*(cells[c] for c in shown),
+                          style='dim' if row[2] == '(no answer)' else None)
         self._live.update(table, refresh=True)
 
     def close(self) -> None:
         self._live.stop()
+
+
+def fitting_columns(rows: List[List[str]], width: int) -> List[str]:
+    """The columns a table ``width`` wide can show whole, by
+    :data:`PRIORITY`, in their usual order (rich's borders and padding take
+    3 characters a column, and one more)."""
+    need = {column: max([len(column), *(len(row[i]) for row in rows)]) + 3
+            for i, column in enumerate(COLUMNS)}
+    kept: set = set()
+    used = 1
+    for column in PRIORITY:
+        if used + need[column] <= width or not kept:
+            kept.add(column)
+            used += need[column]
+    return [column for column in COLUMNS if column in kept]
 
 
 def make_view(out: TextIO, plain: bool = False) -> Any:
@@ -186,8 +209,8 @@ class Connections:
                     portal = await stack.enter_async_context(_portal_to(entry))
                     self._open[uid] = (stack, portal)
                 return await self._open[uid][1].stats()
-            except (TransportClosed, OSError):
-                pass
+            except (TransportClosed, OSError, RemoteActorError):
+                pass  # gone, or not answering stats: shown as such
         await self.forget(uid)
         return None
 
@@ -205,10 +228,10 @@ class Connections:
         await self.keep_only([])
 
 
-async def gather(registry: Any, connections: Connections,
-                 timeout: float) -> Tuple[List[dict], Dict[Uid, Optional[dict]]]:
-    """The registry's entries and each one's counters (asked all at once)."""
-    entries = await registry.run(_registrar.list_actors)
+async def gather(entries: List[dict], connections: Connections,
+                 timeout: float) -> Dict[Uid, Optional[dict]]:
+    """Each registered actor's counters, asked all at once, each bounded
+    by ``timeout`` (None for an actor that did not answer)."""
     uids = [(e['uid'][0], e['uid'][1]) for e in entries]
     await connections.keep_only(uids)
     results: Dict[Uid, Optional[dict]] = {}
@@ -218,7 +241,7 @@ async def gather(registry: Any, connections: Connections,
     async with trio.open_nursery() as nursery:
         for entry, uid in zip(entries, uids):
             nursery.start_soon(ask, entry, uid)
-    return entries, results
+    return results
 
 
 async def top_loop(addr: Address, view: Any, *, interval: float = 1.0,
@@ -232,11 +255,13 @@ async def top_loop(addr: Address, view: Any, *, interval: float = 1.0,
         async with discovery.get_registry(addr) as registry:
             while iterations is None or shown < iterations:
                 started = trio.current_time()
+                entries: List[dict] = []
                 with trio.move_on_after(timeout) as waited:
-                    entries, results = await gather(registry, connections, timeout)
+                    entries = await registry.run(_registrar.list_actors)
                 if waited.cancelled_caught:
                     raise TransportClosed(f'the registry at {format_addr(addr)} did not '
                                           f'answer within {timeout:g} s')
+                results = await gather(entries, connections, timeout)
                 now = time.monotonic()
                 rows = []
                 for entry in entries:

@@ -351,7 +351,8 @@ class EntityClient:
         :class:`EntityOwnerLost` if the owner went away with the message in
         flight, unless ``retry`` (default: the cluster's) sends it again to
         the new owner. ``timeout`` and ``retry`` are therefore not passed
-        to the method. Cancelling the ask stops the waiting, not the entity.
+        to the method. Cancelling the ask stops the waiting, not the entity:
+        a message on its way is still delivered, and its reply dropped.
         """
         _check(key, method)
         retry = self.retry if retry is None else retry
@@ -373,7 +374,8 @@ class EntityClient:
         :class:`EntityTimeout` if the owner could not be reached within
         ``timeout`` seconds. Delivery is at most once: a message in flight
         when its worker dies is lost. An exception of the method is logged
-        by the worker.
+        by the worker. Cancelled while the message is being handed over, it
+        may still be sent.
         """
         _check(key, method)
         problem: List[str] = []

@@ -123,8 +123,8 @@ class Channel:
         self._decoder = Decoder(max_msg_size)
         self._received: Deque[dict] = deque()
         self._pending = bytearray()
-        # counted once per read and per write, and messages once each as
-        # they are queued (see statistics())
+        # for statistics(): bytes once per read and per write, messages
+        # received once per read, sent once per send (queue_yield's in bulk)
         self._messages_in = self._messages_out = self._bytes_in = self._bytes_out = 0
         self._high_water = high_water
         # how much a batched send may find queued and still just join it
@@ -280,15 +280,20 @@ class Channel:
         returns True. Otherwise (the channel closed too) it returns False,
         having done nothing, and the caller uses :meth:`send`, which says
         why. Raises :class:`MsgTypeError` if ``value`` cannot be encoded.
+        The message is not counted in :meth:`statistics` here: the producer
+        counts what it queued in bulk, with :meth:`count_queued`.
         """
         pending = self._pending
         if not (pending or self._writing) or len(pending) >= self._high_water \
                 or self._send_error is not None or self._closed:
             return False
         pending += self._encoder.encode_yield(value, cid)
-        self._messages_out += 1
         self._wake_writer()
         return True
+
+    def count_queued(self, count: int) -> None:
+        """Count ``count`` messages queued with :meth:`queue_yield` as sent."""
+        self._messages_out += count
 
     def send_corked(self, msg: Any) -> None:
         """Queue ``msg`` to go out with the next send (or close).

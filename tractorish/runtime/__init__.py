@@ -11,6 +11,7 @@ from ._stream import BroadcastReceiver as BroadcastReceiver
 from ._stream import STREAM_ATTR as STREAM_ATTR
 from ._stream import MsgStream as MsgStream
 from ._stream import stream as stream
+from ._portal import FinalResult as FinalResult
 from ._portal import Portal as Portal
 from ._portal import function_ref as function_ref
 from ._state import NoRuntime as NoRuntime

@@ -29,6 +29,39 @@ _RUNNABLE: Dict[Any, Tuple[str, str]] = {}
 _RUNNABLE_KEPT = 4096
 
 
+class FinalResult:
+    """The outcome of the function an actor was started to run: set once
+    by whoever started it (``run_in_actor``, a supervisor), awaited through
+    :meth:`Portal.wait_for_result`."""
+
+    __slots__ = ('_done', '_value', '_error')
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+
+    @property
+    def is_set(self) -> bool:
+        return self._done.is_set()
+
+    def set_value(self, value: Any) -> None:
+        self._value = value
+        self._done.set()
+
+    def set_error(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    async def wait(self) -> Any:
+        """The value, or the error raised (a copy with a traceback of its
+        own each time: the nursery knows it for the one error it is)."""
+        await self._done.wait()
+        if self._error is not None:
+            raise fresh_copy(self._error)
+        return self._value
+
+
 def _check_runnable(fn: Any) -> None:
     """Refuse what Portal.run cannot call, saying what to use instead."""
     if inspect.isasyncgenfunction(fn) or getattr(fn, STREAM_ATTR, None):
@@ -63,9 +96,9 @@ class Portal:
     def __init__(self, actor: 'Actor', channel: 'Channel') -> None:
         self.actor = actor
         self.channel = channel
-        self._final_value: Any = None
-        self._final_error: Optional[BaseException] = None
-        self._final_event: Optional[trio.Event] = None
+        # the outcome of the function this actor was started to run, set by
+        # whoever started it (run_in_actor); None for any other portal
+        self.final_result: Optional[FinalResult] = None
 
     def __repr__(self) -> str:
         peer = self.channel.peer_uid[0] if self.channel.peer_uid else '?'
@@ -210,14 +243,6 @@ class Portal:
 
     # --- run_in_actor results ----------------------------------------------
 
-    def _expect_result(self) -> None:
-        self._final_event = trio.Event()
-
-    def _set_result(self, value: Any = None, error: Optional[BaseException] = None) -> None:
-        self._final_value, self._final_error = value, error
-        if self._final_event is not None:
-            self._final_event.set()
-
     async def wait_for_result(self, hide_tb: bool = True) -> Any:
         """The result of the function this actor was started to run.
 
@@ -225,14 +250,9 @@ class Portal:
         :class:`NoResult` otherwise. Re-raises the remote error, if any.
         Cancelling the wait leaves the actor running.
         """
-        if self._final_event is None:
+        if self.final_result is None:
             raise NoResult(f'{self!r} was not started by run_in_actor: it has no result')
-        await self._final_event.wait()
-        if self._final_error is not None:
-            # a copy with a traceback of its own each time (the nursery
-            # knows it for the one error it is)
-            raise fresh_copy(self._final_error)
-        return self._final_value
+        return await self.final_result.wait()
 
     async def result(self, hide_tb: bool = True) -> Any:
         """Alias of :meth:`wait_for_result` (tractor's older name)."""

@@ -503,14 +503,21 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
     chan, cid = task.chan, task.cid
     credit, waiting = task.send_credit, task.inbox.items
     step, queue = agen.__anext__, chan.queue_yield
-    sent = 0
+    # values so far (one more than that, once the loop has started), those
+    # sent with chan.send, and those queued that the channel has counted
+    # (queue_yield does not count them: they are counted here, in bulk)
+    sent = sent_slowly = counted = 0
     try:
         while True:
             sent += 1
-            if sent % YIELD_EVERY == 0 and chan.has_pending:
-                # in a burst: let the writer ship what we queued (and other
-                # tasks run) while we make more
-                await trio.lowlevel.checkpoint()
+            if sent % YIELD_EVERY == 0:
+                queued = sent - 1 - sent_slowly
+                chan.count_queued(queued - counted)
+                counted = queued
+                if chan.has_pending:
+                    # in a burst: let the writer ship what we queued (and
+                    # other tasks run) while we make more
+                    await trio.lowlevel.checkpoint()
             try:
                 if not credit.take_nowait():
                     await credit.acquire()
@@ -528,9 +535,11 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
             except StopAsyncIteration:
                 break
             if not queue(out, cid):
+                sent_slowly += 1
                 await chan.send(msg.yield_(out, cid))
         await chan.send(msg.stop(cid))
     finally:
+        chan.count_queued(sent - 1 - sent_slowly - counted if sent else 0)
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + GENERATOR_CLOSE_GRACE
             await agen.aclose()

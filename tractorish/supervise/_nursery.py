@@ -28,7 +28,8 @@ import trio
 
 from .._exceptions import ContextCancelled, NoResult, TransportClosed
 from .._groups import combine_errors
-from ..runtime import CONTEXT_ATTR, STREAM_ATTR, Actor, Portal, current_actor, function_ref
+from ..runtime import (CONTEXT_ATTR, STREAM_ATTR, Actor, FinalResult, Portal, current_actor,
+                       function_ref)
 from ..spawn import ChildProcess, spawn_actor
 from ._interrupt import holds_keyboard_interrupt, watch_interrupted_teardown
 from ._root import open_root_actor
@@ -157,7 +158,7 @@ class ActorNursery:
                                f'{name!r} was starting')
         assert child.portal is not None
         if job is not None:
-            child.portal._expect_result()
+            child.portal.final_result = FinalResult()
             self._jobs_running += 1
         self._children[child.uid] = child
         self._nursery.start_soon(self._supervise, child, job)
@@ -203,13 +204,14 @@ class ActorNursery:
         cleanup) is recorded then, not the cancellation we caused.
         """
         portal = child.portal
-        assert portal is not None
+        assert portal is not None and portal.final_result is not None
+        outcome = portal.final_result
         ns, func_name, kwargs = job
         try:
             result = await portal.run_from_ns(ns, func_name, **kwargs)
         except (TransportClosed, ContextCancelled) as err:
             if child.cancel_requested:
-                portal._set_result(error=self._no_result(child))
+                outcome.set_error(self._no_result(child))
             elif isinstance(err, ContextCancelled):  # someone else cancelled it
                 self._record(child, err)
             else:
@@ -217,15 +219,15 @@ class ActorNursery:
         except Exception as err:
             self._record(child, err)
         except BaseException:
-            portal._set_result(error=self._no_result(child))
+            outcome.set_error(self._no_result(child))
             raise
         else:
-            portal._set_result(result)
+            outcome.set_value(result)
 
     def _record(self, child: ChildProcess, error: BaseException) -> None:
         self.errors[child.uid] = error
-        assert child.portal is not None
-        child.portal._set_result(error=error)
+        assert child.portal is not None and child.portal.final_result is not None
+        child.portal.final_result.set_error(error)
 
     @staticmethod
     def _no_result(child: ChildProcess) -> NoResult:

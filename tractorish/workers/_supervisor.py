@@ -38,7 +38,7 @@ import trio
 
 from .._exceptions import TractorishError, TransportClosed
 from .._groups import collapsing_groups
-from ..runtime import Actor, Portal, current_actor, function_ref
+from ..runtime import Actor, FinalResult, Portal, current_actor, function_ref
 from ..spawn import ChildProcess, spawn_actor
 from ..supervise import open_root_actor
 
@@ -151,7 +151,7 @@ class Supervisor:
                                   loglevel=spec.loglevel, infect_asyncio=spec.infect_asyncio)
         spec.process, spec.portal = child, child.portal
         if spec.job is not None:
-            child.portal._expect_result()  # type: ignore[union-attr]
+            child.portal.final_result = FinalResult()  # type: ignore[union-attr]
         spec.exited = trio.Event()
         spec.stopping = False
         spec.ready.set()
@@ -188,17 +188,18 @@ class Supervisor:
         """Run until the child ends; return its error, or None if normal."""
         if spec.job is not None:
             ns, func_name, kwargs = spec.job
-            assert child.portal is not None
+            assert child.portal is not None and child.portal.final_result is not None
+            outcome = child.portal.final_result
             try:
                 result = await child.portal.run_from_ns(ns, func_name, **kwargs)
             except TransportClosed:
                 crash = await child.exit_report()
-                child.portal._set_result(error=crash)
+                outcome.set_error(crash)
                 return crash
             except Exception as err:
-                child.portal._set_result(error=err)
+                outcome.set_error(err)
                 return err
-            child.portal._set_result(result)
+            outcome.set_value(result)
             child.cancel_requested = True  # its work is done: ending is normal
             await child.reap()
             return None
