@@ -26,9 +26,11 @@ INTEGRATION = str(Path(__file__).resolve().parent / 'integration')
 if INTEGRATION not in sys.path:  # (it is when the integration tests are collected too)
     sys.path.insert(0, INTEGRATION)
 
-import aio_funcs  # noqa: E402  (children import it by name: they inherit sys.path)
+import actor_funcs  # noqa: E402  (children import these by name: they inherit sys.path)
+import aio_funcs  # noqa: E402
+import stream_funcs  # noqa: E402
 
-MODULES = ['aio_funcs']
+MODULES = ['aio_funcs', 'actor_funcs', 'stream_funcs']
 
 
 def run(main: Callable[[], Awaitable[Any]]) -> Any:
@@ -56,14 +58,14 @@ def test_results_and_remote_errors():
     async def main() -> None:
         async with trio_guest.open_nursery() as an:
             portal = await an.start_actor('worker', enable_modules=MODULES)
-            assert await portal.run(aio_funcs.add, a=1, b=2) == 3
-            assert await portal.run_from_ns('aio_funcs', 'add', a=2, b=2) == 4
+            assert await portal.run(actor_funcs.add, a=1, b=2) == 3
+            assert await portal.run_from_ns('actor_funcs', 'add', a=2, b=2) == 4
             with pytest.raises(tractorish.RemoteActorError) as info:
-                await portal.run(aio_funcs.fail, text='nope')
+                await portal.run(actor_funcs.raise_value_error, text='nope')
             assert info.value.boxed_type is ValueError
             assert info.value.src_uid[0] == 'worker'
             # concurrent calls from several asyncio tasks
-            sums = await asyncio.gather(*(portal.run(aio_funcs.add, a=i, b=i)
+            sums = await asyncio.gather(*(portal.run(actor_funcs.add, a=i, b=i)
                                           for i in range(20)))
             assert sums == [2 * i for i in range(20)]
             assert len(an.children) == 1 and not an.cancel_called
@@ -85,7 +87,7 @@ def test_asyncio_error_reaches_callee():
                         raise ValueError('caller gave up')
             assert await portal.run(aio_funcs.context_ends) == ['caller failed: ValueError']
             with pytest.raises(tractorish.MsgTypeError):
-                await portal.run(aio_funcs.add, a=object(), b=1)
+                await portal.run(actor_funcs.add, a=object(), b=1)
             await portal.cancel_actor()
     run(main)
 
@@ -105,7 +107,7 @@ def test_wait_for_timeout_cancels_the_remote_call():
                 await task
             assert await portal.run(aio_funcs.cancelled_count) == 2
             # the tree still works
-            one_shot = await an.run_in_actor(aio_funcs.add, a=5, b=6)
+            one_shot = await an.run_in_actor(actor_funcs.add, a=5, b=6)
             assert await one_shot.result() == 11
             await portal.cancel_actor()
     run(main)
@@ -163,7 +165,7 @@ def test_run_in_actor_children_are_gathered():
         assert waiter.cancelled()
 
         async with trio_guest.open_nursery() as an:
-            portals = [await an.run_in_actor(aio_funcs.add, a=i, b=i, name=f'add-{i}')
+            portals = [await an.run_in_actor(actor_funcs.add, a=i, b=i, name=f'add-{i}')
                        for i in range(3)]
             assert await asyncio.gather(*(p.result() for p in portals)) == [0, 2, 4]
             assert await portals[0].wait_for_result() == 0  # again
@@ -173,8 +175,9 @@ def test_run_in_actor_children_are_gathered():
 def test_failing_run_in_actor_child_is_raised_at_exit():
     async def main() -> None:
         async with trio_guest.open_nursery() as an:
-            await an.run_in_actor(aio_funcs.fail_later, seconds=0.2, name='failing')
-            patient = await an.run_in_actor(aio_funcs.add, a=1, b=1, name='patient')
+            await an.run_in_actor(actor_funcs.raise_runtime_error_later, seconds=0.2,
+                                  name='failing')
+            patient = await an.run_in_actor(actor_funcs.add, a=1, b=1, name='patient')
         assert an.errors and await patient.result() == 2
     with pytest.raises(tractorish.RemoteActorError) as info:
         run(main)
@@ -186,20 +189,20 @@ def test_stream_of_a_thousand_values():
     async def main() -> None:
         async with trio_guest.open_nursery() as an:
             portal = await an.start_actor('counter', enable_modules=MODULES)
-            async with portal.open_stream_from(aio_funcs.count, n=1000) as stream:
+            async with portal.open_stream_from(stream_funcs.count, n=1000) as stream:
                 values = [value async for value in stream]
             assert values == list(range(1000))
             # leaving early cancels the remote generator; the actor serves on
-            async with portal.open_stream_from(aio_funcs.count, n=10**9) as stream:
+            async with portal.open_stream_from(stream_funcs.count, n=10**9) as stream:
                 async for value in stream:
                     if value == 5:
                         break
             with pytest.raises(tractorish.RemoteActorError) as info:
-                async with portal.open_stream_from(aio_funcs.count_then_fail,
+                async with portal.open_stream_from(stream_funcs.count_then_fail,
                                                    n=3) as stream:
                     assert [value async for value in stream] == 'not reached'
-            assert info.value.boxed_type is KeyError
-            assert await portal.run(aio_funcs.add, a=1, b=1) == 2
+            assert info.value.boxed_type is ValueError
+            assert await portal.run(actor_funcs.add, a=1, b=1) == 2
             await portal.cancel_actor()
     run(main)
 
@@ -208,7 +211,7 @@ def test_context_echo():
     async def main() -> None:
         async with trio_guest.open_nursery() as an:
             portal = await an.start_actor('echoer', enable_modules=MODULES)
-            async with portal.open_context(aio_funcs.echo, greeting='hi') as (ctx, first):
+            async with portal.open_context(stream_funcs.echo_ctx, greeting='hi') as (ctx, first):
                 assert first == 'hi'
                 async with ctx.open_stream() as stream:
                     for i in range(100):
@@ -226,7 +229,7 @@ def test_error_in_the_block_tears_the_tree_down():
         async with trio_guest.open_nursery() as an:
             for name in ('a', 'b'):
                 portal = await an.start_actor(name, enable_modules=MODULES)
-                pids.append(await portal.run(aio_funcs.getpid))
+                pids.append(await portal.run(actor_funcs.getpid))
             assert alive(pids) == pids
             raise ValueError('the asyncio side gave up') from KeyError('why')
     with pytest.raises(ValueError, match='gave up') as info:
@@ -245,7 +248,7 @@ def test_cancelling_the_block_tears_the_tree_down():
     async def tree(leave_block: bool) -> None:
         async with trio_guest.open_nursery() as an:
             portal = await an.start_actor('daemon', enable_modules=MODULES)
-            pids.append(await portal.run(aio_funcs.getpid))
+            pids.append(await portal.run(actor_funcs.getpid))
             if not leave_block:
                 await portal.run(aio_funcs.sleep_forever)
 
@@ -264,7 +267,7 @@ def test_one_tree_per_process():
                 async with trio_guest.open_nursery():
                     pass  # pragma: no cover
         async with trio_guest.open_nursery() as an:  # one after the other is fine
-            portal = await an.run_in_actor(aio_funcs.add, a=1, b=1)
+            portal = await an.run_in_actor(actor_funcs.add, a=1, b=1)
             assert await portal.result() == 2
     run(main)
 
@@ -284,13 +287,13 @@ def test_ctrl_c_tears_the_tree_down(tmp_path: Path):
     script.write_text(textwrap.dedent(f'''
         import asyncio, sys
         sys.path.insert(0, {INTEGRATION!r})
-        import aio_funcs
+        import actor_funcs
         import tractorish.asyncio
 
         async def main():
             async with tractorish.asyncio.open_nursery() as an:
-                portal = await an.start_actor('daemon', enable_modules=['aio_funcs'])
-                print(await portal.run(aio_funcs.getpid), flush=True)
+                portal = await an.start_actor('daemon', enable_modules=['actor_funcs'])
+                print(await portal.run(actor_funcs.getpid), flush=True)
                 await asyncio.sleep(60)
 
         if __name__ == '__main__':
@@ -322,12 +325,12 @@ def test_trio_is_not_disturbed():
     """The guest run leaves nothing behind: a plain trio run works after it."""
     async def main() -> None:
         async with trio_guest.open_nursery() as an:
-            portal = await an.run_in_actor(aio_funcs.add, a=2, b=2)
+            portal = await an.run_in_actor(actor_funcs.add, a=2, b=2)
             assert await portal.result() == 4
     run(main)
 
     async def trio_main() -> int:
         async with tractorish.open_nursery() as an:
-            portal = await an.run_in_actor(aio_funcs.add, a=3, b=3)
+            portal = await an.run_in_actor(actor_funcs.add, a=3, b=3)
             return await portal.result()
     assert trio.run(trio_main) == 6

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import psutil
 import pytest
 
 import tractorish
-from tractorish.testing import free_port
+from tractorish.testing import free_port, stop_program
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,15 +49,7 @@ def registry_daemon(port: int) -> Iterator[subprocess.Popen]:
         assert 'listening on' in line, f'the registry did not start: {line!r}'
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        stop_program(proc)
 
 
 def wait_gone(pids: List[int], timeout: float = 10.0) -> List[int]:

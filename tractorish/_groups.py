@@ -24,6 +24,16 @@ def _leaves(errors: Iterable[BaseException]) -> List[BaseException]:
     return leaves
 
 
+def is_cancellation(error: BaseException) -> bool:
+    """True for trio's ``Cancelled``, or a group of nothing else."""
+    return all(isinstance(e, trio.Cancelled) for e in _leaves([error]))
+
+
+def holds_keyboard_interrupt(error: BaseException) -> bool:
+    """True for Ctrl-C, alone or in a group."""
+    return any(isinstance(e, KeyboardInterrupt) for e in _leaves([error]))
+
+
 def combine_errors(errors: Iterable[BaseException],
                    message: str = 'errors in an actor tree') -> Optional[BaseException]:
     """One error as itself, several as a flat group, Ctrl-C above all.
@@ -61,7 +71,7 @@ def collapse_errors(group: BaseExceptionGroup) -> BaseException:
     A group of nothing but cancellations is returned unchanged, so that the
     cancel scope that caused it can catch it.
     """
-    if all(isinstance(e, trio.Cancelled) for e in _leaves([group])):
+    if is_cancellation(group):
         return group
     error = combine_errors([group])
     assert error is not None

@@ -29,6 +29,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from .runtime import Actor
 
 __all__ = ['available_backends', 'free_port', 'isolated_env', 'no_leaked_processes',
-           'reg_addr', 'root_actor', 'spawn_backend']
+           'reg_addr', 'root_actor', 'spawn_backend', 'stop_program']
 
 INSTALL_HINT = "pip install 'tractorish[test]'"
 # how long the guard waits, by default, for a test's processes to finish exiting
@@ -55,6 +56,21 @@ def free_port(host: str = '127.0.0.1') -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def stop_program(proc: 'subprocess.Popen[Any]', timeout: float = 10.0) -> None:
+    """End a program a test started: Ctrl-C (so it tears its tree down),
+    then SIGKILL after ``timeout`` s; wait for it; close its pipes."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def available_backends() -> List[str]:

@@ -118,8 +118,7 @@ class LinkedTaskChannel(trio.abc.Channel[Any]):
     waiting unread); ``await get()`` for what trio sent.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, qsize: int) -> None:
-        self._loop = loop
+    def __init__(self, qsize: int) -> None:
         self._to_trio, self._from_aio = trio.open_memory_channel[Any](qsize)
         self._to_aio: 'asyncio.Queue[Any]' = asyncio.Queue()
         self._token = trio.lowlevel.current_trio_token()
@@ -211,7 +210,7 @@ async def open_channel_from(target: Callable[..., Awaitable[Any]], *, qsize: int
     the block is raised as itself. (tractor's order, ``(first, chan)``.)
     """
     loop = _running_loop()
-    chan = LinkedTaskChannel(loop, qsize)
+    chan = LinkedTaskChannel(qsize)
     call_kwargs = _target_kwargs(target, chan, kwargs)
 
     async def run_target() -> Any:
@@ -249,7 +248,7 @@ async def _end(task: 'asyncio.Task[Any]') -> None:
     with trio.move_on_after(CANCEL_WAIT):
         try:
             await _wait_for(task)
-        except (AsyncioCancelled, Exception):  # it ends by being cancelled
+        except Exception:  # it ends by being cancelled (AsyncioCancelled), or fails
             pass
 
 

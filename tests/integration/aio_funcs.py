@@ -15,23 +15,6 @@ import tractorish
 _cancelled = 0
 
 
-async def add(a: int, b: int) -> int:
-    return a + b
-
-
-async def getpid() -> int:
-    return os.getpid()
-
-
-async def fail(text: str = 'bad value') -> None:
-    raise ValueError(text)
-
-
-async def fail_later(seconds: float, text: str = 'failed later') -> None:
-    await trio.sleep(seconds)
-    raise RuntimeError(text)
-
-
 async def sleep_forever() -> None:
     """Sleep until cancelled; count the cancellations (see :func:`cancelled_count`)."""
     global _cancelled
@@ -49,29 +32,6 @@ async def cancelled_count() -> int:
 async def exit_soon(seconds: float, code: int = 3) -> None:
     """Return now; end this actor's process without any cleanup ``seconds`` later."""
     threading.Timer(seconds, os._exit, (code,)).start()
-
-
-async def count(n: int):
-    for i in range(n):
-        yield i
-
-
-async def count_then_fail(n: int):
-    for i in range(n):
-        yield i
-    raise KeyError(f'failed after {n}')
-
-
-@tractorish.context
-async def echo(ctx: tractorish.Context, greeting: str) -> int:
-    """Echo every value of the stream back; return how many there were."""
-    await ctx.started(greeting)
-    received = 0
-    async with ctx.open_stream() as stream:
-        async for value in stream:
-            received += 1
-            await stream.send(value)
-    return received
 
 
 @tractorish.context

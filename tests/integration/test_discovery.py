@@ -15,6 +15,7 @@ import trio
 import actor_funcs
 import tractorish
 from tractorish.ipc import parse_addr
+from tractorish.testing import stop_program
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -168,15 +169,7 @@ def program(*args, env=None, prefix=(sys.executable,)):
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        stop_program(proc)
 
 
 def wait_line(proc, needle, timeout=30.0) -> str:

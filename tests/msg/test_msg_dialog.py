@@ -54,7 +54,7 @@ def test_callee_transition(row):
 
 
 def test_design_rows_are_in_the_tables():
-    # the dialogs DESIGN.md section 3 describes; more rows may be added
+    # the dialogs docs/protocol.md describes; more rows may be added
     # (e.g. flow control), none of these may go
     for row in [
         (('sent', 'functype:asyncfunc'), 'awaiting_return'),

@@ -355,15 +355,7 @@ class Channel:
 
         (Deleting from the front of a bytearray moves no bytes.)
         """
-        try:
-            sent = os.write(self._direct.fileno(), self._pending)
-        except BlockingIOError:
-            return
-        except OSError as err:
-            self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
-            raise self._why_closed() from err
-        self._bytes_out += sent
-        del self._pending[:sent]
+        del self._pending[:self._os_write(self._pending)]
 
     def _why_closed(self) -> TransportClosed:
         """A fresh error saying why nothing more can be sent: each task that
@@ -375,19 +367,24 @@ class Channel:
 
     def _write_now(self, data: Any) -> Any:
         """Write what the kernel takes of ``data`` (bytes or a memoryview)
-        now; return the rest.
+        now; return the rest."""
+        sent = self._os_write(data)
+        return data[sent:] if sent < len(data) else b''
+
+    def _os_write(self, data: Any) -> int:
+        """One write to the socket; how much the kernel took (0 when full).
 
         A failed write marks the channel broken and raises TransportClosed.
         """
         try:
             sent = os.write(self._direct.fileno(), data)
         except BlockingIOError:
-            return data
+            return 0
         except OSError as err:
             self._send_error = TransportClosed(f'{self!r}: send failed: {err!r}')
             raise self._why_closed() from err
         self._bytes_out += sent
-        return data[sent:] if sent < len(data) else b''
+        return sent
 
     @property
     def reads_directly(self) -> bool:

@@ -25,14 +25,13 @@ import trio
 
 from .. import msg
 from .._exceptions import ModuleNotExposed, MsgTypeError, ProtocolError, TransportClosed
-from .._groups import collapsing_groups
+from .._groups import collapsing_groups, is_cancellation
 from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import format_addr, normalize_addr, open_listener, serve_listener
 from ._call import CLEAN_EOF, Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
 from ._context import Context, run_context
-from ._resolve import (functype_of, is_cancellation, load_main_module, never_suspends,
-                       shortened_error)
+from ._resolve import functype_of, load_main_module, never_suspends, shortened_error
 from ._stackdump import DEFAULT_SIGNAL, dump_stacks_on_signal
 from ._state import CURRENT_CALL
 from ._stats import ActorCounters, actor_stats

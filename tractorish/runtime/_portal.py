@@ -41,10 +41,6 @@ class FinalResult:
         self._value: Any = None
         self._error: Optional[BaseException] = None
 
-    @property
-    def is_set(self) -> bool:
-        return self._done.is_set()
-
     def set_value(self, value: Any) -> None:
         self._value = value
         self._done.set()

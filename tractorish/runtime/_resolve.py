@@ -15,10 +15,7 @@ import types
 from types import ModuleType
 from typing import Any, Optional
 
-import trio
-
 from .. import msg
-from .._compat import BaseExceptionGroup
 from .._exceptions import ModuleNotExposed
 from ._context import CONTEXT_ATTR
 from ._stream import STREAM_ATTR
@@ -100,10 +97,3 @@ def shortened_error(payload: dict, err: Exception) -> dict:
             'tb_str': payload.get('tb_str', '')[-8000:] +
             f'\n(the full error could not be sent: {err})'}
 
-
-def is_cancellation(error: BaseException) -> bool:
-    """True for trio's ``Cancelled``, or a group of nothing else: the
-    runtime's to handle, where any other error is the function's."""
-    if isinstance(error, BaseExceptionGroup):
-        return all(is_cancellation(e) for e in error.exceptions)
-    return isinstance(error, trio.Cancelled)

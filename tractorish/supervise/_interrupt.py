@@ -15,7 +15,6 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import trio
 
-from .._compat import BaseExceptionGroup
 from ..spawn import ChildProcess
 
 # how long a teardown may take before the program says what it waits for
@@ -36,13 +35,6 @@ def _second_interrupts() -> Iterator[Optional[Any]]:
         yield signals
     finally:
         receiver.__exit__(None, None, None)
-
-
-def holds_keyboard_interrupt(error: BaseException) -> bool:
-    """True for Ctrl-C, alone or in a group."""
-    if isinstance(error, BaseExceptionGroup):
-        return any(holds_keyboard_interrupt(e) for e in error.exceptions)
-    return isinstance(error, KeyboardInterrupt)
 
 
 def _say(text: str) -> None:

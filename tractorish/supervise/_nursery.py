@@ -27,11 +27,11 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence,
 import trio
 
 from .._exceptions import ContextCancelled, NoResult, TransportClosed
-from .._groups import combine_errors
+from .._groups import combine_errors, holds_keyboard_interrupt
 from ..runtime import (CONTEXT_ATTR, STREAM_ATTR, Actor, FinalResult, Portal, current_actor,
                        function_ref)
 from ..spawn import ChildProcess, spawn_actor
-from ._interrupt import holds_keyboard_interrupt, watch_interrupted_teardown
+from ._interrupt import watch_interrupted_teardown
 from ._root import open_root_actor
 from ._tractor_kwargs import (child_bind_addrs, modules_with_alias, refuse_proc_kwargs,
                               refuse_unavailable, transport_of)
