@@ -173,17 +173,15 @@ async def test_uds_transport_and_bind_addrs(tmp_path):
 
 
 async def test_what_is_not_here_fails_at_the_call_saying_what_instead():
-    with pytest.raises(NotImplementedError, match='pdb'):
-        async with tractor.open_nursery(debug_mode=True):
-            pass
     async with tractor.open_nursery() as an:
         with pytest.raises(TypeError, match='proc_kwargs'):
             await an.start_actor('p', proc_kwargs={'env': {}})
         with pytest.raises(ValueError, match='enable_transports'):
             await an.start_actor('t', enable_transports=['quic'])
-        with pytest.raises(NotImplementedError, match='debugger'):
+        # the tree debugger is the tree's: without debug_mode, it says how
+        with pytest.raises(RuntimeError, match='debug_mode=True'):
             await tractor.pause()
-        with pytest.raises(NotImplementedError, match='debugger'):
+        with pytest.raises(RuntimeError, match='debug_mode=True'):
             await tractor.breakpoint()
         with pytest.raises(RuntimeError, match='infect_asyncio=True'):
             await tractor.to_asyncio.run_task(ts.add)  # no asyncio in this actor

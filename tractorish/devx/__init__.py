@@ -1,15 +1,18 @@
-"""Around the tree: task dumps on a signal, crash handlers, the debugger's API.
+"""Around the tree: task dumps on a signal, crash handlers, the tree debugger.
 
-tractor's ``tractor.devx`` names, with tractor's meaning where tractorish
-has the feature: ``enable_stack_on_sig`` (SIGUSR1 prints every actor's
-task tree), ``open_crash_handler`` / ``maybe_open_crash_handler`` (a local
-pdb post-mortem on a crash in this process). The tree debugger (``pause``,
-``breakpoint``, ``post_mortem``, ``pause_from_sync``) is not here yet:
-calling them raises ``NotImplementedError`` saying what to do instead.
+tractor's ``tractor.devx`` names, with tractor's meaning: ``enable_stack_on_sig``
+(SIGUSR1 prints every actor's task tree), ``open_crash_handler`` /
+``maybe_open_crash_handler`` (a local pdb post-mortem on a crash in this
+process), and the tree debugger of ``debug_mode=True`` (``pause``,
+``pause_from_sync``, ``breakpoint``, ``post_mortem``,
+``maybe_wait_for_debugger``), which is loaded only in debug mode
+(``_debug``; docs/debugging.md).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+import sys
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, AbstractSet, Any, Iterator, Optional, Type
 
 import trio
@@ -21,11 +24,6 @@ from . import _observe as _observe
 
 if TYPE_CHECKING:
     import pdb as _pdb
-
-
-def _no_debugger() -> NotImplementedError:
-    from ..supervise._tractor_kwargs import NO_DEBUGGER
-    return NotImplementedError(NO_DEBUGGER)
 
 
 def enable_stack_on_sig(sig: int = DEFAULT_SIGNAL) -> Optional[int]:
@@ -79,9 +77,12 @@ def maybe_open_crash_handler(pdb: Optional[bool] = None, hide_tb: bool = True,
                              **kwargs: Any) -> Iterator[BoxedMaybeException]:
     """:func:`open_crash_handler` if ``pdb`` is true; otherwise nothing.
 
-    ``pdb=None`` means debug mode, which tractorish does not have: nothing.
+    ``pdb=None`` means: if the tree runs in debug mode.
     """
     __tracebackhide__ = hide_tb
+    if pdb is None:
+        from ..runtime import debug_mode
+        pdb = debug_mode()
     if pdb:
         with open_crash_handler(hide_tb=hide_tb, **kwargs) as boxed:
             yield boxed
@@ -95,31 +96,52 @@ def mk_pdb() -> _pdb.Pdb:
     return pdb.Pdb()
 
 
-async def pause(**kwargs: Any) -> None:
-    """The tree debugger's breakpoint: not in tractorish yet."""
-    raise _no_debugger()
+async def pause(*, shield: bool = False, hide_tb: bool = True,
+                api_frame: Optional[FrameType] = None) -> None:
+    """Stop here in a pdb REPL on the root's terminal; ``c`` goes on. In a
+    tree opened with ``debug_mode=True``, from any actor (a RuntimeError
+    without it)."""
+    __tracebackhide__ = hide_tb
+    from . import _debug
+    await _debug.pause(shield=shield, hide_tb=hide_tb,
+                       api_frame=api_frame or sys._getframe(1))
 
 
-def pause_from_sync(**kwargs: Any) -> None:
-    """The tree debugger's breakpoint from sync code: not in tractorish yet."""
-    raise _no_debugger()
+def pause_from_sync(*, hide_tb: bool = True, api_frame: Optional[FrameType] = None) -> None:
+    """:func:`pause` from synchronous code, in a task or in any thread of an
+    actor (``breakpoint()`` calls it in debug mode)."""
+    __tracebackhide__ = hide_tb
+    from . import _debug
+    _debug.pause_from_sync(hide_tb=hide_tb, api_frame=api_frame or sys._getframe(1))
 
 
-async def breakpoint(**kwargs: Any) -> None:  # noqa: A001 - tractor's name
-    """tractor's older name of :func:`pause`: not in tractorish yet."""
-    raise _no_debugger()
+async def breakpoint(*, hide_tb: bool = True, **kwargs: Any) -> None:  # noqa: A001
+    """tractor's older name of :func:`pause`."""
+    __tracebackhide__ = hide_tb
+    from . import _debug
+    await _debug.pause(hide_tb=hide_tb, api_frame=kwargs.pop('api_frame', None)
+                       or sys._getframe(1), **kwargs)
 
 
-async def post_mortem(**kwargs: Any) -> None:
-    """The tree debugger's post-mortem: not in tractorish yet. In one
-    process, :func:`open_crash_handler` gives pdb's."""
-    raise _no_debugger()
+async def post_mortem(tb: Optional[TracebackType] = None, *, hide_tb: bool = True,
+                      shield: bool = False, api_frame: Optional[FrameType] = None) -> None:
+    """A REPL on the error being handled (in an ``except`` block), or on
+    ``tb``, on the root's terminal: for an error the code caught itself.
+    In one process without a tree, :func:`open_crash_handler` gives pdb's."""
+    __tracebackhide__ = hide_tb
+    from . import _debug
+    await _debug.post_mortem(tb, hide_tb=hide_tb, shield=shield, api_frame=api_frame)
 
 
-async def maybe_wait_for_debugger(**kwargs: Any) -> None:
-    """Wait until no actor holds the debugger: with no tree debugger, none
-    ever does; a checkpoint."""
-    await trio.lowlevel.checkpoint()
+async def maybe_wait_for_debugger(poll_delay: float = 0.25, **kwargs: Any) -> None:
+    """Wait until no REPL is open (or asked for) in this actor or below it;
+    a checkpoint outside debug mode."""
+    from ..runtime import current_actor
+    actor = current_actor(err_on_no_runtime=False)
+    if actor is None or actor.debugger is None:
+        await trio.lowlevel.checkpoint()
+        return
+    await actor.debugger.wait_idle()
 
 
 __all__ = ['BoxedMaybeException', 'breakpoint', 'enable_stack_on_sig', 'maybe_open_crash_handler',

@@ -1,5 +1,5 @@
 """Every actor's start-up hook for being seen: its process title, its
-Prometheus endpoint, its tracing.
+Prometheus endpoint, its tracing; and the tree debugger in debug mode.
 
 Registered as a runtime start-up service when the package is imported, so
 it runs in every actor. Each part costs nothing unless asked for: the
@@ -53,12 +53,13 @@ def maybe_trace(actor: Actor) -> Optional[Callable[[], None]]:
 
 
 async def observe(actor: Actor, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """The start-up service: title, metrics, tracing; then, if any of those
-    needs undoing or serving, wait until the runtime ends."""
+    """The start-up service: title, metrics, tracing, the debugger; then,
+    if any of those needs undoing or serving, wait until the runtime ends."""
     name_process(actor)
     stop_tracing = maybe_trace(actor)
     port = actor.config.metrics_port
-    if port is None and stop_tracing is None:
+    debug = actor.config.debug_mode
+    if port is None and stop_tracing is None and not debug:
         task_status.started()
         return
     try:
@@ -66,6 +67,9 @@ async def observe(actor: Actor, task_status: Any = trio.TASK_STATUS_IGNORED) -> 
             if port is not None:
                 from ._metrics import serve_metrics
                 await nursery.start(serve_metrics, actor, port)
+            if debug:  # the tree debugger (debug_mode=True)
+                from ._debug import serve as serve_debugger
+                await nursery.start(serve_debugger, actor)
             task_status.started()
             await trio.sleep_forever()
     finally:

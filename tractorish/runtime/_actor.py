@@ -123,6 +123,8 @@ class Actor:
         # the root actor's addresses (the root's own, once it listens)
         self._root_addrs = [normalize_addr(a) for a in root_addrs]
         self._hello: dict = {'addrs': [], 'pid': os.getpid()}
+        if self.config.debug_mode:  # peers route their REPLs through us
+            self._hello['debug'] = True
         self.started_at = time.time()
         self._modules: Dict[str, ModuleType] = {}
         # (ns, func) -> (function, functype): modules do not change under us
@@ -140,6 +142,9 @@ class Actor:
         # what stats() cannot derive from the state above (supervisors here
         # count their restarts in it too)
         self.counters = ActorCounters()
+        # the tree debugger's part in this actor (devx; debug mode only): an
+        # error ending a remote task stops in its REPL before it is sent
+        self.debugger: Any = None
 
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} {self.uid[1][:8]}>'
@@ -519,7 +524,8 @@ class Actor:
             if resolved is None:
                 fn = self._resolve(ns, func_name)
                 functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
-                if functype == 'asyncfunc' and ns != 'self' and never_suspends(fn):
+                if functype == 'asyncfunc' and ns != 'self' and self.debugger is None \
+                        and never_suspends(fn):  # (a REPL needs a task of its own)
                     functype = 'inline'
                 resolved = (fn, functype)
                 self._resolved[(ns, func_name)] = resolved
@@ -605,6 +611,8 @@ class Actor:
         except BaseException as err:
             if is_cancellation(err):  # the runtime's, not the function's
                 raise
+            if self.debugger is not None:  # a REPL at the frame that raised, first
+                await self.debugger.post_mortem(err, chan)
             await self._send_error(chan, err, cid)
         finally:
             state = task.state
@@ -786,9 +794,15 @@ class Actor:
         for task in tasks:
             if not task.is_runtime_call:  # let 'cancel' itself answer
                 task.cancel(requester)
-        with trio.move_on_after(self.config.cancel_timeout) as waited:
-            for task in tasks:
-                await task.wait_finished()
+        while True:
+            with trio.move_on_after(self.config.cancel_timeout) as waited:
+                for task in tasks:
+                    await task.wait_finished()
+            # a REPL open here or below holds us: the user ends it, not a timeout
+            if not (waited.cancelled_caught and self.debugger is not None
+                    and self.debugger.busy):
+                break
+            await self.debugger.wait_idle()
         if waited.cancelled_caught:
             log.warning('%r: remote tasks still running after %gs; closing anyway',
                         self, self.config.cancel_timeout)

@@ -59,7 +59,7 @@ _FIELDS = ('secret', 'loglevel', 'transport', 'host', 'uds_dir', 'max_msg_size',
            'cancel_timeout', 'grace_period', 'term_timeout', 'start_timeout',
            'stream_window', 'discovery', 'start_method', 'spin_us',
            'tls_cert', 'tls_key', 'tls_ca', 'forkserver_spare', 'stack_on_signal',
-           'max_calls_in_flight', 'metrics_port')
+           'max_calls_in_flight', 'metrics_port', 'debug_mode')
 
 
 class RuntimeConfig:
@@ -100,6 +100,8 @@ class RuntimeConfig:
     serve its live counters for Prometheus at ``http://host:port/metrics``
     (``pip install 'tractorish[metrics]'``); it is the one setting a child
     does not inherit (a port serves one actor), see docs/observability.md.
+    ``debug_mode`` (set by ``open_root_actor(debug_mode=True)``) runs the
+    tree debugger in every actor (docs/debugging.md).
 
     A setting whose default comes from the environment reads it when the
     config is made, unless given (``None`` given is kept: for the TLS
@@ -123,7 +125,7 @@ class RuntimeConfig:
                  tls_key: Optional[str] = _FROM_ENV,
                  tls_ca: Optional[str] = _FROM_ENV, forkserver_spare: bool = True,
                  stack_on_signal: bool = False, max_calls_in_flight: int = 1024,
-                 metrics_port: Optional[int] = None) -> None:
+                 metrics_port: Optional[int] = None, debug_mode: bool = False) -> None:
         env = os.environ
         self.secret = secret
         self.loglevel = loglevel
@@ -147,6 +149,7 @@ class RuntimeConfig:
         self.stack_on_signal = stack_on_signal
         self.max_calls_in_flight = max_calls_in_flight
         self.metrics_port = metrics_port
+        self.debug_mode = debug_mode
         # tractor's names of the two ways of starting a fresh interpreter
         self.start_method = START_METHOD_ALIASES.get(self.start_method, self.start_method)
         self._check()
@@ -177,6 +180,8 @@ class RuntimeConfig:
                                               or not 0 < self.metrics_port < 65536):
             raise ValueError(f'metrics_port must be a TCP port (1 to 65535) or None, '
                              f'not {self.metrics_port!r}')
+        if type(self.debug_mode) is not bool:
+            raise ValueError(f'debug_mode must be True or False, not {self.debug_mode!r}')
         if type(self.forkserver_spare) is not bool:
             raise ValueError(f'forkserver_spare must be True or False, '
                              f'not {self.forkserver_spare!r}')

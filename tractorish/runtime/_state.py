@@ -56,8 +56,8 @@ def get_runtime_vars(as_dict: bool = True, clear_values: bool = False) -> Any:
 
     ``_is_root``, ``_root_mailbox`` (the root actor's first address),
     ``_root_addrs``, ``_registry_addrs``, ``_enable_tpts`` (this actor's
-    transport), ``_debug_mode`` and ``_is_infected_aio`` (always False
-    here), ``use_greenback`` and ``repl_fixture`` (False). With
+    transport), ``_debug_mode`` and ``use_greenback`` (the tree debugger's),
+    ``_is_infected_aio`` and ``repl_fixture`` (False). With
     ``clear_values``, or no actor running, the values of a process that
     runs none.
     """
@@ -70,7 +70,7 @@ def get_runtime_vars(as_dict: bool = True, clear_values: bool = False) -> Any:
         '_enable_tpts': ['tcp'],
         '_debug_mode': False,
         '_is_infected_aio': False,
-        'use_greenback': False,
+        'use_greenback': False,  # (both True in debug mode)
         'repl_fixture': False,
     }
     if actor is not None:
@@ -79,9 +79,10 @@ def get_runtime_vars(as_dict: bool = True, clear_values: bool = False) -> Any:
             values['_root_mailbox'] = actor.root_addrs[0]
         values['_registry_addrs'] = list(actor.registry_addrs)
         values['_enable_tpts'] = [actor.config.transport]
+        values['_debug_mode'] = values['use_greenback'] = bool(actor.config.debug_mode)
     return values if as_dict else RuntimeVars(**values)
 
 
 def debug_mode() -> bool:
-    """True if the tree debugger is on: never yet, in tractorish."""
-    return False
+    """True if this actor's tree runs with the tree debugger (``debug_mode=True``)."""
+    return _current is not None and bool(_current.config.debug_mode)

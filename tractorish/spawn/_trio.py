@@ -152,6 +152,13 @@ class ChildProcess:
                     await self.portal.cancel_actor(timeout=config.cancel_timeout)
                     with trio.move_on_after(config.grace_period):
                         await self.proc.wait()
+                    debugger = self.parent.debugger
+                    if self.proc.returncode is None and debugger is not None:
+                        # a REPL open in the child (or below): the user ends it
+                        await debugger.wait_for_child(self.portal,
+                                                      lambda: self.proc.returncode is not None)
+                        with trio.move_on_after(config.grace_period):
+                            await self.proc.wait()
                 if self.proc.returncode is None and graceful:
                     log.warning('%r did not exit after cancel; sending SIGTERM', self)
                     self.proc.terminate()

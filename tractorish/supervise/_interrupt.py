@@ -22,9 +22,10 @@ NOTICE_AFTER = 1.0
 
 
 @contextmanager
-def _second_interrupts() -> Iterator[Optional[Any]]:
-    """Ctrl-Cs as a stream (None off the main thread, where Python lets
-    only the main thread handle signals)."""
+def interrupts_as_events() -> Iterator[Optional[Any]]:
+    """Ctrl-Cs as a stream of events instead of KeyboardInterrupt, for the
+    block (None off the main thread, where Python lets only the main
+    thread handle signals)."""
     try:
         receiver = trio.open_signal_receiver(signal.SIGINT)
         signals = receiver.__enter__()
@@ -50,7 +51,7 @@ async def watch_interrupted_teardown(children: Dict[Tuple[str, str], ChildProces
     """Run while the children of an interrupted nursery are ended: after
     ``NOTICE_AFTER`` s say which are still running, and SIGKILL them all
     at the next Ctrl-C. Returns once all are gone."""
-    with trio.CancelScope(shield=True), _second_interrupts() as signals:
+    with trio.CancelScope(shield=True), interrupts_as_events() as signals:
         async with trio.open_nursery() as nursery:
             async def notice() -> None:
                 await trio.sleep(NOTICE_AFTER)

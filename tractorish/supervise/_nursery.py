@@ -34,7 +34,7 @@ from ..spawn import ChildProcess, spawn_actor
 from ._interrupt import watch_interrupted_teardown
 from ._root import open_root_actor
 from ._tractor_kwargs import (child_bind_addrs, modules_with_alias, refuse_proc_kwargs,
-                              refuse_unavailable, transport_of)
+                              transport_of)
 
 Job = Tuple[str, str, dict]
 
@@ -103,11 +103,14 @@ class ActorNursery:
         ``infect_asyncio`` it runs asyncio, trio as its guest, so its
         functions may use asyncio libraries (``tractorish.to_asyncio``;
         such an actor always starts as a fresh interpreter). tractor's
-        ``rpc_module_paths`` is an older ``enable_modules``;
-        ``debug_mode=True`` and ``proc_kwargs`` raise, saying what to do
+        ``rpc_module_paths`` is an older ``enable_modules``; ``debug_mode``
+        is the tree's (``open_root_actor(debug_mode=True)``): True here in a
+        tree without it raises; ``proc_kwargs`` raises, saying what to do
         instead.
         """
-        refuse_unavailable(debug_mode=debug_mode)
+        if debug_mode and not self._actor.config.debug_mode:
+            raise ValueError('debug_mode is set for the whole tree: open the root with '
+                             'open_nursery(debug_mode=True) or open_root_actor(debug_mode=True)')
         refuse_proc_kwargs(proc_kwargs)
         options = dict(enable_modules=modules_with_alias(enable_modules, rpc_module_paths),
                        loglevel=loglevel, bind_addrs=child_bind_addrs(bind_addrs),
@@ -289,6 +292,8 @@ async def open_nursery(**root_kwargs: Any) -> AsyncIterator[ActorNursery]:
     actor = current_actor(err_on_no_runtime=False)
     if actor is not None:
         root_kwargs.pop('hide_tb', None)  # pytest's business: fine anywhere
+        if root_kwargs.get('debug_mode') == actor.config.debug_mode:
+            root_kwargs.pop('debug_mode')  # what the tree has already
         if root_kwargs:
             raise TypeError(f'{sorted(root_kwargs)} only apply when open_nursery '
                             f'opens the root actor, and one is already running')

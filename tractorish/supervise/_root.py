@@ -44,9 +44,13 @@ async def open_root_actor(name: str = 'root', *,
     registry address), ``enable_transports=['tcp' | 'uds']``,
     ``rpc_module_paths``, ``enable_stack_on_sig`` (SIGUSR1 prints every
     actor's task tree), ``ensure_registry`` (this root must become the
-    registrar), ``hide_tb``; ``debug_mode=True``, ``infect_asyncio=True``
-    and ``maybe_enable_greenback=True`` raise ``NotImplementedError``
-    saying what to do instead.
+    registrar), ``hide_tb``, ``maybe_enable_greenback`` (always on in debug
+    mode); ``infect_asyncio=True`` raises ``NotImplementedError`` saying what
+    to do instead.
+
+    ``debug_mode=True`` turns on the tree debugger in every actor of the
+    tree: an error raised in any of them, or a ``breakpoint()``, stops in a
+    pdb REPL on this program's terminal, one at a time (docs/debugging.md).
     """
     __tracebackhide__ = tractor_kwargs.get('hide_tb', True)
     if current_actor(err_on_no_runtime=False) is not None:
@@ -58,6 +62,8 @@ async def open_root_actor(name: str = 'root', *,
         config.loglevel = loglevel
     if start_method is not None:
         config = config.replace(start_method=start_method)
+    if debug_mode:
+        config = config.replace(debug_mode=True)
     config, addrs, modules = root_options(config, registry_addrs, enable_modules,
                                           tractor_kwargs)
     configure_logging(config.loglevel, name)
@@ -67,6 +73,11 @@ async def open_root_actor(name: str = 'root', *,
     set_current_actor(actor)
     try:
         async with actor.open_runtime():
-            yield actor
+            try:
+                yield actor
+            except BaseException as err:
+                if actor.debugger is not None:  # the root's own crash: a REPL first
+                    await actor.debugger.post_mortem(err)
+                raise
     finally:
         set_current_actor(None)

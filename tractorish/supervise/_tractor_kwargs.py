@@ -5,7 +5,8 @@ tractor programs pass keywords that have another name here, or a
 first two into ours and refuses the rest at the call with an error that
 says what to use instead; nothing is accepted and then ignored, except
 where there is nothing to do: ``hide_tb`` affects pytest's tracebacks
-only, ``debug_filter`` serves the debugger (off here), and overruns
+only, ``debug_filter`` and ``maybe_enable_greenback`` serve a debugger
+that here always filters its own frames and always uses greenback, and overruns
 (``allow_overruns``, ``msg_buffer_size``) cannot happen under flow control.
 """
 from __future__ import annotations
@@ -24,9 +25,6 @@ ROOT_KEYWORDS = frozenset({
     'enable_stack_on_sig', 'ensure_registry', 'maybe_enable_greenback', 'debug_filter',
     'infect_asyncio'})
 
-NO_DEBUGGER = ('the tree debugger (debug_mode=True) is not in tractorish yet: run the '
-               "code in question in one process under pdb, or log the error's "
-               'traceback (RemoteActorError.tb_str has the remote one)')
 NO_ASYNCIO = ('this process already runs trio: it cannot become asyncio\'s guest. '
               'Start a child with start_actor(..., infect_asyncio=True), or open the '
               'tree from an asyncio program with tractorish.asyncio.open_nursery()')
@@ -56,14 +54,21 @@ def modules_with_alias(enable_modules: Sequence[str],
     return modules
 
 
+def debugger_available() -> None:
+    """Raise a clear ``ImportError`` if the tree debugger's one extra
+    dependency (greenback, which lets pdb's reads await) is missing."""
+    try:
+        import greenback  # noqa: F401
+    except ImportError:
+        raise ImportError("debug_mode=True needs greenback: pip install "
+                          "'tractorish[debug]'") from None
+
+
 def refuse_unavailable(*, debug_mode: Optional[bool] = None,
                        infect_asyncio: bool = False,
                        maybe_enable_greenback: bool = False) -> None:
-    if debug_mode:
-        raise NotImplementedError(NO_DEBUGGER)
-    if maybe_enable_greenback:
-        raise NotImplementedError('maybe_enable_greenback serves pause_from_sync(), '
-                                  'part of the tree debugger: ' + NO_DEBUGGER)
+    if debug_mode or maybe_enable_greenback:
+        debugger_available()
     if infect_asyncio:
         raise NotImplementedError(NO_ASYNCIO)
 
