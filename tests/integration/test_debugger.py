@@ -16,6 +16,9 @@ from typing import Iterator, List
 
 import pytest
 
+from test_multihost import two_hosts  # noqa: F401 - a fixture
+from tractorish.testing import stop_program
+
 pexpect = pytest.importorskip('pexpect')
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,6 +249,49 @@ def test_cancelling_the_tree_waits_for_an_open_repl(run, tmp_path: Path) -> None
     rest = plain(program.finish('c'))
     assert program.child.exitstatus == 1
     assert 'RuntimeError: the root gives up' in rest
+
+
+def test_a_repl_for_an_actor_on_another_host(two_hosts) -> None:
+    """The actor that crashes runs in another program on another host (a
+    network namespace); its REPL opens on this program's terminal."""
+    from test_multihost import HOST_A, HOST_B
+    ns_a, ns_b = two_hosts
+    registry = f'{HOST_A}:1616'  # inside a fresh namespace, the default port is ours
+    env_a = {**os.environ, 'TRACTORISH_REGISTRY': registry, 'TRACTORISH_HOST': HOST_A}
+    env_b = {**os.environ, 'TRACTORISH_REGISTRY': registry, 'TRACTORISH_HOST': HOST_B}
+    in_a = ['ip', 'netns', 'exec', ns_a, sys.executable]
+    daemon = subprocess.Popen([*in_a, '-m', 'tractorish', 'registry', '--host', HOST_A,
+                               '--port', '1616'], cwd=HERE, env=env_a, text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    worker = None
+    try:
+        assert 'listening on' in daemon.stdout.readline()
+        # no terminal for the worker: its REPL must travel
+        worker = subprocess.Popen([*in_a, 'debug_remote_worker.py'], cwd=HERE, env=env_a,
+                                  text=True, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE)
+        assert 'ready' in worker.stdout.readline()
+        child = pexpect.spawn('ip', ['netns', 'exec', ns_b, sys.executable,
+                                     'debug_remote_caller.py'], cwd=str(HERE), env=env_b,
+                              encoding='utf-8', timeout=STEP_TIMEOUT)
+        try:
+            child.expect(prompt('calc'))
+            assert 'ZeroDivisionError' in plain(child.before)
+            child.sendline('p a, b')
+            child.expect(prompt('calc'))
+            assert '(1, 0)' in plain(child.before)
+            child.sendline('c')
+            child.expect(pexpect.EOF)
+            assert "remote ZeroDivisionError from 'calc'" in plain(child.before)
+            child.close()
+            assert child.exitstatus == 0
+        finally:
+            if child.isalive():
+                child.close(force=True)
+    finally:
+        for proc in (worker, daemon):
+            if proc is not None:
+                stop_program(proc)
 
 
 NOT_LOADED = """
