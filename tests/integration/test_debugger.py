@@ -372,3 +372,26 @@ async def test_debug_mode_is_the_whole_trees_and_needs_greenback(reg_addr, monke
     with pytest.raises(ImportError, match=r"tractorish\[debug\]"):
         async with tractorish.open_nursery(registry_addrs=[reg_addr], debug_mode=True):
             pass
+
+
+async def test_waiting_for_the_debugger_ends_when_the_last_repl_does() -> None:
+    import trio
+    from tractorish.devx._debug import Debugger
+    debugger = Debugger(actor=None)  # (the actor is not needed for this)
+    woken = trio.Event()
+
+    async def waiter() -> None:
+        await debugger.wait_idle()
+        woken.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            async with debugger._held():  # a REPL here...
+                nursery.start_soon(waiter)
+                await trio.sleep(0.01)
+                async with debugger._held():  # ...and one relayed while it is open
+                    assert debugger.busy
+                await trio.sleep(0.01)
+                assert not woken.is_set()
+            await woken.wait()
+            assert not debugger.busy

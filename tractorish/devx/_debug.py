@@ -184,8 +184,9 @@ class Debugger:
 
     @asynccontextmanager
     async def _held(self) -> AsyncIterator[None]:
+        if not self._busy:  # (waiters on the current event stay woken by it)
+            self._idle = trio.Event()
         self._busy += 1
-        self._idle = trio.Event()
         try:
             yield
         finally:
