@@ -25,6 +25,15 @@ spawn
     helper that has imported trio and msgpack, which connects back and sends
     one byte (what the ``forkserver`` backend is compared with). A floor's
     *start* ends at the byte, its *total* at the reaped exit.
+first_actor
+    A fresh program per sample (``first_actor_program.py``), per backend:
+    from ``trio.run(main)`` to its first actor's first answer, against the
+    process start floor's start (to the byte), the two alternating; and a
+    second actor asked for right after the first answered (start + call).
+    On the ``forkserver`` backend the first actor starts as a fresh
+    interpreter, the zygote is started once it has connected back, and the
+    second waits for the zygote and is forked
+    (``first_actor.py``).
 rpc
     Sequential ``portal.run(echo, x=i)`` over TCP and over Unix sockets
     (``RuntimeConfig(transport='uds')``), p50/p99 and calls/s, against a bare
@@ -141,6 +150,7 @@ import trio  # noqa: E402
 import baseline  # noqa: E402
 import bench_funcs  # noqa: E402
 import floors  # noqa: E402
+from first_actor import first_actor_group  # noqa: E402
 import tractorish  # noqa: E402
 
 try:
@@ -152,8 +162,8 @@ try:
 except ImportError:  # the memory group needs it
     psutil = None
 
-GROUPS = ('spawn', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool', 'asyncio', 'jobs',
-          'entities')
+GROUPS = ('spawn', 'first_actor', 'rpc', 'streams', 'errors', 'memory', 'import', 'pool',
+          'asyncio', 'jobs', 'entities')
 BACKENDS = ('forkserver', 'trio')
 
 DEFAULTS = dict(reps=5, spawn_reps=5, calls=3000, warmup=300, spawns=4, concurrent_spawns=8,
@@ -315,6 +325,19 @@ async def one_actor(an: tractorish.ActorNursery, name: str) -> AsyncIterator[tra
             await stop_actor(portal, child)
 
 
+async def warm_zygote(an: tractorish.ActorNursery, name: str) -> None:
+    """On the forkserver backend, make sure the tree's zygote is up: a
+    runtime's first actor starts fresh while its zygote starts. Starts and
+    stops one actor if there is no zygote yet, then waits for it."""
+    from tractorish.spawn import spawn_statistics
+    if spawn_statistics().zygote_pid is None:
+        portal = await an.start_actor(name, enable_modules=['bench_funcs'])
+        await stop_actor(portal, child_of(an, portal))
+    with trio.fail_after(STOP_WAIT * 3):  # a startup bound, not a measurement
+        while not spawn_statistics().zygote_ready:
+            await trio.sleep(0.005)
+
+
 async def check_echo(portal: tractorish.Portal, i: int) -> None:
     reply = await portal.run(bench_funcs.echo, x=i)
     if reply != i:
@@ -387,6 +410,8 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     if method == 'forkserver' or rep == 0:
                         # untimed: starts the zygote; warms the page cache
                         await spawn_once(an, f'warmup-{method}')
+                    if method == 'forkserver':
+                        await warm_zygote(an, f'warmup-{method}-2')
                     # each spawn of ours next to one of the floor's (who goes
                     # first alternates): both meet the same machine
                     for i in range(opts.spawns):
@@ -831,6 +856,8 @@ async def memory_group(opts: argparse.Namespace, progress: Callable[[str], None]
     n = opts.mem_actors
     for method in BACKENDS:
         async with open_tree(start_method=method) as an:
+            if method == 'forkserver':  # every actor measured is forked
+                await warm_zygote(an, f'mem-{method}-warmup')
             for rep in range(opts.mem_reps):
                 res[method].append(await memory_rep(an, method, n, f'mem-{method}-{rep}'))
                 r = res[method][-1]
@@ -1362,7 +1389,7 @@ async def entities_group(opts: argparse.Namespace, progress: Callable[[str], Non
 # --- the run ---------------------------------------------------------------------------
 
 GROUP_FUNCS = {
-    'spawn': spawn_group, 'rpc': rpc_group, 'streams': streams_group,
+    'spawn': spawn_group, 'first_actor': first_actor_group, 'rpc': rpc_group, 'streams': streams_group,
     'errors': errors_group, 'memory': memory_group, 'import': import_group,
     'pool': pool_group, 'asyncio': asyncio_group, 'jobs': jobs_group,
     'entities': entities_group,

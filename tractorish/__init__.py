@@ -26,14 +26,6 @@ from ._exceptions import SecretError as SecretError
 from ._exceptions import StreamOverrun as StreamOverrun
 from ._exceptions import TractorishError as TractorishError
 from ._exceptions import TransportClosed as TransportClosed
-from .discovery import find_actor as find_actor
-from .discovery import find_actors as find_actors
-from .discovery import get_registry as get_registry
-from .discovery import get_registry as get_arbiter  # tractor's older name
-from .discovery import list_actors as list_actors
-from .discovery import query_actor as query_actor
-from .discovery import wait_for_actor as wait_for_actor
-from .discovery import wait_for_actors as wait_for_actors
 from .ipc import Channel as Channel
 from .runtime import Actor as Actor
 from .runtime import BroadcastReceiver as BroadcastReceiver
@@ -50,16 +42,29 @@ from .runtime import debug_mode as debug_mode
 from .runtime import get_runtime_vars as get_runtime_vars
 from .runtime import is_root_process as is_root_process
 from .runtime import stream as stream
-# every actor's start-up hook for being seen (process title, metrics,
-# tracing): nothing is imported for them unless they are asked for
 from .devx import _observe as _observe
+from .discovery import discovery_service as _discovery_service
+from .discovery import register_announced as _register_announced
+from .runtime._services import install_services as _install_services
+
+# What every actor's runtime runs besides serving calls, from the layers
+# above it (the runtime imports no layer above it): its part in discovery
+# (registering, and registering the children that announce themselves),
+# then its start-up hook for being seen (process title, metrics, tracing;
+# nothing is imported for those unless they are asked for).
+_install_services(startup=[_discovery_service, _observe.observe],
+                  channel_hooks=[_register_announced])
 
 __version__ = '0.1.0'
 
 # Imported on first use: every process (each spawned actor too) imports
 # this package, and most actors spawn nothing (supervise, and with it the
-# spawn backends) and run no pools or supervisors (workers).
+# spawn backends), look no other actor up (discovery's client) and run no
+# pools or supervisors (workers).
 _LAZY = {
+    'find_actor': 'discovery', 'find_actors': 'discovery', 'get_registry': 'discovery',
+    'get_arbiter': 'discovery', 'list_actors': 'discovery', 'query_actor': 'discovery',
+    'wait_for_actor': 'discovery', 'wait_for_actors': 'discovery',
     'ActorNursery': 'supervise', 'open_nursery': 'supervise',
     'open_root_actor': 'supervise', 'open_actor_cluster': 'supervise',
     'run_daemon': 'supervise',
@@ -73,10 +78,20 @@ _LAZY = {
     'EntityCluster': 'entities', 'EntityClient': 'entities', 'EntityError': 'entities',
     'EntityTimeout': 'entities', 'EntityOwnerLost': 'entities',
 }
+# a name that is another's under a second name
+_ALIASES = {'get_arbiter': 'get_registry'}  # tractor's older name
 # tractor's submodules, imported on first use as attributes too
 _LAZY_MODULES = frozenset({'asyncio', 'devx', 'log', 'to_asyncio', 'trionics'})
 
 if _TYPE_CHECKING:
+    from .discovery import find_actor as find_actor
+    from .discovery import find_actors as find_actors
+    from .discovery import get_registry as get_registry
+    from .discovery import get_registry as get_arbiter
+    from .discovery import list_actors as list_actors
+    from .discovery import query_actor as query_actor
+    from .discovery import wait_for_actor as wait_for_actor
+    from .discovery import wait_for_actors as wait_for_actors
     from .supervise import ActorNursery as ActorNursery
     from .supervise import open_nursery as open_nursery
     from .supervise import open_root_actor as open_root_actor
@@ -114,9 +129,7 @@ __all__ = [
     'NoResult', 'NoRuntime', 'Portal', 'ProtocolError', 'RemoteActorError',
     'RuntimeConfig', 'RuntimeFailure', 'RuntimeVars', 'SecretError', 'StreamOverrun',
     'TractorishError', 'TransportClosed', 'context', 'current_actor', 'current_ipc_ctx',
-    'debug_mode', 'find_actor', 'find_actors', 'get_arbiter', 'get_registry',
-    'get_runtime_vars', 'is_root_process', 'list_actors', 'query_actor', 'stream',
-    'wait_for_actor', 'wait_for_actors',
+    'debug_mode', 'get_runtime_vars', 'is_root_process', 'stream',
     *_LAZY,  # a star import loads them
 ]
 
@@ -124,7 +137,8 @@ __all__ = [
 def __getattr__(name: str) -> _Any:
     import importlib
     if name in _LAZY:
-        value = getattr(importlib.import_module(f'.{_LAZY[name]}', __name__), name)
+        value = getattr(importlib.import_module(f'.{_LAZY[name]}', __name__),
+                        _ALIASES.get(name, name))
     elif name in _LAZY_MODULES:
         value = importlib.import_module(f'.{name}', __name__)
     else:

@@ -2,8 +2,9 @@
 
 Reads its bootstrap (msgpack) from stdin, arranges to die with its parent,
 imports its modules, connects back to the parent and serves until it is
-cancelled or the parent goes away. A forkserver's spare (:func:`run_spare`)
-does the same with a bootstrap it waits for in a ``trio.run`` of its own.
+cancelled or the parent goes away. A child forked by a zygote
+(:func:`run_spare`) does the same with a bootstrap it waits for in a
+``trio.run`` of its own.
 """
 from __future__ import annotations
 
@@ -14,15 +15,12 @@ import sys
 from typing import Any, Callable, NoReturn
 
 _PR_SET_PDEATHSIG = 1
-# a forkserver request's largest packet: the zygote reads it, and the
-# child it is handed to reads it again
-FORK_REQUEST_MAX = 1 << 20
 # not a secret: a spare's rehearsal talks to itself over a socket pair
 _REHEARSAL_SECRET = b'rehearsal, not a secret'
 _REHEARSAL_TIMEOUT = 5.0  # s; it takes milliseconds
 
 
-_prctl = None  # libc's prctl, looked up once (a forkserver's children share it)
+_prctl = None  # libc's prctl, looked up once (a zygote's children share it)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -93,7 +91,7 @@ def run(boot: dict, parent_pid: int) -> int:
     """Become the actor ``boot`` describes; return the exit status.
 
     ``parent_pid`` is the process whose death must take us down too: the
-    spawning actor, or the forkserver that forked us.
+    spawning actor, or the zygote that forked us.
     """
     _bind_to_parent(parent_pid)
     _adopt(boot)
@@ -121,10 +119,10 @@ def _adopt(boot: dict) -> None:
 
 
 def run_spare(sock: socket.socket, zygote_pid: int, rehearse: bool) -> int:
-    """A forkserver's child: its own ``trio.run`` starts, then (if
+    """A zygote's child: its own ``trio.run`` starts, then (if
     ``rehearse``: a spare forked ahead of any request) a rehearsal of an
     actor's start (:func:`rehearsal`), then it waits on ``sock`` for its
-    request, the packet ``{'fork': id, 'boot': {...}}`` with its stderr pipe
+    request, a ``fork`` message (``_zygote_protocol``) with its stderr pipe
     attached. From there on it starts as :func:`run` does: sys.path, working
     directory and logging from the bootstrap, then its modules imported.
     Returns the exit status; ends the process at once, unused, if ``sock``
@@ -139,8 +137,9 @@ def run_spare(sock: socket.socket, zygote_pid: int, rehearse: bool) -> int:
 
 
 async def _await_bootstrap(sock: socket.socket, rehearse: bool) -> int:
-    import msgpack
     import trio
+
+    from . import _zygote_protocol as protocol
     if rehearse:
         # a head start only: the real start says what is wrong, if anything
         with trio.move_on_after(_REHEARSAL_TIMEOUT):
@@ -150,7 +149,7 @@ async def _await_bootstrap(sock: socket.socket, rehearse: bool) -> int:
                 pass
     await trio.lowlevel.wait_readable(sock)
     try:
-        data, fds, _, _ = socket.recv_fds(sock, FORK_REQUEST_MAX, 1)
+        data, fds, _, _ = socket.recv_fds(sock, protocol.REQUEST_MAX, 1)
     except OSError:
         data, fds = b'', []
     sock.close()
@@ -158,7 +157,7 @@ async def _await_bootstrap(sock: socket.socket, rehearse: bool) -> int:
         os._exit(0)
     os.dup2(fds[0], 2)
     os.close(fds[0])
-    boot = msgpack.unpackb(data, raw=False)['boot']
+    boot = protocol.unpack(data, protocol.REQUEST)[1]['boot']
     _adopt(boot)
     return await _run_child(boot)
 

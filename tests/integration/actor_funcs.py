@@ -122,15 +122,48 @@ async def grandchild_add(a: int, b: int) -> dict:
             'ppid': os.getppid()}
 
 
-async def hold_tree(pidfile: str, depth: int) -> None:
-    """Start a chain of ``depth`` more actors below us; write every pid."""
+async def hold_tree(pidfile: str, depth: int, forked: bool = False) -> None:
+    """Start a chain of ``depth`` more actors below us; write every pid.
+    ``forked``: each forked by its parent's zygote (forkserver backend)."""
     with open(pidfile, 'a') as f:
         f.write(f'{os.getpid()}\n')
     if depth <= 0:
         await trio.sleep_forever()
     async with tractorish.open_nursery() as an:
-        portal = await an.start_actor(f'level{depth}', enable_modules=[__name__])
-        await portal.run(hold_tree, pidfile=pidfile, depth=depth - 1)
+        if forked:
+            portal = await start_forked(an, f'level{depth}', enable_modules=[__name__])
+        else:
+            portal = await an.start_actor(f'level{depth}', enable_modules=[__name__])
+        await portal.run(hold_tree, pidfile=pidfile, depth=depth - 1, forked=forked)
+
+
+async def wait_for_zygote(timeout: float = 30) -> int:
+    """The pid of this actor's zygote once it is ready (it must be started)."""
+    from tractorish.spawn import spawn_statistics
+    with trio.fail_after(timeout):
+        while not spawn_statistics().zygote_ready:
+            await trio.sleep(0.01)
+    pid = spawn_statistics().zygote_pid
+    assert pid is not None
+    return pid
+
+
+async def start_forked(an, name: str, **options) -> tractorish.Portal:
+    """Start an actor forked by this actor's zygote (forkserver backend).
+
+    A runtime's first spawn starts a fresh interpreter while the zygote
+    starts: if no zygote is there yet, an actor is started and cancelled
+    first; then the zygote is waited for.
+    """
+    from tractorish.spawn import spawn_statistics
+    if spawn_statistics().zygote_pid is None:
+        warmup = await an.start_actor(f'{name}-warmup')
+        await warmup.cancel_actor()
+    await wait_for_zygote()
+    forked = spawn_statistics().forked
+    portal = await an.start_actor(name, **options)
+    assert spawn_statistics().forked == forked + 1
+    return portal
 
 
 async def exit_hard(code: int = 3) -> None:

@@ -1,4 +1,4 @@
-"""Ctrl-C landing in the forkserver's reader right after a fork: no hang.
+"""Ctrl-C landing in the zygote client's reader right after a fork: no hang.
 
 Run by test_forkserver.py. Exit 0 if trio.run ended with KeyboardInterrupt.
 """
@@ -7,24 +7,29 @@ import sys
 import trio
 
 import tractorish
-from tractorish.spawn import _forkserver as fs
+from tractorish.spawn import _zygote_client, spawn_statistics
 
-original = fs.Forkserver._handle
+original = _zygote_client.ZygoteClient._handle
 
 
-def handle(self, reply):
-    original(self, reply)
-    if 'forked' in reply:
+def handle(self, kind, reply):
+    original(self, kind, reply)
+    if kind == 'forked':
         raise KeyboardInterrupt  # as a real Ctrl-C arriving here would
 
 
-fs.Forkserver._handle = handle
+_zygote_client.ZygoteClient._handle = handle
 
 
 async def main():
     config = tractorish.RuntimeConfig(start_method='forkserver')
     async with tractorish.open_nursery(config=config) as an:
-        await an.start_actor('a')
+        # the first actor starts fresh while the zygote starts; the next is forked
+        await an.start_actor('fresh')
+        with trio.fail_after(30):
+            while not spawn_statistics().zygote_ready:
+                await trio.sleep(0.01)
+        await an.start_actor('forked')
 
 
 if __name__ == '__main__':

@@ -133,7 +133,7 @@ async def test_the_read_turn_survives_random_cancels_callbacks_and_concurrency(s
             await portal.cancel_actor()
 
 
-def test_never_suspends_reads_the_bytecode():
+def test_never_suspends_reads_the_source():
     from tractorish.runtime._resolve import never_suspends
 
     async def plain(a):
@@ -156,12 +156,21 @@ def test_never_suspends_reads_the_bytecode():
     def sync():
         return 1
 
+    async def defines_one_that_awaits():
+        async def inner():
+            await trio.sleep(0)
+        return inner
+
+    made = {}
+    exec('async def no_source():\n    return 1', made)  # nothing to read: a task
+
     async def gen():
         yield 1
 
     assert never_suspends(plain) and never_suspends(actor_funcs.add)
+    assert never_suspends(defines_one_that_awaits)  # inner's await is not its own
     for fn in (awaits, loops, with_block, comprehension, sync, gen,
-               actor_funcs.sleep, functools.partial(plain, [1])):
+               actor_funcs.sleep, functools.partial(plain, [1]), made['no_source']):
         assert not never_suspends(fn), fn
 
 

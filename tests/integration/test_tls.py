@@ -34,7 +34,7 @@ async def test_a_tree_over_tls(tls_paths):
                                        name='middle', a=2, b=3)
         assert (await portal.result())[1]['sum'] == 5
         worker = await an.start_actor('tls-worker', enable_modules=['actor_funcs'])
-        assert isinstance(worker.channel._stream, trio.SSLStream)
+        assert isinstance(worker.channel._io.stream, trio.SSLStream)
         assert await worker.run(actor_funcs.echo, value=b'\x00' * 100_000) == b'\x00' * 100_000
         await worker.cancel_actor()
 

@@ -13,6 +13,7 @@ import trio.testing
 
 from tractorish._exceptions import MsgTypeError, ProtocolError, TransportClosed
 from tractorish.ipc import Channel, open_channel, open_memory_channel_pair
+from tractorish.ipc._socket_io import SocketIO
 from tractorish.msg import stop, yield_
 
 CID = 'c-1'
@@ -169,23 +170,23 @@ async def test_send_checkpoints_when_cancelled():
             assert await right.receive() == yield_('after', CID)
 
 
-async def test_flush_waits_until_the_peer_takes_the_bytes():
+async def test_closing_waits_until_the_peer_takes_the_bytes():
     with trio.fail_after(TIMEOUT):
         a, b = trio.testing.lockstep_stream_pair()  # no buffer at all
         async with open_channel(a) as sender, open_channel(b) as reader:
             await sender.send(yield_('flush me', CID))
-            flushed = trio.Event()
+            closed = trio.Event()
 
-            async def flush():
-                await sender.flush()
-                flushed.set()
+            async def close():
+                await sender.aclose()
+                closed.set()
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(flush)
+                nursery.start_soon(close)
                 await trio.testing.wait_all_tasks_blocked(cushion=0.05)
-                assert not flushed.is_set()
+                assert not closed.is_set()
                 assert await reader.receive() == yield_('flush me', CID)
-                await flushed.wait()
+                await closed.wait()
 
 
 # --- bad input from a raw peer ------------------------------------------------
@@ -262,7 +263,7 @@ async def _sender_stalls(sender: Channel, reader: Channel) -> None:
         assert 0 < stalled_at * MSG_BYTES <= 2 * (HIGH_WATER + 2 * MSG_BYTES), (
             f'{stalled_at} messages of {MSG_BYTES} bytes accepted while nobody '
             f'reads, with high_water={HIGH_WATER}')
-        assert len(sender._pending) <= HIGH_WATER + 2 * MSG_BYTES
+        assert sender.statistics().bytes_queued <= HIGH_WATER + 2 * MSG_BYTES
 
         # a slow reader: every message still arrives, in order
         for _ in range(stalled_at + 20):
@@ -304,7 +305,7 @@ async def test_batched_sends_stop_at_a_high_water_mark_below_a_batch(quick_close
                 nursery.start_soon(fill)
                 await trio.testing.wait_all_tasks_blocked(cushion=0.05)
                 assert 0 < sent < 200
-                assert len(sender._pending) < 300 + len(msgpack.packb(msg))
+                assert sender.statistics().bytes_queued < 300 + len(msgpack.packb(msg))
                 nursery.cancel_scope.cancel()
 
 
@@ -361,7 +362,7 @@ async def test_closing_wakes_a_blocked_sender(quick_close):
                 assert len(raised) == 1
 
 
-async def test_receive_batch_keeps_order_and_ends_empty_at_eof():
+async def test_receive_of_a_batch_keeps_order_and_ends_empty_at_eof():
     from tractorish.ipc import open_memory_channel_pair
     async with open_memory_channel_pair() as (a, b):
         with trio.fail_after(5):
@@ -370,7 +371,7 @@ async def test_receive_batch_keeps_order_and_ends_empty_at_eof():
             await a.aclose()
             got = []
             while True:
-                batch = await b.receive_batch()
+                batch = await b.receive(batch=True)
                 if not batch:
                     break
                 got.extend(m['yield'] for m in batch)
@@ -392,7 +393,7 @@ async def test_socket_channel_keeps_order_across_reads_and_writes():
     msgs = [{'yield': [i, payload_for(1, i)], 'cid': CID} for i in range(300)]
     with trio.fail_after(TIMEOUT):
         async with socket_channel_pair() as (left, right):
-            assert left._direct is not None and right._direct is not None
+            assert left.reads_directly and right.reads_directly
             async with trio.open_nursery() as nursery:
                 async def send_all():
                     for msg in msgs:
@@ -400,15 +401,15 @@ async def test_socket_channel_keeps_order_across_reads_and_writes():
                 nursery.start_soon(send_all)
                 got = []
                 while len(got) < len(msgs):
-                    got.extend(await right.receive_batch())
+                    got.extend(await right.receive(batch=True))
     assert got == msgs
 
 
 async def test_a_peer_that_never_pauses_does_not_starve_other_tasks(monkeypatch):
     # Data is always waiting, so a reader that only yields when the socket
     # is empty would never let the ticker run.
-    import tractorish.ipc._channel as channel_module
-    monkeypatch.setattr(channel_module, 'READ_SIZE', 64)
+    import tractorish.ipc._socket_io as socket_io
+    monkeypatch.setattr(socket_io, 'READ_SIZE', 64)
     n = 2000
     data = b''.join(msgpack.packb(yield_(i, CID)) for i in range(n))
     with trio.fail_after(TIMEOUT):
@@ -458,33 +459,34 @@ async def test_receive_after_close_never_reads_a_reused_descriptor():
 def count_writes(monkeypatch):
     """Start counting the channel's direct writes (their sizes); returns
     ``(writes, stop)``."""
-    import tractorish.ipc._channel as channel_module
+    import tractorish.ipc._socket_io as socket_io
     writes = []
-    real_write = channel_module.os.write
+    real_write = socket_io.os.write
 
     def counting_write(fd, data):
         writes.append(len(data))
         return real_write(fd, data)
 
     def start():
-        monkeypatch.setattr(channel_module.os, 'write', counting_write)
+        monkeypatch.setattr(socket_io.os, 'write', counting_write)
         return writes, monkeypatch.undo
     return start
 
 
-async def test_flush_now_hands_queued_replies_to_the_kernel_in_one_write(count_writes):
+async def test_a_list_of_messages_goes_to_the_kernel_in_one_write(count_writes):
+    # (the replies a reader makes for a whole read)
     with trio.fail_after(TIMEOUT):
         async with socket_channel_pair() as (left, right):
+            await trio.testing.wait_all_tasks_blocked()  # the writer is idle
+            await trio.sleep(0.001)  # (and no burst is going on)
             writes, stop = count_writes()
-            for i in range(10):
-                left.send_corked(yield_(i, CID))
-            assert writes == []
-            left.flush_now()
+            left.send_nowait([yield_(i, CID) for i in range(10)])
             stop()
             assert len(writes) == 1
+            assert left.statistics().messages_sent == 10
             got = []
             while len(got) < 10:
-                got.extend(await right.receive_batch())
+                got.extend(await right.receive(batch=True))
     assert got == [yield_(i, CID) for i in range(10)]
 
 
@@ -504,30 +506,29 @@ async def test_a_batch_goes_out_once_it_can_keep_the_peer_busy(count_writes):
             assert len(writes) == 1 and writes[0] > 3 * 400
             got = []
             while len(got) < 4:
-                got.extend(await right.receive_batch())
+                got.extend(await right.receive(batch=True))
     assert got == msgs
 
 
 @pytest.fixture
 def count_waits(monkeypatch):
     """Count the channel's waits for its socket to become readable."""
-    import tractorish.ipc._channel as channel_module
     waits = []
-    real_wait = channel_module.trio.lowlevel.wait_readable
+    real_wait = trio.lowlevel.wait_readable
 
     async def counting_wait(sock):
         waits.append(sock)
         await real_wait(sock)
 
-    monkeypatch.setattr(channel_module.trio.lowlevel, 'wait_readable', counting_wait)
+    monkeypatch.setattr(trio.lowlevel, 'wait_readable', counting_wait)
     return waits
 
 
 async def test_after_a_read_of_a_burst_the_next_read_tries_the_socket_first(count_waits):
-    import tractorish.ipc._channel as channel_module
+    import tractorish.ipc._socket_io as socket_io
     big = [yield_(b'x' * 200, CID) for _ in range(10)]   # a short read, but a burst
     small = [yield_(1, CID)]                            # a short read, and alone
-    assert len(msgpack.packb(big[0])) * 10 >= channel_module.BURST_READ
+    assert len(msgpack.packb(big[0])) * 10 >= socket_io.BURST_READ
     with trio.fail_after(TIMEOUT):
         a, b = socket.socketpair()
         with a:
@@ -537,7 +538,7 @@ async def test_after_a_read_of_a_burst_the_next_read_tries_the_socket_first(coun
                 async def read(msgs):
                     got = []
                     while len(got) < len(msgs):
-                        got.extend(await reader.receive_batch())
+                        got.extend(await reader.receive(batch=True))
                     assert got == msgs
 
                 a.sendall(b''.join(msgpack.packb(m) for m in big))
@@ -569,14 +570,14 @@ def _write_later(sock, data, delay):
 def count_spins(monkeypatch):
     """Count the channel's polls of its socket (and what each found)."""
     spins = []
-    real_spin = Channel._spin
+    real_spin = SocketIO._spin
 
     def counting_spin(self, fd, start):
         data = real_spin(self, fd, start)
         spins.append(data is not None)
         return data
 
-    monkeypatch.setattr(Channel, '_spin', counting_spin)
+    monkeypatch.setattr(SocketIO, '_spin', counting_spin)
     return spins
 
 
@@ -600,7 +601,7 @@ async def polling_reader():
     its peer had just answered at once), after one message read."""
     async with reader_of_a_socket() as (peer, reader):
         reader.spin_ns = 5 * 10**9  # a poll ends as soon as the data comes
-        reader._last_wait = 0
+        reader._io._last_wait = 0
         peer.sendall(POLLED)
         await reader.receive()
         yield peer, reader
@@ -617,8 +618,8 @@ async def answered_after(peer, reader, delay):
 
 async def test_a_reader_whose_peer_answers_soon_polls_instead_of_waiting(
         count_waits, count_spins, monkeypatch):
-    import tractorish.ipc._channel as channel_module
-    monkeypatch.setattr(channel_module, 'SPIN_BUDGET_NS', 60 * 10**9)  # (see below)
+    import tractorish.ipc._socket_io as socket_io
+    monkeypatch.setattr(socket_io, 'SPIN_BUDGET_NS', 60 * 10**9)  # (see below)
     with trio.fail_after(TIMEOUT):
         async with reader_of_a_socket() as (peer, reader):
             reader.spin_ns = 5 * 10**9  # ends as soon as the data comes
@@ -645,27 +646,27 @@ async def test_a_reader_that_polls_in_vain_backs_off(count_spins):
             for _ in range(8):
                 count_spins.clear()
                 reader.spin_ns = 1
-                reader._last_wait = 0  # (as if the peer had answered at once)
+                reader._io._last_wait = 0  # (as if the peer had answered at once)
                 await answered_after(peer, reader, 0.05)
                 pattern.append(len(count_spins))
             assert pattern == [1, 0, 0, 1, 0, 0, 0, 0]
             # a poll that finds data ends the back-off
-            reader._spin_skips = 0
+            reader._io._spin_skips = 0
             reader.spin_ns = 5 * 10**9
-            reader._last_wait = 0
+            reader._io._last_wait = 0
             count_spins.clear()
             await answered_after(peer, reader, 0.05)
             assert count_spins == [True]
-            assert reader._spin_skips == reader._spin_misses == 0
+            assert reader._io._spin_skips == reader._io._spin_misses == 0
 
 
 async def test_a_reader_parks_once_it_has_polled_for_a_while(count_waits, count_spins):
     # however well polling goes, the scheduler must run now and then (timers,
     # other sockets): past SPIN_BUDGET_NS of polling the reader parks
-    import tractorish.ipc._channel as channel_module
+    import tractorish.ipc._socket_io as socket_io
     with trio.fail_after(TIMEOUT):
         async with polling_reader() as (peer, reader):
-            delay = 2 * channel_module.SPIN_BUDGET_NS / 1e9
+            delay = 2 * socket_io.SPIN_BUDGET_NS / 1e9
             await answered_after(peer, reader, delay)   # polled for long
             assert count_spins == [True] and count_waits == []
             await answered_after(peer, reader, delay)   # so this one parks
@@ -697,19 +698,31 @@ async def test_receive_after_close_following_a_read_is_transport_closed():
                     await left.receive()
 
 
-async def test_a_sender_waiting_for_room_gets_the_corked_queue_written():
-    # corked replies wake nobody: a send() that finds the queue full of
-    # them must see that it goes out (before, it waited for a flush_now()
-    # or a write that might never come: a stall seen under load)
+async def test_a_sender_waiting_for_room_after_send_nowait_gets_its_turn():
+    # send_nowait goes past the high-water mark; a send() then waits for the
+    # writer to make room, and goes out behind what was queued
     with trio.fail_after(TIMEOUT):
-        async with socket_channel_pair(high_water=1000) as (left, right):
-            await trio.testing.wait_all_tasks_blocked()  # the writer is idle
+        async with open_memory_channel_pair(high_water=1000) as (left, right):
             for i in range(2):
-                left.send_corked(yield_(b'x' * 600, CID))
+                left.send_nowait(yield_(b'x' * 600, CID))
             assert not left.has_room
             with trio.fail_after(2):
                 await left.send(yield_(b'late', CID))
             got = []
             while len(got) < 3:
-                got.extend(await right.receive_batch())
+                got.extend(await right.receive(batch=True))
     assert [m['yield'] for m in got] == [b'x' * 600, b'x' * 600, b'late']
+
+
+async def test_a_streams_values_respect_the_high_water_mark_and_control_messages_pass():
+    with trio.fail_after(TIMEOUT):
+        async with open_memory_channel_pair(high_water=100) as (left, right):
+            left.send_nowait(b'x' * 200, stream=CID)  # (there was room)
+            with pytest.raises(trio.WouldBlock):
+                left.send_nowait(1, stream=CID)       # nothing queued
+            left.send_nowait(stop(CID))               # a control message goes
+            got = []
+            while len(got) < 2:
+                got.extend(await right.receive(batch=True))
+            assert left.statistics().messages_sent == 2
+    assert got == [yield_(b'x' * 200, CID), stop(CID)]

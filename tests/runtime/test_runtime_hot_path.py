@@ -6,11 +6,19 @@ import trio
 import trio.testing
 
 from tractorish.ipc import open_channel, open_memory_channel_pair
-from tractorish.msg import credit, functype, return_, yield_
+from tractorish.msg import Encoder, credit, functype, return_, stop, yield_
 from tractorish.runtime._call import Call, ChanState, Inbox
 from tractorish.runtime._stream import MsgStream
 
 CID = 'c1'
+
+
+def arrive(call: Call, message: dict) -> None:
+    """``message`` reaches ``call`` as the reader hands it over: as bytes
+    through its channel's protocol (which moves the call's dialog), then
+    routed to the call."""
+    [received] = call.chan.protocol.receive_data(Encoder().encode(message))
+    call.deliver(received)
 
 
 async def test_inbox_wakes_its_reader_and_keeps_order():
@@ -79,31 +87,24 @@ async def test_inbox_failure_reaches_every_reader_after_the_messages():
     assert len(errors) == 2
 
 
-async def test_queue_yield_only_joins_a_burst_already_queued():
-    async with open_memory_channel_pair() as (left, right):
-        # nothing queued: the caller must send() instead, and nothing is sent
-        assert not left.queue_yield(0, CID)
-        left.send_corked(yield_(1, CID))
-        assert left.has_pending
-        assert left.queue_yield(2, CID)
-        await left.send(yield_(3, CID))
-        got = []
-        while len(got) < 3:
-            got.extend(await right.receive_batch())
-    assert got == [yield_(1, CID), yield_(2, CID), yield_(3, CID)]
-
-
-async def test_queue_yield_respects_the_high_water_mark():
+async def test_send_nowait_passes_the_high_water_mark_and_keeps_the_order():
     async with open_memory_channel_pair(high_water=100) as (left, right):
-        left.send_corked(yield_(b'x' * 200, CID))
-        assert not left.queue_yield(1, CID)
+        left.send_nowait(yield_(b'x' * 200, CID))
+        assert not left.has_room  # a send() would wait now; a control message does not
+        left.send_nowait(credit(1, CID))
+        left.send_nowait([yield_(1, CID), stop(CID)])  # several, in one go
+        got = []
+        while len(got) < 4:
+            got.extend(await right.receive(batch=True))
+        assert left.statistics().messages_sent == 4
+    assert got == [yield_(b'x' * 200, CID), credit(1, CID), yield_(1, CID), stop(CID)]
 
 
 async def test_a_consumer_hands_its_credit_grant_to_the_kernel_at_once(monkeypatch):
     # A consumer with values in hand must not leave its grant to the writer
     # task, which runs only once the consumer waits: the producer would be
     # out of credit meanwhile, and the stream would stall.
-    import tractorish.ipc._channel as channel_module
+    import tractorish.ipc._socket_io as socket_io
     a, b = trio.socket.socketpair()
     with trio.fail_after(10):
         async with open_channel(trio.SocketStream(a)) as left, \
@@ -118,13 +119,13 @@ async def test_a_consumer_hands_its_credit_grant_to_the_kernel_at_once(monkeypat
             stream = MsgStream(call, window=8)
             assert await stream.receive() == 0
             writes = []
-            real_write = channel_module.os.write
+            real_write = socket_io.os.write
 
             def counting_write(fd, data):
                 writes.append(bytes(data))
                 return real_write(fd, data)
 
-            monkeypatch.setattr(channel_module.os, 'write', counting_write)
+            monkeypatch.setattr(socket_io.os, 'write', counting_write)
             assert [stream.receive_nowait() for _ in range(3)] == [1, 2, 3]
             # half the window consumed, and not one checkpoint since: the
             # grant is in the kernel already
@@ -132,44 +133,8 @@ async def test_a_consumer_hands_its_credit_grant_to_the_kernel_at_once(monkeypat
             assert len(writes) == 1
             got = []
             while not got:
-                got.extend(await right.receive_batch())
+                got.extend(await right.receive(batch=True))
     assert got == [credit(4, CID)]
-
-
-async def test_nothing_to_raise_answers_as_trios_own_check():
-    from tractorish import _checkpoints
-    assert _checkpoints.FAST  # the trio we test with has the fields it reads
-    task = trio.lowlevel.current_task()
-    before = task._cancel_points
-    assert _checkpoints.nothing_to_raise()
-    assert task._cancel_points == before + 1  # counted, as trio's check counts
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        assert not _checkpoints.nothing_to_raise()
-        with trio.CancelScope(shield=True):
-            assert _checkpoints.nothing_to_raise()
-
-
-async def test_free_to_spin_only_with_nothing_pending_and_nobody_queued():
-    from tractorish import _checkpoints
-    task = trio.lowlevel.current_task()
-    before = task._cancel_points
-    assert _checkpoints.free_to_spin()
-    assert task._cancel_points == before + 1  # a cancellation point, as the wait it replaces
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        assert not _checkpoints.free_to_spin()  # the wait must raise instead
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.sleep, 0)  # queued to run: polling would hold it up
-        assert not _checkpoints.free_to_spin()
-    assert _checkpoints.free_to_spin()
-
-
-async def test_without_the_fields_every_check_is_trios(monkeypatch):
-    from tractorish import _checkpoints
-    monkeypatch.setattr(_checkpoints, 'FAST', False)
-    assert not _checkpoints.nothing_to_raise()
-    assert not _checkpoints.free_to_spin()
 
 
 async def test_a_bulk_reader_with_values_waiting_is_still_cancellable():
@@ -210,10 +175,11 @@ async def test_a_call_answered_in_place_is_not_run_when_nobody_can_hear_the_answ
     from tractorish.runtime._actor import Actor
     actor = Actor('inline')
     async with open_memory_channel_pair() as (left, right):
-        left._send_error = TransportClosed('peer gone')  # as after a failed write
+        left._io.send_error = TransportClosed('peer gone')  # as after a failed write
+        actor._states[left] = state = ChanState(left)
         _ran.clear()
         actor._run_inline(left, _records, {'x': 1}, 'a1')
-        assert _ran == []
+        assert _ran == [] and state.replies == []
 
 
 async def test_a_transport_error_of_the_function_itself_is_its_answer():
@@ -222,8 +188,9 @@ async def test_a_transport_error_of_the_function_itself_is_its_answer():
     from tractorish.runtime._actor import Actor
     actor = Actor('inline')
     async with open_memory_channel_pair() as (left, right):
+        actor._states[left] = state = ChanState(left)
         actor._run_inline(left, _lost_a_peer, {}, 'a1')
-        left.flush_now()
+        actor._send_replies(state)
         with trio.fail_after(5):
             first, second = await right.receive(), await right.receive()
     assert first == functype('asyncfunc', 'a1')
@@ -242,10 +209,10 @@ async def test_a_plain_calls_functype_is_taken_on_arrival_and_wakes_nobody():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(waiter)
                 await trio.testing.wait_all_tasks_blocked()
-                call.deliver(functype('asyncfunc', CID))
+                arrive(call, functype('asyncfunc', CID))
                 assert len(call.inbox) == 0 and call.inbox.has_reader  # not woken
                 assert (call.functype, call.dialog.state) == ('asyncfunc', 'awaiting_return')
-                call.deliver(return_(7, CID))
+                arrive(call, return_(7, CID))
             assert got == [7]
             assert call.dialog.state == 'done'
             # asking for the functype after the fact still answers
@@ -267,3 +234,29 @@ async def test_waiting_for_a_return_from_something_else_names_what_it_is():
                 other.deliver(functype('asyncfunc', 'c2'))
                 other.deliver(return_(1, 'c2'))
             assert other.functype == 'asyncfunc'
+
+
+async def _returns_unencodable():
+    return object()
+
+
+async def test_a_reads_replies_go_together_and_one_that_cannot_travel_is_an_error():
+    from tractorish.runtime._actor import Actor
+    actor = Actor('inline')
+    async with open_memory_channel_pair() as (left, right):
+        actor._states[left] = state = ChanState(left)
+        actor._run_inline(left, _records, {'x': 1}, 'a1')
+        actor._run_inline(left, _returns_unencodable, {}, 'a2')
+        actor._run_inline(left, _records, {'x': 3}, 'a3')
+        assert len(state.replies) == 3
+        actor._send_replies(state)
+        assert state.replies == []
+        got = []
+        with trio.fail_after(5):
+            while len(got) < 6:
+                got.extend(await right.receive(batch=True))
+    assert got[:2] == [functype('asyncfunc', 'a1'), return_(1, 'a1')]
+    assert got[2] == functype('asyncfunc', 'a2')
+    assert got[3]['cid'] == 'a2' and got[3]['error']['type_str'] == 'MsgTypeError'
+    assert got[4:] == [functype('asyncfunc', 'a3'), return_(3, 'a3')]
+    assert actor.counters.calls_failed == 1

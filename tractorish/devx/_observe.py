@@ -1,8 +1,8 @@
 """Every actor's start-up hook for being seen: its process title, its
 Prometheus endpoint, its tracing; and the tree debugger in debug mode.
 
-Registered as a runtime start-up service when the package is imported, so
-it runs in every actor. Each part costs nothing unless asked for: the
+Installed as a runtime start-up service by the package root
+(``tractorish/__init__.py``), so it runs in every actor. Each part costs nothing unless asked for: the
 title only where ``setproctitle`` is installed, metrics only with
 ``RuntimeConfig(metrics_port=...)``, tracing only where the program has
 imported OpenTelemetry and configured a tracer provider. Nothing here
@@ -17,7 +17,6 @@ from typing import Any, Callable, Optional
 
 import trio
 
-from ..runtime import _actor as _runtime_actor
 from ..runtime import Actor
 
 log = logging.getLogger('tractorish.devx')
@@ -76,6 +75,3 @@ async def observe(actor: Actor, task_status: Any = trio.TASK_STATUS_IGNORED) -> 
         if stop_tracing is not None:
             stop_tracing()
 
-
-if observe not in _runtime_actor.STARTUP_SERVICES:
-    _runtime_actor.STARTUP_SERVICES.append(observe)

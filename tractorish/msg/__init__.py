@@ -1,4 +1,5 @@
-"""The wire protocol, sans-I/O: shapes, codec, framing, dialog, errors.
+"""The wire protocol, sans-I/O: shapes, codec, framing, dialog, errors, and
+``Protocol``, the object that holds a channel's framing, dialogs and credit.
 
 tractor's ``tractor.msg`` names what its typed messages are; here messages
 are plain msgpack maps (docs/protocol.md). ``Aid`` and ``NamespacePath``
@@ -15,6 +16,7 @@ from ._errors import pack_cancelled as pack_cancelled
 from ._errors import pack_error as pack_error
 from ._errors import resolve_type as resolve_type
 from ._errors import unpack_error as unpack_error
+from ._protocol import Protocol as Protocol
 from ._ptr import NamespacePath as NamespacePath
 from ._types import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._types import auth as auth

@@ -9,7 +9,7 @@ This module touches no socket, no trio, no process.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import msgpack
 
@@ -81,7 +81,13 @@ class Encoder:
             if len(self._tails) >= _TAILS_KEPT:
                 self._tails.clear()
             tail = self._tails[cid] = _CID_KEY + self.encode(cid)
-        return self._around(_YIELD_HEAD, value, tail)
+        try:  # (_around, in line: this runs once per value of a stream)
+            data = _YIELD_HEAD + self._packer.pack(value) + tail
+        except (TypeError, ValueError, OverflowError) as err:
+            raise self._failed(err) from err
+        if len(data) > self.max_msg_size:
+            raise self._too_big(data)
+        return data
 
     def encode_reply(self, value: Any, cid: str) -> bytes:
         """``encode({'functype': 'asyncfunc', 'cid': cid}) + encode({'return':
@@ -162,8 +168,13 @@ class Decoder:
         out.append({'functype': 'asyncfunc', 'cid': cid})
         return data[end:]
 
-    def feed(self, data: 'bytes | bytearray') -> List[dict]:
-        """Take ``data`` and return every message it completes, in order."""
+    def feed(self, data: 'bytes | bytearray',
+             check: Callable[[Any], dict] = check_message) -> List[dict]:
+        """Take ``data`` and return every message it completes, in order.
+
+        Each message goes through ``check`` (by default the shape check),
+        which returns it or raises :class:`ProtocolError`.
+        """
         if self._error is not None:
             raise self._error
         out: List[dict] = []
@@ -177,18 +188,22 @@ class Decoder:
                 # keeps it or says what is wrong
                 if data[:_FUNCTYPE_CID_LEN] == _FUNCTYPE_CID:
                     data = self._take_functype(data, out)
+                    if out:
+                        out[0] = check(out[0])
                     if not data:
                         return out
                 while True:
                     try:
-                        out.append(check_message(_unpackb(
-                            data, raw=False, strict_map_key=False, timestamp=3)))
-                        return out
+                        message = _unpackb(
+                            data, raw=False, strict_map_key=False, timestamp=3)
                     except msgpack.ExtraData as extra:  # more after this one
-                        out.append(check_message(extra.unpacked))
+                        out.append(check(extra.unpacked))
                         data = extra.extra
                     except _MSGPACK_ERRORS:
                         break
+                    else:
+                        out.append(check(message))
+                        return out
             if len(data) <= self.max_msg_size - self.buffered:
                 # the common case: all of it may be buffered at once; take
                 # whole messages while unread bytes remain (no exception at
@@ -201,7 +216,7 @@ class Decoder:
                     # (after the loop tell() would count the pieces of a
                     # message cut short, so note where each whole one ends)
                     end = tell()
-                    append(check_message(msg))
+                    append(check(msg))
                 self._msg_start = end
                 return out
             view = memoryview(data)
@@ -217,7 +232,7 @@ class Decoder:
                 self._fed += len(piece)
                 for msg in self._unpacker:
                     self._msg_start = self._unpacker.tell()
-                    out.append(check_message(msg))
+                    out.append(check(msg))
         except ProtocolError as err:
             self._error = err
             raise

@@ -37,7 +37,7 @@ from .._exceptions import ProtocolError
 PROTOCOL_VERSION = 2
 
 FUNCTYPES = frozenset({'asyncfunc', 'asyncgen', 'context'})
-_FUNCTYPE_LIST = tuple(sorted(FUNCTYPES))  # (for the hot path; see check_message)
+FUNCTYPE_LIST = tuple(sorted(FUNCTYPES))  # (for the hot paths; see check_message)
 
 # kinds keyed by cid, with the type their payload must have (None: any)
 _CID_KINDS: Dict[str, Optional[type]] = {
@@ -72,7 +72,7 @@ def check_message(msg: Any) -> dict:
         if type(msg.get('cid')) is str:
             # the most common messages first: any payload goes (and a tuple's
             # `in` compares, so a functype that is no str is no error here)
-            if 'yield' in msg or 'return' in msg or msg.get('functype') in _FUNCTYPE_LIST:
+            if 'yield' in msg or 'return' in msg or msg.get('functype') in FUNCTYPE_LIST:
                 return msg
             for kind, payload in msg.items():
                 if kind == 'cid':

@@ -7,7 +7,6 @@ layer's job) and has no opinion on supervision.
 """
 from __future__ import annotations
 
-import contextvars
 import functools
 import importlib
 import importlib.util
@@ -24,18 +23,18 @@ from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, List, Opt
 import trio
 
 from .. import msg
-from .._exceptions import ModuleNotExposed, MsgTypeError, ProtocolError, TransportClosed
-from .._groups import collapsing_groups, is_cancellation
+from .._exceptions import ModuleNotExposed
+from .._groups import collapsing_groups
 from ..ipc import TLS, Address, Channel, addr_to_wire, connect, load_secret
 from ..ipc import format_addr, normalize_addr, open_listener, serve_listener
-from ._call import CLEAN_EOF, Call, ChanState, RpcTask, channel_gone
+from ._call import Call, ChanState, RpcTask, channel_gone
 from ._config import RuntimeConfig
-from ._context import Context, run_context
-from ._resolve import functype_of, load_main_module, never_suspends, shortened_error
+from ._services import installed_services
+from ._resolve import load_main_module
+from ._rpc import CallRunner
+from ._serving import ChannelServer
 from ._stackdump import DEFAULT_SIGNAL, dump_stacks_on_signal
-from ._state import CURRENT_CALL
 from ._stats import ActorCounters, actor_stats
-from ._stream import drive_generator, drive_stream_function
 
 if TYPE_CHECKING:
     from ._portal import Portal
@@ -44,27 +43,8 @@ log = logging.getLogger('tractorish.runtime')
 
 Uid = Tuple[str, str]
 
-# How often a reader holding off a peer with too many calls in flight looks
-# whether that peer has hung up (see Actor._hold_reading).
-HOLD_POLL_INTERVAL = 0.25
-
 # The runtime's own methods a peer may call under the namespace 'self'.
 SELF_METHODS = frozenset({'cancel', '_cancel_task', '_get_info', '_stats'})
-
-# Services higher layers plug in (discovery's registration, for one): each is
-# ``async fn(actor, task_status)``, started in every actor's runtime before
-# it serves user code, and cancelled when the runtime ends.
-Service = Callable[..., Any]
-STARTUP_SERVICES: List[Service] = []
-
-# Hooks higher layers plug in for every channel the runtime serves
-# (discovery's registration of a child that announced itself in its handshake,
-# for one): each is ``fn(actor, chan)``, called before the channel's first
-# message is read; what it returns, if not None, is called once the channel
-# has been dropped.
-ChannelHook = Callable[['Actor', Channel], Optional[Callable[[], None]]]
-CHANNEL_HOOKS: List[ChannelHook] = []
-
 
 def new_uid_tail() -> str:
     """A fresh random id for a uid: the hex of a version-4 UUID.
@@ -78,7 +58,7 @@ def new_uid_tail() -> str:
     return raw.hex()
 
 
-class Actor:
+class Actor(ChannelServer, CallRunner):
     """The runtime of one process: a name, a uid, exposed modules, channels.
 
     Built by :func:`open_root_actor` in the root and by the child bootstrap
@@ -145,6 +125,8 @@ class Actor:
         # the tree debugger's part in this actor (devx; debug mode only): an
         # error ending a remote task stops in its REPL before it is sent
         self.debugger: Any = None
+        # what the layers above run in every actor (discovery, devx)
+        self._services = installed_services()
 
     def __repr__(self) -> str:
         return f'<Actor {self.name!r} {self.uid[1][:8]}>'
@@ -284,7 +266,8 @@ class Actor:
                          f'; child of {self.parent_uid[0]!r}' if self.parent_uid else '')
                 if self.config.stack_on_signal:
                     await service.start(self.dump_stacks_on_signal)
-                for start_service in STARTUP_SERVICES:
+                # the layers above plug in here (see _services)
+                for start_service in self._services.startup:
                     await service.start(start_service, self)
                 try:
                     yield self
@@ -361,299 +344,6 @@ class Actor:
         assert self._service is not None, 'runtime not running'
         return await self._service.start(self.connect_and_serve, addr)
 
-    @trio.lowlevel.enable_ki_protection
-    async def _serve_channel(self, chan: Channel, *, to_parent: bool = False,
-                             task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """The one reader of ``chan``: dispatch every message it carries."""
-        state = ChanState(chan)
-        self._states[chan] = state
-        CURRENT_CALL.set(state)  # for the calls run inline in this task
-        chan.spin_ns = self.config.spin_us * 1000
-        assert chan.peer_uid is not None
-        self._peers.setdefault(chan.peer_uid, []).append(chan)
-        if to_parent:  # set before the first message is read: a call from
-            self.parent_chan = chan  # the parent may use it at once
-        cleanups = self._run_channel_hooks(chan)
-        if (self._expected.get(chan.peer_uid, False) is None
-                and chan.peer_info.get('child_of') == list(self.uid)):
-            self._expected[chan.peer_uid] = chan  # a child we spawned, reporting
-        self._peer_lot.unpark_all()
-        task_status.started(chan)
-        state.reader = trio.lowlevel.current_task()
-        state.dispatch = self._dispatch
-        try:
-            while True:
-                if state.read_error is not None:  # a caller's read failed
-                    error, state.read_error = state.read_error, None
-                    if error is CLEAN_EOF:
-                        break
-                    raise error
-                if state.turn is not None or state.idle_after_batch:
-                    # a caller reads (or is about to): wait for the turn back
-                    state.idle_after_batch = False
-                    state.reader_idle = True
-                    await trio.lowlevel.wait_task_rescheduled(state.abort_idle)
-                    continue
-                if len(state.tasks) >= self.config.max_calls_in_flight:
-                    await self._hold_reading(state)
-                    continue
-                state.reader_reading = True
-                try:
-                    batch = await chan.receive_batch()
-                finally:
-                    state.reader_reading = False
-                if not batch:
-                    break
-                self._dispatch(state, batch)
-        except ProtocolError as err:
-            log.error('closing the channel to %r after a protocol error: %s',
-                      chan.peer_uid, err)
-        except TransportClosed as err:
-            log.debug('channel to %r closed: %s', chan.peer_uid, err)
-        except Exception as err:  # a peer's bad input never takes the actor down
-            log.error('closing the channel to %r after a bad message: %r',
-                      chan.peer_uid, err)
-        finally:
-            state.reader = None
-            state.reader_idle = False
-            try:
-                self._drop_channel(state)
-            finally:
-                for cleanup in cleanups:
-                    self._run_hook(cleanup)
-                await chan.aclose()
-
-    async def _hold_reading(self, state: ChanState) -> None:
-        """Read nothing more from a peer with ``max_calls_in_flight`` calls
-        running here, until one ends: its further messages wait in the
-        kernel's buffers, not in our memory (a caller that stops reading
-        its replies holds up only itself). A peer that hangs up meanwhile
-        is noticed all the same, and its calls cancelled."""
-        chan = state.chan
-        log.debug('%r: %d calls in flight: reading no more until one ends',
-                  chan, len(state.tasks))
-        while len(state.tasks) >= self.config.max_calls_in_flight:
-            with trio.move_on_after(HOLD_POLL_INTERVAL):
-                await state.wait_for_a_task_to_end()
-            if chan.peer_hung_up():
-                raise TransportClosed(f'{chan!r}: the peer hung up with '
-                                      f'{len(state.tasks)} calls in flight')
-
-    def _run_channel_hooks(self, chan: Channel) -> List[Callable[[], None]]:
-        """Call every :data:`CHANNEL_HOOKS` entry for ``chan``; return the
-        cleanups they asked for."""
-        cleanups = []
-        for hook in CHANNEL_HOOKS:
-            cleanup = self._run_hook(hook, self, chan)
-            if cleanup is not None:
-                cleanups.append(cleanup)
-        return cleanups
-
-    @staticmethod
-    def _run_hook(fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception:  # a layer's bug must not cost the channel
-            log.exception('channel hook %r failed', fn)
-            return None
-
-    @trio.lowlevel.enable_ki_protection
-    def _dispatch(self, state: ChanState, batch: List[dict]) -> None:
-        """Handle one read's messages: route replies, start (or answer) calls."""
-        calls, tasks, direct = state.calls, state.tasks, state.direct_call
-        replied = False
-        try:
-            for message in batch:
-                cid = message.get('cid')
-                if cid is None:
-                    replied = self._start_rpc(state, message) or replied
-                    continue
-                end = calls.get(cid) or tasks.get(cid)
-                if end is None:
-                    log.debug('%r: dropped a late %r message for call %s',
-                              state.chan, msg.message_kind(message), cid)
-                elif end is direct and state.turn is None:
-                    waiter = end.inbox.waiter
-                    end.deliver(message)
-                    if waiter is not None and waiter is state.direct_waiter \
-                            and end.inbox.waiter is None:
-                        # this woke the task reading for itself (not credit,
-                        # nor another task reading the same inbox): it reads
-                        # the next message itself, or hands back the turn
-                        state.idle_after_batch = True
-                else:
-                    end.deliver(message)
-        finally:
-            if replied:  # the replies to this read's calls: one write
-                state.chan.flush_now()
-
-    def _drop_channel(self, state: ChanState) -> None:
-        chan = state.chan
-        if self._states.pop(chan, None) is not None:
-            self.counters.fold(state)
-        peers = self._peers.get(chan.peer_uid, [])  # type: ignore[arg-type]
-        if chan in peers:
-            peers.remove(chan)
-        if not peers:
-            self._peers.pop(chan.peer_uid, None)  # type: ignore[arg-type]
-        for call in state.calls.values():
-            call.fail(channel_gone(chan))
-        for task in state.tasks.values():  # nobody is left to report to
-            task.fail(channel_gone(chan))
-            task.cancel(chan.peer_uid)
-        self._peer_lot.unpark_all()
-
-    def _start_rpc(self, state: ChanState, message: dict) -> bool:
-        """Start serving one ``cmd``; True if it was answered in place (the
-        reply is queued, for the reader to flush)."""
-        command = message.get('cmd')
-        if command is None:
-            raise ProtocolError(
-                f'unexpected {msg.message_kind(message)!r} message after the handshake')
-        ns, func_name, kwargs, caller, cid = command
-        if cid in state.tasks or cid.startswith(state.cid_prefix):
-            raise ProtocolError(f'call id {cid!r} is already in use or is one of ours')
-        state.served += 1
-        if log.isEnabledFor(logging.DEBUG):  # (nothing formatted unless shown)
-            log.debug('%r: call %s %s.%s from %r', self, cid, ns, func_name, caller[0])
-        assert self._service is not None
-        # resolved here, not in the task, so that the call's dialog is set
-        # before the caller's next message (say, stream credit) is read
-        try:
-            resolved = self._resolved.get((ns, func_name))
-            if resolved is None:
-                fn = self._resolve(ns, func_name)
-                functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
-                if functype == 'asyncfunc' and ns != 'self' and self.debugger is None \
-                        and never_suspends(fn):  # (a REPL needs a task of its own)
-                    functype = 'inline'
-                resolved = (fn, functype)
-                self._resolved[(ns, func_name)] = resolved
-            fn, functype = resolved
-        except Exception as err:
-            self._service.start_soon(self._send_error, state.chan, err, cid)
-            return False
-        if functype == 'inline':
-            if state.chan.has_room:
-                state.inline_cid, state.inline_caller = cid, caller
-                self._run_inline(state.chan, fn, kwargs, cid)
-                return True
-            functype = 'asyncfunc'  # the reply would wait for room: in a task
-        task = RpcTask(state, cid, (caller[0], caller[1]),
-                       'asyncfunc' if functype == 'syncfunc' else
-                       'asyncgen' if functype == 'legacystream' else functype,
-                       is_runtime_call=ns == 'self')
-        state.tasks[cid] = task
-        self._service.start_soon(self._run_rpc, task, fn, functype, ns, func_name, kwargs)
-        return False
-
-    def _run_inline(self, chan: Channel, fn: Callable[..., Any], kwargs: dict,
-                    cid: str) -> None:
-        """Run an ``async def`` that never suspends to completion, here.
-
-        It sees what a task of its own would: a copy of the reader's context
-        variables, and no chance to be cancelled (it has no checkpoint). The
-        replies are corked for the reader's one write per read.
-        """
-        if chan.closed:  # nobody to answer: do not run it
-            log.debug('not running call %s: %r is closed', cid, chan)
-            return
-        error: BaseException
-        try:
-            try:
-                contextvars.copy_context().run(fn(**kwargs).send, None)
-            except StopIteration as done:
-                chan.cork_reply(done.value, cid)  # its functype and return
-                return
-            error = RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
-        except BaseException as err:  # the function's (any kind: it never ends the actor), or the return's
-            self.counters.calls_failed += 1
-            if chan.closed:  # the channel went while answering: nobody to tell
-                log.debug('could not answer call %s: %r is closed', cid, chan)
-                return
-            error = err
-        self._queue_payload(chan, msg.pack_error(error, self.uid), cid, after_functype=True)
-
-    @trio.lowlevel.enable_ki_protection
-    async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,
-                       ns: str, func_name: str, kwargs: dict) -> None:
-        # (protected from Ctrl-C, with the user code it runs: trio raises a
-        # KeyboardInterrupt in the root's main task instead, so one raised
-        # here is the function's own, an error to report like any other)
-        chan, cid = task.chan, task.cid
-        CURRENT_CALL.set(task)
-        try:
-            with task.scope:
-                if functype == 'asyncfunc' or functype == 'syncfunc':
-                    # the functype goes out in the same write as the return
-                    chan.send_corked(msg.functype('asyncfunc', cid))
-                    if ns == 'self':
-                        result = await fn(task, **kwargs)
-                    elif functype == 'asyncfunc':
-                        result = await fn(**kwargs)
-                    else:  # a plain function: in a thread, so it cannot stall us
-                        result = await trio.to_thread.run_sync(
-                            functools.partial(fn, **kwargs), abandon_on_cancel=True)
-                    await chan.send(msg.return_(result, cid))
-                elif functype == 'asyncgen':
-                    await chan.send(msg.functype(functype, cid))
-                    await drive_generator(fn, kwargs, task)
-                elif functype == 'legacystream':
-                    await chan.send(msg.functype('asyncgen', cid))
-                    task.context = Context(self, task, side='callee', kind='asyncgen')
-                    await drive_stream_function(fn, kwargs, task, task.context)
-                else:
-                    await chan.send(msg.functype(functype, cid))
-                    await chan.send(msg.return_(await run_context(self, fn, kwargs, task), cid))
-            if task.scope.cancelled_caught:
-                await self._send_payload(chan, msg.pack_cancelled(
-                    self.uid, task.canceller, f'{ns}.{func_name}'), cid)
-        except BaseException as err:
-            if is_cancellation(err):  # the runtime's, not the function's
-                raise
-            if self.debugger is not None:  # a REPL at the frame that raised, first
-                await self.debugger.post_mortem(err, chan)
-            await self._send_error(chan, err, cid)
-        finally:
-            state = task.state
-            state.tasks.pop(cid, None)
-            task.finish()
-            if state.reading_held:  # the reader waits for calls to end
-                state.wake_held_reader()
-
-    async def _send_error(self, chan: Channel, err: BaseException, cid: str) -> None:
-        self.counters.calls_failed += 1
-        if chan.closed:  # nobody to tell (and no traceback worth formatting)
-            log.debug('could not report an error for call %s: %r is closed', cid, chan)
-            return
-        await self._send_payload(chan, msg.pack_error(err, self.uid), cid)
-
-    async def _send_payload(self, chan: Channel, payload: dict, cid: str) -> None:
-        """Send an error reply. It waits for room as any reply does: a
-        caller that stops reading holds up its own calls, not our memory."""
-        try:
-            try:
-                await chan.send(msg.error(payload, cid))
-            except MsgTypeError as err:  # too big to send: a short version instead
-                await chan.send(msg.error(shortened_error(payload, err), cid))
-        except TransportClosed:
-            log.debug('could not report an error for call %s: %r is closed', cid, chan)
-
-    def _queue_payload(self, chan: Channel, payload: dict, cid: str, *,
-                       after_functype: bool = False) -> None:
-        """Queue an error reply (corked): the reader flushes what a read's
-        calls replied, a task's reply is flushed by :meth:`_send_payload`.
-        ``after_functype``: the call's ``functype`` goes first."""
-        try:
-            if after_functype:
-                chan.send_corked(msg.functype('asyncfunc', cid))
-            try:
-                chan.send_corked(msg.error(payload, cid))
-            except MsgTypeError as err:  # too big to send: a short version instead
-                chan.send_corked(msg.error(shortened_error(payload, err), cid))
-        except TransportClosed:
-            log.debug('could not report an error for call %s: %r is closed', cid, chan)
-
     # --- calling ------------------------------------------------------------
 
     async def start_call(self, chan: Channel, ns: str, func_name: str,
@@ -674,7 +364,7 @@ class Actor:
             await chan.send(msg.cmd(ns, func_name, kwargs, self.uid, cid, meta),
                             batch=len(state.calls) > 1)
         except BaseException:
-            state.calls.pop(cid, None)
+            call.forget()
             raise
         return call
 

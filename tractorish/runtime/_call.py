@@ -1,24 +1,28 @@
 """The two ends of one call id on one channel.
 
-:class:`Call` is the caller's end: it queues what the callee sends, checks
-the order against the dialog table, and on an early exit asks the callee to
-cancel through ``_cancel_task``. :class:`RpcTask` is the callee's end: the
-cancel scope of the task serving the call and the queue of what the caller
-sends into a context stream.
+:class:`Call` is the caller's end: it queues what the callee sends and on
+an early exit asks the callee to cancel through ``_cancel_task``.
+:class:`RpcTask` is the callee's end: the cancel scope of the task serving
+the call and the queue of what the caller sends into a context stream.
+Each end's dialog and credit count belong to the channel's
+:class:`~tractorish.msg.Protocol`, which checks every message before it
+gets here: an end opens, accepts and closes its call there, and only
+routes what arrives (:meth:`_End.deliver`). :class:`ChanState` is what the
+runtime keeps per channel, including who reads it (``_read_turn``).
 """
 from __future__ import annotations
 
-import contextvars
 import itertools
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import trio
 
 from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
 from ..ipc import Channel
-from ..msg import Dialog, message_kind, unpack_error
+from ..msg import Dialog, unpack_error
+from ._read_turn import ReadTurn
 from ._state import CURRENT_CALL
 from ._stream import DEFAULT_WINDOW, SendCredit
 
@@ -116,48 +120,35 @@ class Inbox:
         return self.items.popleft()
 
 
-class ChanState:
-    """What the runtime tracks per served channel, by call id.
+class ChanState(ReadTurn):
+    """What the runtime tracks per served channel, by call id, and who
+    reads it (its :class:`~tractorish.runtime._read_turn.ReadTurn`).
 
     Both ends of a channel start calls, and replies are routed by call id
     alone, so the two ends draw their ids from disjoint sets: the end that
     connected uses ``c0, c1, ...``, the end that accepted ``a0, a1, ...``.
     """
 
-    __slots__ = ('chan', 'calls', 'tasks', 'cid_prefix', '_counter', 'context',
-                 'reader', 'reader_idle', 'reader_reading', 'turn', 'direct_call',
-                 'idle_after_batch', 'read_error', 'dispatch', 'direct_waiter',
-                 'inline_cid', 'inline_caller', 'reading_held', '_task_ended', 'served')
+    __slots__ = ('calls', 'tasks', 'cid_prefix', '_counter', 'inline_cid', 'inline_caller',
+                 'reading_held', '_task_ended', 'served', 'replies')
 
     def __init__(self, chan: Channel) -> None:
-        self.chan = chan
+        ReadTurn.__init__(self, chan)
+        self.context.run(CURRENT_CALL.set, self)  # (for the calls run inline)
         self.calls: Dict[str, 'Call'] = {}
         self.tasks: Dict[str, 'RpcTask'] = {}
         self.cid_prefix = 'c' if chan.initiator else 'a'
         self._counter = itertools.count()
         self.served = 0  # calls the peer made here (the one counter bumped per call)
-        # The read turn (see Actor._serve_channel): who may read the channel.
-        # Normally its reader task; while one call is the only one in flight,
-        # the task making it may read its reply itself, with no hand-over
-        # from the reader task to it.
-        self.context = contextvars.copy_context()  # the reader's
-        self.context.run(CURRENT_CALL.set, self)
         # the reader holds off reading until a task ends (see Actor._hold_reading)
         self.reading_held = False
         self._task_ended = trio.lowlevel.ParkingLot()
+        # the replies of the calls answered in place during the read being
+        # handled, sent together once it is (see CallRunner._send_replies)
+        self.replies: List[List[dict]] = []
         # the call running inline in the reader now (see Actor._run_inline)
         self.inline_cid = ''
         self.inline_caller: Tuple[str, str] = ('', '')
-        self.reader: Optional[trio.lowlevel.Task] = None
-        self.reader_idle = False      # parked, not reading, until woken
-        self.reader_reading = False   # inside receive_batch (owns the socket)
-        self.turn: Optional[trio.lowlevel.Task] = None  # a caller reading
-        self.direct_call: Optional['_End'] = None  # the end that may read
-        self.direct_waiter: Optional[trio.lowlevel.Task] = None  # its task
-        # the reader's handling of one read's messages (set by the runtime)
-        self.dispatch: Optional[Callable[['ChanState', list], None]] = None
-        self.idle_after_batch = False  # the direct call's caller will read next
-        self.read_error: Optional[BaseException] = None  # for the reader to raise
 
     async def wait_for_a_task_to_end(self) -> None:
         self.reading_held = True
@@ -169,23 +160,6 @@ class ChanState:
     def wake_held_reader(self) -> None:
         self._task_ended.unpark_all()
 
-    def abort_idle(self, _: Any) -> Any:
-        """Abort function for the reader's idle wait (when it is cancelled)."""
-        self.reader_idle = False
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    def wake_reader(self) -> None:
-        """Give the read turn back to the reader task (if it is idle)."""
-        if self.reader_idle and self.reader is not None:
-            self.reader_idle = False
-            trio.lowlevel.reschedule(self.reader)
-
-    def may_read(self) -> bool:
-        """True if a caller may take the read turn now."""
-        return (self.turn is None and not self.reader_reading and self.reader is not None
-                and self.read_error is None and self.chan.reads_directly
-                and not self.chan.closed)
-
     def only_end(self) -> bool:
         """True if one call (either side of it) is all that is in flight, on
         a channel any task may read: its task may read for itself."""
@@ -195,80 +169,18 @@ class ChanState:
     def next_cid(self) -> str:
         return f'{self.cid_prefix}{next(self._counter)}'
 
-
-# a caller's read found the peer gone cleanly: the reader ends as at its own EOF
-CLEAN_EOF = TransportClosed('the peer closed the connection')
-
-
-@trio.lowlevel.enable_ki_protection
-async def read_for(end: '_End') -> dict:
-    """The next message for ``end``, read from the channel by this task
-    itself while the read turn is free (see ``Actor._serve_channel``).
-
-    For the task waiting on ``end`` while it is ``state.direct_call``; that
-    task must call :func:`stop_reading_for` before it waits for anything
-    else, so that the reader task takes over again.
-    """
-    state = end.state
-    inbox = end.inbox
-    while not len(inbox):
-        if inbox.error is not None:
-            raise inbox.error
-        me = trio.lowlevel.current_task()
-        if not state.may_read() or state.dispatch is None:
-            if state.turn is None:
-                state.wake_reader()  # somebody must read: the reader task
-            # wait once, then decide again: another task reading this inbox
-            # may take what woke us, and then we must read or wake the reader
-            state.direct_waiter = me
-            try:
-                await inbox.wait()
-            finally:
-                state.direct_waiter = None
-            continue
-        state.turn = me
-        try:
-            batch = await state.chan.receive_batch()
-        except (trio.Cancelled, KeyboardInterrupt):
-            raise
-        except Exception as err:  # for the reader to raise: it closes the channel
-            state.read_error = err
-        else:
-            if not batch:
-                state.read_error = CLEAN_EOF
-            else:
-                try:  # in the reader's context, as the reader would
-                    state.context.run(state.dispatch, state, batch)
-                except BaseException as err:  # the peer's, not ours: as above
-                    state.read_error = err
-        finally:
-            if state.turn is me:
-                state.turn = None
-            if state.read_error is not None:
-                state.wake_reader()
-    message = inbox.get_nowait()
-    assert message is not None
-    return message
-
-
-@trio.lowlevel.enable_ki_protection
-def stop_reading_for(end: '_End') -> None:
-    """``end`` no longer reads for itself: the reader task reads again."""
-    state = end.state
-    if state.direct_call is end:
-        state.direct_call = None
-        state.direct_waiter = None
-        state.idle_after_batch = False
-        state.wake_reader()
+    def inline_task(self) -> 'RpcTask':
+        """The callee's end of the call running inline in the reader now, made
+        on demand (for ``current_ipc_ctx``): such a call has no task, and its
+        dialog, closed before it ran, is not the channel's any more."""
+        caller = self.inline_caller  # (as the cmd carried it: a list)
+        return RpcTask(self, self.inline_cid, (caller[0], caller[1]), 'asyncfunc',
+                       dialog=Dialog.for_callee('asyncfunc'))
 
 
 # the reason sending stopped when the other side ended normally (a marker:
 # most calls never send, so the exception is made only when one tries)
 _PEER_ENDED = BaseException('the other side ended the call')
-
-_ENDINGS = frozenset({'stop', 'error', 'return'})
-# dialog states in which a 'yield' leaves the state as it is
-_STREAMING = frozenset({'streaming', 'open', 'generator', 'context'})
 
 
 class _End:
@@ -301,7 +213,7 @@ class _End:
     @property
     def send_credit(self) -> SendCredit:
         if self._send_credit is None:
-            self._send_credit = SendCredit()
+            self._send_credit = SendCredit(self.dialog)
             if self._closed_reason is not None:
                 self._send_credit.close(self._reason())
         return self._send_credit
@@ -325,9 +237,7 @@ class _End:
     def awaited(self) -> bool:
         """True while a task waits for this call's next message, parked on
         its inbox or reading the channel for it."""
-        state = self.state
-        return self.inbox.has_reader or (
-            state.direct_call is self and state.turn is not None)
+        return self.inbox.has_reader or self.state.reading_for(self)
 
     async def next_message(self) -> dict:
         """The next message for this call, from its inbox; while this call is
@@ -339,50 +249,45 @@ class _End:
         state = self.state
         if not state.only_end():
             return await inbox.get()
-        state.direct_call = self
         try:
-            return await read_for(self)
+            return await state.read_for(self)
         finally:
-            stop_reading_for(self)
+            state.stop_reading_for(self)
 
     def deliver(self, msg: dict) -> None:
-        """Route one inbound message for this call id (the reader's hot path)."""
-        state = self.dialog.state
-        if 'yield' in msg and state in _STREAMING:
-            # the common case, and a transition to the same state
-            if len(self.inbox.items) >= self.max_unread:
+        """Route one inbound message for this call id (the reader's hot path).
+
+        The channel's protocol has checked it against this call's dialog
+        and counted its credit already; this hands it to whoever waits.
+        """
+        if 'yield' in msg:
+            if len(self.inbox.items) >= self.max_unread:  # (our memory's guard)
                 raise ProtocolError(
                     f'peer sent call {self.cid} more values than it was granted')
             self.inbox.put(msg)
             return
-        if state == 'sent' and msg.get('functype') == 'asyncfunc':
-            # a plain call's first reply: taken here, not queued (nothing
-            # wakes for it); the return or an error is what its task waits for
-            self.dialog.state = 'awaiting_return'
-            self.functype = 'asyncfunc'
-            return
-        if state == 'awaiting_return' and 'return' in msg:
-            # the end of a plain call: nothing to close, nobody to tell
-            self.dialog.state = 'done'
-            self._close_sending(_PEER_ENDED)
+        functype = msg.get('functype')
+        if functype is not None:
+            if functype == 'asyncfunc':
+                # a plain call's first reply: taken here, not queued (nothing
+                # wakes for it); the return or an error is what its task waits for
+                self.functype = functype
+                return
             self.inbox.put(msg)
             return
-        kind = message_kind(msg)
-        self.dialog.receive(kind, msg['functype'] if kind == 'functype' else '')
-        if kind == 'credit':
-            self.send_credit.grant(msg['credit'])
+        if 'credit' in msg:
+            if self._send_credit is not None:  # (counted by the dialog)
+                self._send_credit.wake()
             return
-        if kind in _ENDINGS:
-            # the other side stopped or ended: nobody will take more values;
-            # a sender waiting for credit learns why (its error, if it failed)
-            self._close_sending(
-                unpack_error(msg['error']) if kind == 'error' else _PEER_ENDED)
-            if kind == 'error':
-                self.errored = True
-                if self.on_error is not None:
-                    self.on_error()
-        elif len(self.inbox) >= self.max_unread:
-            raise ProtocolError(f'peer sent call {self.cid} more values than it was granted')
+        if 'return' in msg or 'stop' in msg:
+            # the other side stopped or ended: nobody will take more values
+            self._close_sending(_PEER_ENDED)
+        elif 'error' in msg:
+            # a sender waiting for credit learns why
+            self._close_sending(unpack_error(msg['error']))
+            self.errored = True
+            if self.on_error is not None:
+                self.on_error()
         self.inbox.put(msg)
 
     def fail(self, error: BaseException) -> None:
@@ -401,8 +306,11 @@ class RpcTask(_End):
                  'is_runtime_call', 'context')
 
     def __init__(self, state: ChanState, cid: str, caller_uid: Tuple[str, str],
-                 functype: str, is_runtime_call: bool = False) -> None:
-        super().__init__(state, cid, Dialog.for_callee(functype))
+                 functype: str, is_runtime_call: bool = False,
+                 dialog: Optional[Dialog] = None) -> None:
+        # (the channel's protocol opened the dialog when the cmd came)
+        super().__init__(state, cid, dialog if dialog is not None
+                         else state.chan.protocol.accept_call(cid, functype))
         self.is_runtime_call = is_runtime_call
         self.caller_uid = caller_uid
         self.scope = trio.CancelScope()
@@ -413,6 +321,9 @@ class RpcTask(_End):
         self.functype = functype
 
     def finish(self) -> None:
+        """The task serving the call has ended: the call is forgotten."""
+        self.state.tasks.pop(self.cid, None)
+        self.chan.protocol.close_call(self.cid)
         self.finished = True
         if self._done is not None:
             self._done.set()
@@ -436,7 +347,7 @@ class Call(_End):
 
     def __init__(self, actor: 'Actor', state: ChanState, cid: str,
                  ns: str, func: str) -> None:
-        _End.__init__(self, state, cid, Dialog.for_caller())
+        _End.__init__(self, state, cid, state.chan.protocol.open_call(cid))
         self.actor = actor
         self.ns = ns
         self.func = func
@@ -478,8 +389,14 @@ class Call(_End):
         awaiting: True if so (the call is forgotten), else False."""
         if self.cancel_on_exit and not self.dialog.done:
             return False
-        self.state.calls.pop(self.cid, None)
+        self.forget()
         return True
+
+    def forget(self) -> None:
+        """The call is over (or given up on): its replies are dropped."""
+        state = self.state
+        state.calls.pop(self.cid, None)
+        state.chan.protocol.close_call(self.cid)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
@@ -491,7 +408,7 @@ class Call(_End):
                     # cancelled: an error is news, never swallowed
                     raise failure
         finally:
-            self.state.calls.pop(self.cid, None)
+            self.forget()
 
     def _failure_during_cancel(self) -> Optional[RemoteActorError]:
         """The remote error left in the inbox, if it was not the cancel's."""

@@ -21,7 +21,7 @@ from .. import msg
 from .._exceptions import (ContextCancelled, InternalError, MsgTypeError, RemoteActorError,
                            TransportClosed)
 from ._state import CURRENT_CALL
-from ._stream import DEFAULT_WINDOW, MsgStream, send_yield
+from ._stream import DEFAULT_WINDOW, MsgStream, open_msg_stream, send_yield
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -178,18 +178,15 @@ class Context:
         if self._stream_opened:
             raise RuntimeError('the stream of this context was already opened')
         self._stream_opened = True
-        stream = MsgStream(self._end, window=self._window, context=self)
-        await stream._grant_initial()
-        try:
+        async with open_msg_stream(self._end, window=self._window, context=self,
+                                   on_outcome=self._keep_outcome,
+                                   on_close=self._stream_closed) as stream:
             yield stream
-        except BaseException:
-            # no clean 'stop': the error (or cancel) that ends the call will
-            # tell the other side, which must not take it for a normal end
-            stream._close_quietly()
-            raise
-        await stream.aclose()
 
-    async def _stream_closed(self, stream: MsgStream) -> None:
+    def _keep_outcome(self, message: dict) -> None:
+        self._final = message
+
+    async def _stream_closed(self) -> None:
         try:  # a control message: never waits behind data, so never hangs
             self.chan.send_nowait(msg.stop(self.cid))
         except TransportClosed:
@@ -330,8 +327,7 @@ def current_ipc_ctx(error_on_not_set: bool = False) -> Optional[Context]:
     if isinstance(current, Context):
         return current
     if isinstance(current, ChanState):  # a call run inline in the reader
-        caller = current.inline_caller
-        current = RpcTask(current, current.inline_cid, (caller[0], caller[1]), 'asyncfunc')
+        current = current.inline_task()
     if isinstance(current, RpcTask):
         if current.context is None:
             current.context = Context(current_actor(), current, side='callee',

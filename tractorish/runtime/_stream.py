@@ -24,14 +24,14 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, List, Optional, Union
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Deque, List,
+                    Optional, Union)
 
 import trio
 
 from .. import msg
-from .._checkpoints import nothing_to_raise
 from .._exceptions import ProtocolError, TransportClosed
-from ..msg import unpack_error
+from ..msg import Dialog, unpack_error
 from ._stats import count_credit_wait
 
 if TYPE_CHECKING:
@@ -46,18 +46,29 @@ LOCKSTEP_RECEIVES = 8
 
 
 class SendCredit:
-    """How many more ``yield`` messages this side may send."""
+    """Waiting for the credit to send a ``yield``: the count is the call's
+    dialog's (the channel's protocol counts the peer's grants); this adds
+    the wait for the next grant, and the end of sending."""
 
-    __slots__ = ('credit', '_lot', '_closed')
+    __slots__ = ('_dialog', '_lot', '_closed')
 
-    def __init__(self) -> None:
-        self.credit = 0
+    def __init__(self, dialog: Dialog) -> None:
+        self._dialog = dialog
         self._lot = trio.lowlevel.ParkingLot()
         self._closed: Optional[BaseException] = None
 
-    def grant(self, n: int) -> None:
-        self.credit += n
+    @property
+    def credit(self) -> int:
+        """How many more ``yield`` messages the peer lets us send now."""
+        return self._dialog.send_credit
+
+    def wake(self) -> None:
+        """The peer granted more: senders waiting for it try again."""
         self._lot.unpark_all()
+
+    def refund(self) -> None:
+        """Give back a credit taken for a ``yield`` that was not sent."""
+        self._dialog.send_credit += 1
 
     def close(self, reason: BaseException) -> None:
         """No more sending: the peer stopped reading or went away."""
@@ -73,8 +84,9 @@ class SendCredit:
     def take_nowait(self) -> bool:
         """Take one credit if there is one and sending is still open; True
         if taken. The usual case of :meth:`acquire`, without an await."""
-        if self.credit > 0 and self._closed is None:
-            self.credit -= 1
+        dialog = self._dialog  # (Dialog.take_credit, in line: once per value)
+        if dialog.send_credit > 0 and self._closed is None:
+            dialog.send_credit -= 1
             return True
         return False
 
@@ -84,8 +96,7 @@ class SendCredit:
         while True:
             if self._closed is not None:
                 raise self._closed
-            if self.credit > 0:
-                self.credit -= 1
+            if self._dialog.take_credit():
                 return
             if not waited:  # one wait per send, however many grants it takes
                 waited = True
@@ -123,7 +134,9 @@ class MsgStream(_Iterable):
 
     def __init__(self, end: End, *, window: int = DEFAULT_WINDOW,
                  context: Optional['Context'] = None,
-                 generator_caller: bool = False) -> None:
+                 generator_caller: bool = False,
+                 on_outcome: Optional[Callable[[dict], None]] = None,
+                 on_close: Optional[Callable[[], Awaitable[None]]] = None) -> None:
         self._end = end
         self._chan = end.chan
         self._cid = end.cid
@@ -131,6 +144,10 @@ class MsgStream(_Iterable):
         self._half_window = self._window // 2
         end.max_unread = self._window + 1
         self._context = context
+        # a context's: told the call's outcome if this stream reads it, and
+        # asked to tell the other side when this end closes
+        self._on_outcome = on_outcome
+        self._on_close = on_close
         self._generator_caller = generator_caller
         # a generator caller's credit: granted and values taken in all, the
         # receive() calls since the last asend(), and the next grant's size
@@ -155,8 +172,7 @@ class MsgStream(_Iterable):
         # receive() for a bulk reader with a value waiting, in one step;
         # everything else (and every corner case) goes through receive()
         if self._flowing and not self._end.errored:
-            if not nothing_to_raise():
-                await trio.lowlevel.checkpoint_if_cancelled()
+            await trio.lowlevel.checkpoint_if_cancelled()
             waiting = self._waiting
             if waiting and 'yield' in waiting[0]:
                 message = waiting.popleft()
@@ -194,10 +210,10 @@ class MsgStream(_Iterable):
             return message['yield']
         self._eof = True
         self._flowing = False
-        if self._context is not None and ('error' in message or 'return' in message):
+        if self._on_outcome is not None and ('error' in message or 'return' in message):
             # the outcome, for ctx.result() (and the end of open_context),
             # which would otherwise wait for a message already taken here
-            self._context._final = message
+            self._on_outcome(message)
         if 'error' in message:
             raise unpack_error(message['error'])
         raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
@@ -214,11 +230,10 @@ class MsgStream(_Iterable):
     def _grant_back(self) -> None:
         granted, self._consumed = self._consumed, 0
         try:
-            self._chan.send_nowait(msg.credit(granted, self._cid))
             # now, not when this task next waits: a consumer with values in
             # hand would otherwise hold the grant until it ran dry, and the
             # producer, out of credit meanwhile, would stall the stream
-            self._chan.flush_now()
+            self._chan.send_nowait(msg.credit(granted, self._cid))
         except TransportClosed:
             pass  # the next receive reports the lost channel
 
@@ -290,7 +305,7 @@ class MsgStream(_Iterable):
         try:
             await self._chan.send(msg.yield_(value, self._cid))
         except BaseException:
-            credit.credit += 1  # nothing was sent (cancelled, unencodable)
+            credit.refund()  # nothing was sent (cancelled, unencodable)
             raise
 
     async def asend(self, value: Any) -> Any:
@@ -346,8 +361,8 @@ class MsgStream(_Iterable):
         if self._closed:
             return
         self._close_quietly()
-        if self._context is not None:
-            await self._context._stream_closed(self)
+        if self._on_close is not None:
+            await self._on_close()
 
     def _close_quietly(self) -> None:
         """Closed for us, without telling the other side."""
@@ -380,6 +395,27 @@ class MsgStream(_Iterable):
         finally:
             self._broadcaster.subscribers.remove(receiver)
             self._broadcaster.lot.unpark_all()
+
+
+@asynccontextmanager
+async def open_msg_stream(end: End, *, window: int, context: 'Context',
+                          on_outcome: Callable[[dict], None],
+                          on_close: Callable[[], Awaitable[None]]
+                          ) -> AsyncIterator[MsgStream]:
+    """A context's stream, open for the block: the other side is granted
+    its window at once. Leaving the block normally closes it (the other side
+    is told); leaving it with an error closes it without telling: the error
+    (or cancel) that ends the call tells the other side, which must not take
+    it for a normal end."""
+    stream = MsgStream(end, window=window, context=context,
+                       on_outcome=on_outcome, on_close=on_close)
+    await stream._grant_initial()
+    try:
+        yield stream
+    except BaseException:
+        stream._close_quietly()
+        raise
+    await stream.aclose()
 
 
 class _Broadcaster:
@@ -468,7 +504,7 @@ async def send_yield(task: 'RpcTask', value: Any) -> None:
     try:
         await task.chan.send(msg.yield_(value, task.cid))
     except BaseException:
-        credit.credit += 1  # nothing was sent (cancelled, unencodable)
+        credit.refund()  # nothing was sent (cancelled, unencodable)
         raise
 
 
@@ -502,22 +538,16 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
     agen = fn(**kwargs)
     chan, cid = task.chan, task.cid
     credit, waiting = task.send_credit, task.inbox.items
-    step, queue = agen.__anext__, chan.queue_yield
-    # values so far (one more than that, once the loop has started), those
-    # sent with chan.send, and those queued that the channel has counted
-    # (queue_yield does not count them: they are counted here, in bulk)
-    sent = sent_slowly = counted = 0
+    step, send_nowait = agen.__anext__, chan.send_nowait
+    until_checkpoint = YIELD_EVERY
     try:
         while True:
-            sent += 1
-            if sent % YIELD_EVERY == 0:
-                queued = sent - 1 - sent_slowly
-                chan.count_queued(queued - counted)
-                counted = queued
-                if chan.has_pending:
-                    # in a burst: let the writer ship what we queued (and
-                    # other tasks run) while we make more
-                    await trio.lowlevel.checkpoint()
+            until_checkpoint -= 1
+            if not until_checkpoint:
+                # values go out without a checkpoint each (below): let the
+                # writer ship what we queued, and other tasks run
+                until_checkpoint = YIELD_EVERY
+                await trio.lowlevel.checkpoint()
             try:
                 if not credit.take_nowait():
                     await credit.acquire()
@@ -534,12 +564,12 @@ async def drive_generator(fn: Any, kwargs: dict, task: 'RpcTask') -> None:
                     out = await (agen.asend(value) if value is not None else step())
             except StopAsyncIteration:
                 break
-            if not queue(out, cid):
-                sent_slowly += 1
+            try:  # no await while the send would not wait
+                send_nowait(out, stream=cid)
+            except trio.WouldBlock:  # the channel is full: wait for room
                 await chan.send(msg.yield_(out, cid))
         await chan.send(msg.stop(cid))
     finally:
-        chan.count_queued(sent - 1 - sent_slowly - counted if sent else 0)
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + GENERATOR_CLOSE_GRACE
             await agen.aclose()

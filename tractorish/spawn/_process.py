@@ -1,4 +1,5 @@
-"""A child process started from the trio thread itself, and waited on by trio.
+"""A fresh interpreter of ours (an actor, or a zygote), started from the trio
+thread itself, and waited on by trio.
 
 Why not ``trio.lowlevel.open_process``: it forks from a worker thread, and
 Linux's ``PR_SET_PDEATHSIG`` fires when the *thread* that forked a child
@@ -14,6 +15,19 @@ import sys
 from typing import Dict, List, Optional
 
 import trio
+
+# the directory holding the tractorish package, so a child can import it
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def child_env() -> Dict[str, str]:
+    """The environment of a fresh interpreter of ours: this one's, with the
+    tractorish package importable."""
+    env = dict(os.environ)
+    paths = env.get('PYTHONPATH', '').split(os.pathsep) if env.get('PYTHONPATH') else []
+    if _PACKAGE_PARENT not in paths:
+        env['PYTHONPATH'] = os.pathsep.join([_PACKAGE_PARENT, *paths])
+    return env
 
 
 class ActorProcess:

@@ -1,30 +1,29 @@
-"""The forkserver's zygote: ``python -m tractorish._forkserver``.
+"""The zygote of the ``forkserver`` backend: ``python -m tractorish._zygote``.
 
 It imports trio, msgpack and tractorish once, then forks one child per
-request from the actor that started it. A forked child drops everything
-of the zygote's (its control socket, signal state, the SIGCHLD wake-up
-pipe), takes the stderr pipe it was handed, and runs the ordinary child
-bootstrap in its own ``trio.run``, its modules imported after the fork.
-The zygote reaps its children and reports each exit status back.
+request from the actor that started it (``spawn/_zygote_client.py``). A
+forked child drops everything of the zygote's (its control socket, signal
+state, the SIGCHLD wake-up pipe), takes the stderr pipe it was handed, and
+runs the ordinary child bootstrap in its own ``trio.run``, its modules
+imported after the fork. The zygote reaps its children and reports each
+exit status back.
 
 The zygote keeps one child forked ahead, a *spare*: it has shed the
 zygote's state, started its ``trio.run``, rehearsed an actor's start
 (``_child.rehearsal``) and waits on a socket of its own. A request (its
 packet and its stderr pipe) is handed to the spare, or, if there is none,
-to a child forked there and then, which does not rehearse. The next spare
-is forked once no request waits. The fork, the shedding, trio's start and
-most of the pages a child copies after the fork are thus off the critical
-path of a start. The actor learns of a child only when a request is handed
-to it: a spare that dies unused is reaped unreported, and replaced only
-after the next request (a spare that cannot live is not forked in a loop).
+to a child forked there and then, which does not rehearse. A spare is
+forked whenever the zygote is idle without one: once it is ready (unless a
+request waits already) and after each request. The fork, the shedding,
+trio's start and most of the pages a child copies after the fork are thus
+off the critical path of a start. The actor learns of a child only when a
+request is handed to it: a spare that dies unused is reaped unreported,
+and replaced only after the next request (a spare that cannot live is not
+forked in a loop).
 
-The control socket is the zygote's stdin: a Unix SOCK_SEQPACKET socket, one
-msgpack map per packet. Requests: ``{'fork': id, 'boot': {...}}`` with the
-child's stderr write end attached (SCM_RIGHTS). Replies: ``{'ready': pid}``
-once, ``{'forked': id, 'pid': pid}``, ``{'failed': id, 'error': text}``,
-``{'exited': pid, 'code': status}``. When the control socket closes, the
-zygote kills whatever children it still has, spare included, reaps them
-and exits.
+The control socket is the zygote's stdin; its messages are defined in
+``_zygote_protocol.py``. When the control socket closes, the zygote kills
+whatever children it still has, spare included, reaps them and exits.
 """
 from __future__ import annotations
 
@@ -33,13 +32,14 @@ import os
 import select
 import signal
 import socket
-from typing import Optional, Set
+from typing import Any, List, Optional, Set, Tuple
+
+from tractorish import _zygote_protocol as protocol
 
 
-def _send(ctrl: socket.socket, msg: dict) -> None:
-    import msgpack
+def _send(ctrl: socket.socket, kind: str, **fields: Any) -> None:
     try:
-        ctrl.send(msgpack.packb(msg, use_bin_type=True))
+        ctrl.send(protocol.pack(kind, **fields))
     except OSError:
         pass  # the actor is gone; the loop sees EOF next
 
@@ -63,9 +63,9 @@ class _Forked:
             self.sock.close()
 
 
-class _Zygote:
+class Zygote:
     """The zygote's state: its control socket, its children and its spare
-    (if ``spare``, one is kept forked ahead after the first request)."""
+    (if ``spare``, one is kept forked ahead)."""
 
     def __init__(self, ctrl: socket.socket, spare: bool) -> None:
         self.ctrl = ctrl
@@ -118,20 +118,16 @@ class _Zygote:
         _child.run_spare_and_exit(sock, self.pid, rehearse)
 
     def serve(self) -> None:
-        import msgpack
-
-        from tractorish._child import FORK_REQUEST_MAX
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         ctrl = self.ctrl.fileno()
-        # fork the next spare once idle after a request (not before the
-        # first request, which comes as soon as we are ready; not after a
-        # spare died unused, until the next request). Not later: waiting
-        # for the child just handed a request to start first left the
-        # next spawn without a spare more often than it saved.
-        spare_wanted = False
-        _send(self.ctrl, {'ready': self.pid})
+        # fork the next spare once idle: at the start and after a request
+        # (not after a spare died unused, until the next request). Not
+        # later: waiting for the child just handed a request to start
+        # first left the next spawn without a spare more often than it saved.
+        spare_wanted = self.keep_spare
+        _send(self.ctrl, 'ready', ready=self.pid)
         while True:
             readable, _, _ = select.select([ctrl, self.wake_r], [], [], 0)
             if not readable:
@@ -149,7 +145,7 @@ class _Zygote:
             if ctrl not in readable:
                 continue
             try:
-                data, fds, _, _ = socket.recv_fds(self.ctrl, FORK_REQUEST_MAX, 4)
+                data, fds, _, _ = socket.recv_fds(self.ctrl, protocol.REQUEST_MAX, 4)
             except OSError:
                 data, fds = b'', []
             if not data:  # the actor that owns us is gone: so are our children
@@ -157,34 +153,38 @@ class _Zygote:
                     os.close(fd)
                 self._kill_all()
                 return
-            request = msgpack.unpackb(data, raw=False)
-            if len(fds) != 1:
+            try:
+                kind, fields = self._serve_request(data, fds)
+            finally:
                 for fd in fds:
                     os.close(fd)
-                _send(self.ctrl, {'failed': request.get('fork'),
-                                  'error': 'no stderr pipe attached'})
-                continue
-            try:
-                reply = self._start(request['fork'], data, fds[0])
-            finally:
-                os.close(fds[0])
-            _send(self.ctrl, reply)
+            _send(self.ctrl, kind, **fields)
             spare_wanted = self.keep_spare
 
-    def _start(self, request: object, packet: bytes, stderr_fd: int) -> dict:
+    def _serve_request(self, packet: bytes, fds: List[int]) -> Tuple[str, dict]:
+        """Serve one request packet (``fds``: what came with it); the reply."""
+        try:
+            _, request = protocol.unpack(packet, protocol.REQUEST)
+        except protocol.ControlMessageError as err:
+            return 'failed', {'failed': protocol.request_id(packet), 'error': str(err)}
+        if len(fds) != 1:
+            return 'failed', {'failed': request['fork'], 'error': 'no stderr pipe attached'}
+        return self._start(request['fork'], packet, fds[0])
+
+    def _start(self, request: int, packet: bytes, stderr_fd: int) -> Tuple[str, dict]:
         """Hand a request to the spare, or to a child forked now if there is
-        none or it is gone; the reply for the actor."""
+        none or it is gone; the reply for the actor (its kind and fields)."""
         for _ in range(2):
             child, self.spare = self.spare, None
             if child is None:
                 try:  # the request waits: no rehearsal
                     child = self.fork(rehearse=False, request_fd=stderr_fd)
                 except OSError as err:
-                    return {'failed': request, 'error': f'fork failed: {err}'}
+                    return 'failed', {'failed': request, 'error': f'fork failed: {err}'}
             if child.hand_over(packet, stderr_fd):
-                return {'forked': request, 'pid': child.pid}
+                return 'forked', {'forked': request, 'pid': child.pid}
             self._forget(child.pid)  # it died before it was handed anything
-        return {'failed': request, 'error': 'the forked child died at once'}
+        return 'failed', {'failed': request, 'error': 'the forked child died at once'}
 
     def _reap(self) -> bool:
         """Reap whoever exited and report it; True if that was an unused spare
@@ -204,7 +204,7 @@ class _Zygote:
                 self.spare = None
                 spare_died = True
                 continue
-            _send(self.ctrl, {'exited': pid, 'code': os.waitstatus_to_exitcode(status)})
+            _send(self.ctrl, 'exited', exited=pid, code=os.waitstatus_to_exitcode(status))
         return spare_died
 
     def _forget(self, pid: int) -> None:
@@ -240,14 +240,15 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     from tractorish._child import _bind_to_parent
-    _bind_to_parent(int(os.environ.pop('TRACTORISH_FORKSERVER_PARENT', '0')))
-    spare = os.environ.pop('TRACTORISH_FORKSERVER_SPARE', '1') == '1'
+    _bind_to_parent(int(os.environ.pop(protocol.PARENT_ENV, '0')))
+    spare = os.environ.pop(protocol.SPARE_ENV, '1') == '1'
     # what every actor needs, imported once here and shared by every fork
     import msgpack  # noqa: F401
     import trio  # noqa: F401
     import tractorish  # noqa: F401
     import tractorish._child  # noqa: F401
     import tractorish.supervise  # noqa: F401  (for actors that spawn actors)
+    import tractorish.discovery._client  # noqa: F401  (for actors that look others up)
     try:  # each actor names its process with it, if installed (devx._observe)
         import setproctitle  # noqa: F401
     except ImportError:
@@ -255,7 +256,7 @@ def main() -> None:
     gc.collect()
     gc.freeze()  # keep the shared pages shared: no gc writes to them in children
     with ctrl:
-        _Zygote(ctrl, spare).serve()
+        Zygote(ctrl, spare).serve()
 
 
 if __name__ == '__main__':
