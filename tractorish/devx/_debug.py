@@ -230,15 +230,11 @@ class Debugger:
                     chan = self.route(call_chan)
                     if chan is None:
                         terminal = self.terminal
-                        async with terminal.lock:
+                        async with terminal.lent():
                             task_status.started()
                             started = True
                             terminal.write(header)
-
-                            async def requests() -> None:
-                                await _serve_local(terminal, session._requests)
-
-                            await terminal.serve(who, requests)
+                            await _serve_local(terminal, session._requests)
                         return
                     portal = Portal(self.actor, chan)
                     async with portal.open_context(_serve_repl, who=who) as (ctx, _):
@@ -291,7 +287,10 @@ class Debugger:
     def stop_here(self, frame: FrameType, header: str, call_chan: Any = None) -> None:
         """Open a REPL that stops at ``frame``'s next line (a breakpoint), from
         synchronous code in a task or in a thread of this actor."""
-        session = bridge(self.token, self.open_session, header, call_chan)
+        self.trace(bridge(self.token, self.open_session, header, call_chan), frame)
+
+    def trace(self, session: Session, frame: FrameType) -> None:
+        """Stop at ``frame``'s next line with a REPL on ``session``."""
         TreePdb(session, self.actor.name, self.token, traced=True).set_trace(frame)
 
     async def wait_for_child(self, portal: Portal, exited: Callable[[], bool]) -> None:
@@ -299,16 +298,15 @@ class Debugger:
         own or a descendant's), wait: the user ends it, not a timeout."""
         async with self._held():
             while not exited():
+                held = False
                 with trio.move_on_after(ASK_TIMEOUT):
                     try:
                         held = await portal.run_from_ns(MODULE, 'debugging')
-                    except Exception:
-                        return  # gone, or not answering: not in a REPL
-                    if not held:
-                        return
-                    await trio.sleep(POLL_INTERVAL)
-                    continue
-                return  # no answer in time: not in a REPL
+                    except Exception:  # gone, or not answering: not in a REPL
+                        pass
+                if not held:
+                    return
+                await trio.sleep(POLL_INTERVAL)
 
 
 def _call_chan() -> Any:
@@ -342,13 +340,10 @@ async def _serve_repl(ctx: Any, who: str) -> None:
                 chan = debugger.route()
                 if chan is None:
                     terminal = debugger.terminal
-                    async with terminal.lock:
+                    async with terminal.lent():
                         await ctx.started()
                         async with ctx.open_stream() as stream:
-                            async def requests() -> None:
-                                await _terminal_from_stream(terminal, stream)
-
-                            await terminal.serve(who, requests)
+                            await _terminal_from_stream(terminal, stream)
                             ended = True
                     return
                 portal = Portal(debugger.actor, chan)
@@ -428,8 +423,8 @@ async def pause(*, shield: bool = False, hide_tb: bool = True,
     frame = api_frame or sys._getframe(1)
     import greenback
     await greenback.ensure_portal()  # (every task has one in debug mode; cheap)
-    session = await debugger.open_session(_breakpoint_header(debugger), _call_chan())
-    TreePdb(session, debugger.actor.name, debugger.token, traced=True).set_trace(frame)
+    debugger.trace(await debugger.open_session(_breakpoint_header(debugger), _call_chan()),
+                   frame)
 
 
 def pause_from_sync(*, hide_tb: bool = True, api_frame: Optional[FrameType] = None) -> None:

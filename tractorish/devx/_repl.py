@@ -16,7 +16,8 @@ import os
 import pdb
 import sys
 import threading
-from typing import Any, Awaitable, Callable, List, Optional
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable, List, Optional
 
 import trio
 
@@ -254,20 +255,10 @@ class Terminal:
     """The root's terminal, lent to one REPL at a time in arrival order."""
 
     def __init__(self) -> None:
-        self.lock = trio.Lock()  # fair: REPLs open in the order they asked
-        self.owner: Optional[str] = None
+        self._lock = trio.Lock()  # fair: REPLs open in the order they asked
         self._reading = False
         self._readline = _readline_module()
         self._clearer = _LineClearer(self._readline)
-
-    @property
-    def waiting(self) -> int:
-        """REPLs waiting for the terminal."""
-        return self.lock.statistics().tasks_waiting
-
-    @property
-    def busy(self) -> bool:
-        return self.lock.locked()
 
     def write(self, text: str) -> None:
         try:
@@ -283,18 +274,17 @@ class Terminal:
             self.write(f'\n{INTERRUPTED} (a REPL is open: Ctrl-C does not stop the '
                        f"tree; 'c' goes on, 'q' quits)\n")
 
-    async def serve(self, who: str, requests: Any) -> None:
-        """Lend the terminal to one REPL (the lock is held) until it ends."""
-        self.owner = who
-        try:
+    @asynccontextmanager
+    async def lent(self) -> AsyncIterator[None]:
+        """The terminal, for one REPL: entered once it is free (REPLs wait
+        in turn), with Ctrl-C kept from the tree until the block ends."""
+        async with self._lock:
             with interrupts_as_events() as signals:
                 async with trio.open_nursery() as nursery:
                     if signals is not None:
                         nursery.start_soon(self._watch_interrupts, signals)
-                    await requests()
+                    yield
                     nursery.cancel_scope.cancel()
-        finally:
-            self.owner = None
 
     async def read_line(self, prompt: str,
                         complete: Callable[[str, str, int, int], Awaitable[List[str]]]
