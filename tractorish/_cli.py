@@ -23,6 +23,7 @@ import trio
 from . import __version__, discovery
 from ._exceptions import AuthenticationError, RemoteActorError, TractorishError, TransportClosed
 from ._groups import _leaves
+from .devx._top import plain_table
 from .discovery import _registrar
 from .discovery._client import _portal_to
 from .discovery._service import answers
@@ -189,12 +190,10 @@ def _address(entry: dict, registry: Optional[Address], registrar_uid: Optional[U
 def format_table(entries: List[dict], registry: Optional[Address] = None,
                  registrar_uid: Optional[Uid] = None) -> str:
     header = ('NAME', 'UID', 'PID', 'ADDRESS', 'UPTIME')
-    rows = [(e['name'], e['uid'][1][:12], str(e.get('pid', '?')),
-             _address(e, registry, registrar_uid), _uptime(e.get('started_at', 0)))
+    rows = [[e['name'], e['uid'][1][:12], str(e.get('pid', '?')),
+             _address(e, registry, registrar_uid), _uptime(e.get('started_at', 0))]
             for e in entries]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return '\n'.join('  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-                     for row in [header, *rows])
+    return plain_table(rows, header)
 
 
 def parse_addr_wire(addr: Any) -> Address:
@@ -264,11 +263,9 @@ def _json(value: Any) -> str:
 
 def format_jobs(jobs: List[Any], counts: Dict[str, int]) -> str:
     header = ('ID', 'STATUS', 'ATTEMPTS', 'WORKER', 'FUNCTION')
-    rows = [(job.id, job.status, str(job.attempt), job.worker or '-', job.function)
+    rows = [[job.id, job.status, str(job.attempt), job.worker or '-', job.function]
             for job in jobs]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ['  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-             for row in [header, *rows]]
+    lines = [plain_table(rows, header)]
     total = sum(counts.values())
     lines.append(f'{total} job{"s" if total != 1 else ""} in the store: '
                  + ', '.join(f'{counts.get(s, 0)} {s}' for s in JOB_STATUSES))
@@ -317,11 +314,9 @@ async def _jobs(args: argparse.Namespace) -> str:
 
 def format_entities(name: str, workers: List[dict]) -> str:
     header = ('WORKER', 'PID', 'ENTITIES', 'HANDLED', 'PASSIVATED')
-    rows = [(w['worker'], str(w.get('pid', '-')), str(w.get('entities', '-')),
-             str(w.get('handled', '-')), str(w.get('passivated', '-'))) for w in workers]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ['  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-             for row in [header, *rows]]
+    rows = [[w['worker'], str(w.get('pid', '-')), str(w.get('entities', '-')),
+             str(w.get('handled', '-')), str(w.get('passivated', '-'))] for w in workers]
+    lines = [plain_table(rows, header)]
     for worker in workers:
         if 'error' in worker:
             lines.append(f"{worker['worker']}: no answer: {worker['error']}")

@@ -68,9 +68,7 @@ async def _wait_for(task: 'asyncio.Future[Any]') -> Any:
     Cancelling this cancels the task and waits (shielded, up to
     ``CANCEL_WAIT`` s) for it to end before ``Cancelled`` goes on.
     """
-    token = trio.lowlevel.current_trio_token()
-    done = trio.Event()
-    task.add_done_callback(lambda _: token.run_sync_soon(done.set))
+    done = _done_event(task)
     try:
         await done.wait()
     except BaseException:
@@ -83,6 +81,14 @@ async def _wait_for(task: 'asyncio.Future[Any]') -> Any:
         raise AsyncioCancelled(f'the asyncio task {_name(task)} was cancelled by '
                                f'asyncio, not by its trio caller')
     return task.result()  # (raises its error, with its own traceback)
+
+
+def _done_event(task: 'asyncio.Future[Any]') -> trio.Event:
+    """A trio event set when ``task`` is done."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    task.add_done_callback(lambda _: token.run_sync_soon(done.set))
+    return done
 
 
 def _name(task: 'asyncio.Future[Any]') -> str:
@@ -244,12 +250,10 @@ async def _end(task: 'asyncio.Task[Any]') -> None:
     """Cancel ``task`` if it still runs; wait (bounded) for it to end."""
     if task.done():
         return
+    done = _done_event(task)
     task.cancel()
-    with trio.move_on_after(CANCEL_WAIT):
-        try:
-            await _wait_for(task)
-        except Exception:  # it ends by being cancelled (AsyncioCancelled), or fails
-            pass
+    with trio.move_on_after(CANCEL_WAIT):  # (its outcome is its caller's business)
+        await done.wait()
 
 
 def run_as_asyncio_guest(trio_main: Callable[..., Awaitable[Any]], *args: Any) -> Any:

@@ -80,7 +80,7 @@ async def test_save_load_and_group_commit_across_two_connections(tmp_path):
             for i in range(200):
                 nursery.start_soon(one.save, f'k{i}', encode({'n': i}))
                 nursery.start_soon(two.save, f'j{i}', encode({'n': -i}))
-        assert one._next_commit - 1 < 200  # many saves shared a commit
+        assert one.commits < 200  # many saves shared a commit
         assert decode(await two.load('k7')) == {'n': 7}
         assert decode(await one.load('j9')) == {'n': -9}
         await one.save('k7', encode({'n': 70}))
@@ -91,3 +91,30 @@ async def test_save_load_and_group_commit_across_two_connections(tmp_path):
             await store.aclose()
     assert read_state(path, 'bank', 'k7') == {'n': 70}
     assert read_state(path, 'bank', 'nobody') is None
+
+
+async def test_every_save_of_a_failed_commit_raises(tmp_path):
+    import sqlite3
+    path = prepare(str(tmp_path / 'states.db'))
+    store = await StateStore.open(path, 'bank')
+    try:
+        await store.save('a', encode(1))
+        with sqlite3.connect(path) as conn:  # the table goes: every write fails
+            conn.execute('DROP TABLE tractorish_entity_states')
+        failed = []
+
+        async def save(i: int) -> None:
+            try:
+                await store.save(f'k{i}', encode(i))
+            except EntityError as err:
+                failed.append(str(err))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(60):
+                nursery.start_soon(save, i)
+                if i % 3 == 0:
+                    await trio.sleep(0)  # several commits, each failing
+        assert len(failed) == 60 and all('no such table' in e for e in failed)
+        assert store.commits > 2
+    finally:
+        await store.aclose()

@@ -164,6 +164,24 @@ async def test_zygote_replaced_after_a_crash_within_one_runtime():
         await third.cancel_actor()
 
 
+async def test_a_spawn_the_dying_zygote_cannot_serve_starts_fresh():
+    async with tractorish.open_nursery(config=FORK) as an:
+        first = await start_forked(an, 'first', enable_modules=['actor_funcs'])
+        first_child = child_of(an, first)
+        await first.cancel_actor()  # (a zygote's death takes its children)
+        await first_child.wait()
+        before = spawn_statistics()
+        os.kill(before.zygote_pid, signal.SIGKILL)
+        # asked at once, before this side has noticed the zygote's death
+        second = await an.start_actor('second', enable_modules=['actor_funcs'])
+        assert not child_of(an, second).forked
+        assert await second.run(actor_funcs.add, a=2, b=3) == 5
+        after = spawn_statistics()
+        assert (after.forked, after.fresh) == (before.forked, before.fresh + 1)
+        assert after.zygote_pid != before.zygote_pid
+        await second.cancel_actor()
+
+
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT])
 def test_killing_a_forkserver_root_leaves_nothing(tmp_path, sig):
     pidfile = tmp_path / 'pids'

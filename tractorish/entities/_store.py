@@ -29,7 +29,6 @@ SCHEMA = (f'CREATE TABLE IF NOT EXISTS {TABLE} ('
           'cluster TEXT NOT NULL, key TEXT NOT NULL, state BLOB NOT NULL, '
           'updated_at REAL NOT NULL, PRIMARY KEY (cluster, key)) WITHOUT ROWID')
 BUSY_TIMEOUT_MS = 30_000
-_FAILURES_KEPT = 16
 
 
 # --- states ------------------------------------------------------------------------
@@ -79,7 +78,6 @@ def _connect(path: str) -> sqlite3.Connection:
     except sqlite3.Error as err:
         raise EntityError(f'cannot open the entity store {path!r}: {err}') from None
     try:
-        conn.execute(f'PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}')
         conn.execute('PRAGMA journal_mode = WAL')
         conn.execute('PRAGMA synchronous = NORMAL')
         conn.execute(SCHEMA)
@@ -99,6 +97,17 @@ def prepare(path: str) -> str:
     return path
 
 
+class _Commit:
+    """One group commit: the saves it carries wait on it, and learn from
+    it whether it failed."""
+
+    __slots__ = ('done', 'error')
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: Optional[str] = None
+
+
 class StateStore:
     """The states of one cluster's entities in a SQLite file."""
 
@@ -109,9 +118,8 @@ class StateStore:
         self._thread = trio.CapacityLimiter(1)  # one call at a time on the connection
         self._lock = trio.Lock()                # one commit at a time (FIFO)
         self._pending: Dict[str, bytes] = {}
-        self._next_commit = 1   # the commit that saves what is pending now
-        self._done = 0          # the last commit finished (or failed)
-        self._failed: Dict[int, str] = {}
+        self._batch = _Commit()  # the commit that saves what is pending now
+        self.commits = 0  # commits made (each saves all the states pending then)
 
     @classmethod
     async def open(cls, path: str, cluster: str) -> 'StateStore':
@@ -141,17 +149,18 @@ class StateStore:
         committing, the commit still finishes (in its thread) first.
         """
         self._pending[key] = blob
-        target = self._next_commit
+        batch = self._batch
         async with self._lock:
-            if self._done < target:
+            if not batch.done:
                 await self._commit()
-        failure = self._failed.get(target)
-        if failure is not None:
-            raise EntityError(f'cannot save the state of {key!r} in {self.path}: {failure}')
+        if batch.error is not None:
+            raise EntityError(f'cannot save the state of {key!r} in {self.path}: '
+                              f'{batch.error}')
 
     async def _commit(self) -> None:
         items, self._pending = self._pending, {}
-        commit, self._next_commit = self._next_commit, self._next_commit + 1
+        batch, self._batch = self._batch, _Commit()
+        self.commits += 1
         rows: List[Tuple[str, str, bytes, float]] = [
             (self.cluster, key, blob, time.time()) for key, blob in items.items()]
 
@@ -168,11 +177,9 @@ class StateStore:
         try:
             await trio.to_thread.run_sync(write, limiter=self._thread)
         except sqlite3.Error as err:
-            self._failed[commit] = str(err)
-            for old in sorted(self._failed)[:-_FAILURES_KEPT]:
-                del self._failed[old]
+            batch.error = str(err)  # told to each of its savers
         finally:
-            self._done = commit
+            batch.done = True
 
 
 def read_state(path: str, cluster: str, key: str) -> Any:

@@ -156,7 +156,6 @@ class SocketIO:
         else:
             self.write_soon(data)
 
-
     def _join(self, data: bytes) -> None:
         if self.send_error is not None or self.closed:
             raise self.why_closed()

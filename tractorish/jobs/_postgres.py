@@ -16,12 +16,11 @@ not a hang.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import trio
 
-from ._store import (ATTEMPT_COLUMNS, JOB_COLUMNS, SCHEMA_VERSION, JobStoreError,
-                     SqlJobStore)
+from ._store import SCHEMA_VERSION, JobStoreError, SqlJobStore
 
 SCHEMA = f"""
 CREATE TABLE tractorish_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -64,10 +63,6 @@ _SCHEMA_LOCK = 0x7472616374  # 'tract'
 def redacted(url: str) -> str:
     """``url`` without its password, for messages."""
     return re.sub(r'(://[^:/@]*):[^@/]*@', r'\1:***@', url)
-
-
-def is_postgres_url(store: str) -> bool:
-    return store.startswith(('postgresql://', 'postgres://'))
 
 
 class PostgresJobStore(SqlJobStore):
@@ -134,29 +129,11 @@ class PostgresJobStore(SqlJobStore):
             return
         row = conn.execute("SELECT value FROM tractorish_meta "
                            "WHERE key = 'schema_version'").fetchone()
+        self._check_version(row)
         try:
-            version = int(row[0]) if row is not None else None
-        except (TypeError, ValueError):
-            version = None
-        if version is None:
-            raise JobStoreError(f'{self.description} is corrupt: its tractorish_meta table '
-                                f'has no valid schema_version')
-        if version > SCHEMA_VERSION:
-            raise JobStoreError(
-                f'{self.description} has job store schema version {version}, newer than '
-                f'this tractorish knows ({SCHEMA_VERSION}): upgrade tractorish to use it')
-        if version < SCHEMA_VERSION:
-            raise JobStoreError(f'{self.description} has an unknown job store schema '
-                                f'version {version}')
-        conn.execute('SAVEPOINT check_tables')
-        try:
-            conn.execute(f'SELECT {JOB_COLUMNS} FROM tractorish_jobs LIMIT 0')
-            conn.execute(f'SELECT {ATTEMPT_COLUMNS} FROM tractorish_attempts LIMIT 0')
-            conn.execute('SELECT fn FROM tractorish_functions LIMIT 0')
-        except self._psycopg.errors.UndefinedTable as err:
-            raise JobStoreError(f'{self.description} is corrupt: '
-                                f'{str(err).strip()}') from None
-        except self._psycopg.errors.UndefinedColumn as err:
+            self._check_tables()
+        except (self._psycopg.errors.UndefinedTable,
+                self._psycopg.errors.UndefinedColumn) as err:
             raise JobStoreError(f'{self.description} is corrupt: '
                                 f'{str(err).strip()}') from None
 
@@ -175,24 +152,14 @@ class PostgresJobStore(SqlJobStore):
         cur.nextset()  # the SELECT's result
         return cur, cur.fetchone()[0]
 
-    def _translate(self, err: Exception) -> Exception:
-        if isinstance(err, JobStoreError):
-            return JobStoreError(str(err))
+    def _describe(self, err: Exception) -> Optional[str]:
         psycopg = self._psycopg
         if psycopg is None or not isinstance(err, psycopg.Error):
-            return err
+            return None
         text = str(err).strip()
         if isinstance(err, psycopg.errors.LockNotAvailable):
-            new = JobStoreError(f'{self.description} is locked: another session held a lock '
-                                f'it needs for more than {self.lock_timeout:g} s ({text})')
-        elif isinstance(err, psycopg.OperationalError):
-            new = JobStoreError(f'the job store {self.description} cannot be reached: {text}')
-        else:
-            new = JobStoreError(f'{self.description}: {type(err).__name__}: {text}')
-        new.__cause__ = err
-        return new
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            return (f'{self.description} is locked: another session held a lock '
+                    f'it needs for more than {self.lock_timeout:g} s ({text})')
+        if isinstance(err, psycopg.OperationalError):
+            return f'the job store {self.description} cannot be reached: {text}'
+        return f'{self.description}: {type(err).__name__}: {text}'

@@ -26,8 +26,7 @@ from typing import Any, Optional, Set, Tuple
 
 import trio
 
-from ._store import (ATTEMPT_COLUMNS, JOB_COLUMNS, SCHEMA_VERSION, JobStoreError,
-                     SqlJobStore)
+from ._store import SCHEMA_VERSION, JobStoreError, SqlJobStore
 
 SCHEMA = f"""
 CREATE TABLE tractorish_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -143,21 +142,9 @@ class SqliteJobStore(SqlJobStore):
             return
         row = self._conn.execute("SELECT value FROM tractorish_meta "
                                  "WHERE key = 'schema_version'").fetchone()
-        version = _version(row)
-        if version is None:
-            raise JobStoreError(f'{self.path} is corrupt: its tractorish_meta table has no '
-                                f'valid schema_version')
-        if version > SCHEMA_VERSION:
-            raise JobStoreError(
-                f'{self.path} has job store schema version {version}, newer than this '
-                f'tractorish knows ({SCHEMA_VERSION}): upgrade tractorish to use it')
-        if version < SCHEMA_VERSION:  # no older version was ever released
-            raise JobStoreError(f'{self.path} has an unknown job store schema version '
-                                f'{version}')
+        self._check_version(row)
         try:
-            self._conn.execute(f'SELECT {JOB_COLUMNS} FROM tractorish_jobs LIMIT 0')
-            self._conn.execute(f'SELECT {ATTEMPT_COLUMNS} FROM tractorish_attempts LIMIT 0')
-            self._conn.execute('SELECT fn FROM tractorish_functions LIMIT 0')
+            self._check_tables()
         except sqlite3.OperationalError as err:
             raise JobStoreError(f'{self.path} is corrupt: {err}') from None
         self._set_journal()
@@ -175,34 +162,19 @@ class SqliteJobStore(SqlJobStore):
         cur.execute('BEGIN IMMEDIATE' if write else 'BEGIN')
         return cur, time.time()
 
-    def _translate(self, err: Exception) -> Exception:
-        if isinstance(err, JobStoreError):
-            return JobStoreError(str(err))
+    def _describe(self, err: Exception) -> Optional[str]:
         if not isinstance(err, sqlite3.Error):
-            return err
+            return None
         text = str(err)
         if isinstance(err, sqlite3.OperationalError) and ('locked' in text or 'busy' in text):
-            new = JobStoreError(
-                f'{self.path} is locked: another process held a write transaction on it '
-                f'for more than {self.lock_timeout:g} s ({text})')
-        elif 'not a database' in text or 'malformed' in text:
-            new = JobStoreError(f'{self.path} is corrupt: {text}; it was left as it is')
-        else:
-            new = JobStoreError(f'{self.path}: {type(err).__name__}: {text}')
-        new.__cause__ = err
-        return new
+            return (f'{self.path} is locked: another process held a write transaction on it '
+                    f'for more than {self.lock_timeout:g} s ({text})')
+        if 'not a database' in text or 'malformed' in text:
+            return f'{self.path} is corrupt: {text}; it was left as it is'
+        return f'{self.path}: {type(err).__name__}: {text}'
 
     def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super()._close_connection()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
-
-
-def _version(row: Optional[Tuple[Any, ...]]) -> Optional[int]:
-    try:
-        return int(row[0]) if row is not None else None
-    except (TypeError, ValueError):
-        return None

@@ -46,7 +46,6 @@ from .._exceptions import TractorishError
 SCHEMA_VERSION = 1
 STATUSES = ('pending', 'running', 'done', 'failed')
 FINISHED = ('done', 'failed')
-OUTCOMES = ('done', 'failed', 'crashed', 'lost', 'released')
 
 JOB_COLUMNS = ('id, fn, args, status, attempts, crashes, owner, worker, lease_until, '
                'result, error, created_at, updated_at, finished_at')
@@ -187,12 +186,53 @@ class SqlJobStore:
         """Start a transaction; return a cursor and the time, in seconds."""
         raise NotImplementedError
 
-    def _translate(self, err: Exception) -> Exception:
-        """The error to raise for a driver's error (a new object each call)."""
+    def _describe(self, err: Exception) -> Optional[str]:
+        """The message of the :class:`JobStoreError` for a driver's error;
+        ``None`` for any other error."""
         raise NotImplementedError
 
+    def _translate(self, err: Exception) -> Exception:
+        """The error to raise for ``err`` (a new object each call)."""
+        if isinstance(err, JobStoreError):
+            return JobStoreError(str(err))
+        message = self._describe(err)
+        if message is None:
+            return err
+        new = JobStoreError(message)
+        new.__cause__ = err
+        return new
+
     def _close_connection(self) -> None:
-        raise NotImplementedError
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # --- checking the schema, for the subclasses' opening -----------------------------
+
+    def _check_version(self, row: Optional[Sequence[Any]]) -> None:
+        """Refuse a store whose ``schema_version`` row (``row``) is missing,
+        invalid, unknown or newer than this tractorish knows."""
+        try:
+            version = int(row[0]) if row is not None else None
+        except (TypeError, ValueError):
+            version = None
+        if version is None:
+            raise JobStoreError(f'{self.description} is corrupt: its tractorish_meta table '
+                                f'has no valid schema_version')
+        if version > SCHEMA_VERSION:
+            raise JobStoreError(
+                f'{self.description} has job store schema version {version}, newer than '
+                f'this tractorish knows ({SCHEMA_VERSION}): upgrade tractorish to use it')
+        if version < SCHEMA_VERSION:  # no older version was ever released
+            raise JobStoreError(f'{self.description} has an unknown job store schema '
+                                f'version {version}')
+
+    def _check_tables(self) -> None:
+        """Read every column the store uses (raises the driver's error if one
+        is missing)."""
+        self._conn.execute(f'SELECT {JOB_COLUMNS} FROM tractorish_jobs LIMIT 0')
+        self._conn.execute(f'SELECT {ATTEMPT_COLUMNS} FROM tractorish_attempts LIMIT 0')
+        self._conn.execute('SELECT fn FROM tractorish_functions LIMIT 0')
 
     # --- running calls: in order, grouped into transactions --------------------------
 

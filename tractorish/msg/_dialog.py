@@ -101,7 +101,6 @@ class Dialog:
     def for_callee(cls, functype: str) -> 'Dialog':
         return cls(CALLEE_TABLE, CALLEE_START[functype])
 
-
     @property
     def done(self) -> bool:
         return self.state == 'done'
@@ -186,4 +185,3 @@ class _Called(Dialog):
 
 
 CALLED_DIALOG = _Called()
-

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tu
 
 import trio
 
-from .._exceptions import ContextCancelled, ProtocolError, RemoteActorError, TransportClosed
+from .._exceptions import ContextCancelled, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, unpack_error
 from ._read_turn import ReadTurn
 from ._state import CURRENT_CALL
-from ._stream import DEFAULT_WINDOW, SendCredit
+from ._stream import SendCredit
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -187,15 +187,12 @@ class _End:
     """What both ends of a call share: the inbox, send credit, the dialog."""
 
     __slots__ = ('state', 'cid', 'dialog', 'inbox', '_send_credit', 'on_error',
-                 'max_unread', 'errored', '_closed_reason', 'functype')
+                 'errored', '_closed_reason', 'functype')
 
     def __init__(self, state: ChanState, cid: str, dialog: Dialog) -> None:
         # called when the other side reports an error, before anyone reads it
         self.on_error: Optional[Callable[[], None]] = None
         self.errored = False  # the other side failed, or the channel did
-        # more unread values than the window we granted means the peer sends
-        # without credit: a protocol error, not a reason to grow
-        self.max_unread = DEFAULT_WINDOW
         self.state = state
         self.cid = cid
         self.dialog = dialog
@@ -261,9 +258,8 @@ class _End:
         and counted its credit already; this hands it to whoever waits.
         """
         if 'yield' in msg:
-            if len(self.inbox.items) >= self.max_unread:  # (our memory's guard)
-                raise ProtocolError(
-                    f'peer sent call {self.cid} more values than it was granted')
+            # (within the credit we granted: the protocol refused any more,
+            # so the inbox holds at most a window's worth)
             self.inbox.put(msg)
             return
         functype = msg.get('functype')

@@ -48,9 +48,9 @@ class CallRunner:
         """This runtime as the ``Actor`` it is part of."""
         return cast('Actor', self)
 
-    def _start_rpc(self, state: ChanState, message: dict) -> bool:
-        """Start serving one ``cmd``; True if it was answered in place (its
-        replies are in ``state.replies``, for the reader to send with the
+    def _start_rpc(self, state: ChanState, message: dict) -> None:
+        """Start serving one ``cmd``: in a task, or answered in place (its
+        replies then join ``state.replies``, for the reader to send with the
         rest of its read's: :meth:`_send_replies`)."""
         command = message.get('cmd')
         if command is None:
@@ -79,13 +79,13 @@ class CallRunner:
         except Exception as err:
             state.chan.protocol.close_call(cid)
             self._service.start_soon(self._send_error, state.chan, err, cid)
-            return False
+            return
         if functype == 'inline':
             if state.chan.has_room:
                 state.inline_cid, state.inline_caller = cid, caller
                 state.chan.protocol.close_call(cid)  # (over once this returns)
                 self._run_inline(state.chan, fn, kwargs, cid)
-                return True
+                return
             functype = 'asyncfunc'  # the reply would wait for room: in a task
         task = RpcTask(state, cid, (caller[0], caller[1]),
                        'asyncfunc' if functype == 'syncfunc' else
@@ -93,7 +93,6 @@ class CallRunner:
                        is_runtime_call=ns == 'self')
         state.tasks[cid] = task
         self._service.start_soon(self._run_rpc, task, fn, functype, ns, func_name, kwargs)
-        return False
 
     def _run_inline(self, chan: Channel, fn: Callable[..., Any], kwargs: dict,
                     cid: str) -> None:

@@ -48,7 +48,7 @@ class ChannelServer:
     _services: RuntimeServices
 
     # (_rpc.CallRunner's)
-    _start_rpc: Callable[[ChanState, dict], bool]
+    _start_rpc: Callable[[ChanState, dict], None]
     _send_replies: Callable[[ChanState], None]
 
     @trio.lowlevel.enable_ki_protection

@@ -57,9 +57,9 @@ def get_runtime_vars(as_dict: bool = True, clear_values: bool = False) -> Any:
     ``_is_root``, ``_root_mailbox`` (the root actor's first address),
     ``_root_addrs``, ``_registry_addrs``, ``_enable_tpts`` (this actor's
     transport), ``_debug_mode`` and ``use_greenback`` (the tree debugger's),
-    ``_is_infected_aio`` and ``repl_fixture`` (False). With
-    ``clear_values``, or no actor running, the values of a process that
-    runs none.
+    ``_is_infected_aio`` (``Actor.is_infected_aio()``) and ``repl_fixture``
+    (False). With ``clear_values``, or no actor running, the values of a
+    process that runs none.
     """
     actor = None if clear_values else _current
     values: dict = {
@@ -80,6 +80,7 @@ def get_runtime_vars(as_dict: bool = True, clear_values: bool = False) -> Any:
         values['_registry_addrs'] = list(actor.registry_addrs)
         values['_enable_tpts'] = [actor.config.transport]
         values['_debug_mode'] = values['use_greenback'] = bool(actor.config.debug_mode)
+        values['_is_infected_aio'] = actor.is_infected_aio()
     return values if as_dict else RuntimeVars(**values)
 
 

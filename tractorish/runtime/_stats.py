@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 # the per-channel totals a snapshot adds up, closed channels included
 _CHANNEL_TOTALS = ('messages_in', 'messages_out', 'bytes_in', 'bytes_out')
-_STREAMING = frozenset({'asyncgen'})
 
 
 class ActorCounters:
@@ -101,7 +100,7 @@ def actor_stats(actor: 'Actor', asking: Any = None) -> Dict[str, Any]:
         totals['calls_served'] += state.served
         running += len(tasks)
         waiting += len(calls)
-        streams += sum(kind in _STREAMING for kind in kinds)
+        streams += sum(kind == 'asyncgen' for kind in kinds)
         contexts += sum(kind == 'context' for kind in kinds)
         peer = state.chan.peer_uid
         channels.append({'peer': list(peer) if peer else None,

@@ -142,7 +142,6 @@ class MsgStream(_Iterable):
         self._cid = end.cid
         self._window = max(2, window)
         self._half_window = self._window // 2
-        end.max_unread = self._window + 1
         self._context = context
         # a context's: told the call's outcome if this stream reads it, and
         # asked to tell the other side when this end closes

@@ -66,22 +66,32 @@ class _Spawns:
         ``fork``, else as a fresh interpreter. A ``fork`` that finds no
         zygote (or a broken one) starts fresh, and a new zygote after it."""
         if not fork:
-            self.fresh += 1
             async with self.interpreter_starts:
-                return await _start(self.actor, uid, _fresh(boot))
+                child = await _start(self.actor, uid, _fresh(boot))
+            self.fresh += 1
+            return child
         zygote = self.zygote
         if zygote is not None and zygote.broken is None:
-            self.forked += 1
-            return await _start(self.actor, uid, zygote.fork(boot))
+            try:
+                child = await _start(self.actor, uid, zygote.fork(boot))
+            except RuntimeError as err:
+                if err is not zygote.broken:
+                    raise
+                # the zygote went while it was asked: fresh, and a new zygote
+                log.warning('forking %r failed (%s): starting it fresh', uid[0], err)
+            else:
+                self.forked += 1
+                return child
         # the zygote starts once this child has: side by side, each would
         # take a CPU from the other (see docs/performance.md)
         zygote = self.zygote = ZygoteClient(self.actor)
         zygote.start()
-        self.fresh += 1
         try:
-            return await _start(self.actor, uid, _fresh(boot))
+            child = await _start(self.actor, uid, _fresh(boot))
         finally:
             zygote.launch()
+        self.fresh += 1
+        return child
 
     def statistics(self) -> SpawnStatistics:
         zygote = self.zygote
@@ -222,6 +232,6 @@ async def _wait_connected(child: ChildProcess, timeout: float) -> Any:
             nursery.start_soon(watch_exit)
             chan = await child.parent.wait_for_expected(child.uid)
             nursery.cancel_scope.cancel()
-    if chan is None:
-        raise child.crashed_error()
+    if chan is None:  # it died first: say how, with the last of its stderr
+        raise await child.exit_report()
     return chan

@@ -169,9 +169,12 @@ class ZygoteClient:
         try:
             await slot[0].wait()
         except BaseException:
-            # cancelled while the zygote forks: the child will be killed
-            # when its reply arrives (see _handle)
-            slot[1] = 'abandoned'
+            if isinstance(slot[1], ForkedProcess):
+                slot[1].kill()  # its reply came as we were cancelled: nobody will use it
+            else:
+                # cancelled while the zygote forks: the child will be killed
+                # when its reply arrives (see _handle)
+                slot[1] = 'abandoned'
             os.close(read_fd)
             raise
         reply = slot[1]

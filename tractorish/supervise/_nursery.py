@@ -262,6 +262,8 @@ async def _open_actor_nursery(actor: Actor) -> AsyncIterator[ActorNursery]:
             except BaseException as error:
                 an._cancel_called = True  # one cancels all
                 if holds_keyboard_interrupt(error) and an._children:
+                    # (set already if an earlier set of children was all reaped)
+                    an._all_reaped = trio.Event()
                     nursery.start_soon(watch_interrupted_teardown, an._children,
                                        an._all_reaped)
                 raise
