@@ -282,11 +282,20 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def open_tree(**config: Any) -> AsyncIterator[tractorish.ActorNursery]:
-    """A root actor with ``RuntimeConfig(**config)`` and a private registry."""
+async def open_tree(*, steady: bool = True,
+                    **config: Any) -> AsyncIterator[tractorish.ActorNursery]:
+    """A root actor with ``RuntimeConfig(**config)`` and a private registry.
+
+    ``steady`` (on the forkserver backend): the tree's zygote is started and
+    waited for first, so that what is measured is a tree past its first
+    moments, not one whose zygote's start competes for the CPU (the
+    ``first_actor`` group measures those moments).
+    """
     registry = ('127.0.0.1', free_port())
     async with tractorish.open_nursery(registry_addrs=[registry],
                                        config=tractorish.RuntimeConfig(**config)) as an:
+        if steady and tractorish.current_actor().config.start_method == 'forkserver':
+            await warm_zygote(an, 'zygote-warmup')
         yield an
 
 
@@ -406,7 +415,7 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
                     return (await helper.once(listener) if method == 'forkserver'
                             else await floors.process_floor_once(listener))
 
-                async with open_tree(start_method=method, **config) as an:
+                async with open_tree(start_method=method, steady=False, **config) as an:
                     if method == 'forkserver' or rep == 0:
                         # untimed: starts the zygote; warms the page cache
                         await spawn_once(an, f'warmup-{method}')
@@ -855,7 +864,7 @@ async def memory_group(opts: argparse.Namespace, progress: Callable[[str], None]
     res: Dict[str, List[Dict[str, float]]] = {m: [] for m in BACKENDS}
     n = opts.mem_actors
     for method in BACKENDS:
-        async with open_tree(start_method=method) as an:
+        async with open_tree(start_method=method, steady=False) as an:
             if method == 'forkserver':  # every actor measured is forked
                 await warm_zygote(an, f'mem-{method}-warmup')
             for rep in range(opts.mem_reps):

@@ -189,15 +189,6 @@ class Channel:
 
     # --- sending ------------------------------------------------------------
 
-    def _encode(self, msg: Any) -> bytes:
-        if type(msg) is list:
-            data = self.protocol.send_all(msg)
-            self._messages_out += len(msg)
-        else:
-            data = self.protocol.send(msg)
-            self._messages_out += 1
-        return data
-
     async def send(self, msg: Any, *, batch: bool = False) -> None:
         """Send ``msg`` (a message, or a list of messages to go together).
 
@@ -211,13 +202,20 @@ class Channel:
         write instead of costing a write of its own.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if not self._io.has_room:
+        io = self._io
+        if len(io.pending) >= io.high_water:
             # wait before encoding: a sender waiting for room holds no bytes
-            await self._io.wait_for_room()
-        if batch:
-            self._io.write_batched(self._encode(msg))
+            await io.wait_for_room()
+        if type(msg) is list:
+            data = self.protocol.send_all(msg)
+            self._messages_out += len(msg)
         else:
-            self._io.write_soon(self._encode(msg))
+            data = self.protocol.send(msg)
+            self._messages_out += 1
+        if batch:
+            io.write_batched(data)
+        else:
+            io.write_soon(data)
 
     def send_nowait(self, msg: Any, *, stream: Optional[str] = None) -> None:
         """:meth:`send` without waiting: not a checkpoint, and never blocks.

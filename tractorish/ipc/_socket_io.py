@@ -85,6 +85,7 @@ class SocketIO:
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._space_lot = trio.lowlevel.ParkingLot()
         self._flushed_lot = trio.lowlevel.ParkingLot()
+        self._room_waiters = 0  # tasks parked in either lot
         self.writing = False
         self._writer_parked = False
         self.send_error: Optional[TransportClosed] = None
@@ -102,10 +103,6 @@ class SocketIO:
         self._drained = False
 
     # --- writing --------------------------------------------------------------
-
-    @property
-    def has_room(self) -> bool:
-        return len(self.pending) < self.high_water
 
     def why_closed(self) -> TransportClosed:
         """A fresh error saying why nothing more can be sent: each task that
@@ -178,11 +175,20 @@ class SocketIO:
                 pending += data
                 self._write_pending_now()
             else:
-                rest = self._write_now(data)
-                if rest:
-                    pending += rest
+                # (_write_now and _os_write, in line: a lone message is the
+                # per-call path)
+                try:
+                    sent = os.write(self.direct.fileno(), data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as err:
+                    raise self._write_failed(err) from err
+                self.bytes_out += sent
+                if sent < len(data):
+                    pending += data[sent:]
             if not pending:
-                self._room_made()
+                if self._room_waiters:
+                    self._room_made()
                 return
         else:
             pending += data
@@ -204,14 +210,22 @@ class SocketIO:
                 raise self.why_closed()
             # what is queued must go out for room to come
             self._wake_writer()
-            await self._space_lot.park()
+            self._room_waiters += 1
+            try:
+                await self._space_lot.park()
+            finally:
+                self._room_waiters -= 1
 
     async def drain(self) -> None:
         """Wait until everything queued so far is handed to the OS (or the
         channel is broken)."""
         while (self.pending or self.writing) and self.send_error is None:
             self._wake_writer()
-            await self._flushed_lot.park()
+            self._room_waiters += 1
+            try:
+                await self._flushed_lot.park()
+            finally:
+                self._room_waiters -= 1
 
     def _wake_writer(self) -> None:
         """Wake the writer if it is parked (once: it is then on its way)."""
@@ -242,13 +256,17 @@ class SocketIO:
         except BlockingIOError:
             return 0
         except OSError as err:
-            self.send_error = TransportClosed(f'{self._describe()}: send failed: {err!r}')
-            # nothing will make room now: whoever waits for it learns why
-            self._space_lot.unpark_all()
-            self._flushed_lot.unpark_all()
-            raise self.why_closed() from err
+            raise self._write_failed(err) from err
         self.bytes_out += sent
         return sent
+
+    def _write_failed(self, err: OSError) -> TransportClosed:
+        """Mark the channel broken by a failed write; the error to raise."""
+        self.send_error = TransportClosed(f'{self._describe()}: send failed: {err!r}')
+        # nothing will make room now: whoever waits for it learns why
+        self._space_lot.unpark_all()
+        self._flushed_lot.unpark_all()
+        return self.why_closed()
 
     @trio.lowlevel.enable_ki_protection
     async def write_loop(self) -> None:

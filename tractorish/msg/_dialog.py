@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Dict, Tuple
 
 from .._exceptions import ProtocolError
-from ._types import message_kind
+from ._types import FUNCTYPES, message_kind
 
 CALLER_TABLE: Dict[Tuple[str, str], str] = {
     ('sent', 'functype:asyncfunc'): 'awaiting_return',
@@ -72,8 +72,8 @@ CALLEE_START = {'asyncfunc': 'no_stream', 'asyncgen': 'generator',
 # where it is before that: the ``cmd`` arrived, its function is not resolved
 CALLED = 'called'
 
-# a functype message's event, by functype
-_FUNCTYPE_EVENTS = {functype: f'functype:{functype}' for functype in CALLEE_START}
+# a functype message's event, by functype (each functype a message may name)
+FUNCTYPE_EVENTS = {functype: f'functype:{functype}' for functype in FUNCTYPES}
 # states in which a ``yield`` leaves the state as it is (the hot path)
 STREAMING = frozenset(state for (state, event), new in
                       {**CALLER_TABLE, **CALLEE_TABLE}.items()
@@ -134,15 +134,9 @@ class Dialog:
                         f'peer sent more values than it was granted ({msg["cid"]!r})')
                 return
             event = 'yield'  # (refused: no other state takes one)
-        elif 'return' in msg or 'functype' in msg:  # (a call's replies: in line)
-            event = 'return' if 'return' in msg else _FUNCTYPE_EVENTS.get(
-                msg['functype'], 'functype')
-            try:
-                self.state = self._table[(self.state, event)]
-            except KeyError:
-                self._advance(event)  # (which says why)
-            if event == 'return':  # (done: no more values)
-                self.receive_credit = 0
+        elif 'return' in msg or 'functype' in msg:
+            self.receive_reply('return' if 'return' in msg else FUNCTYPE_EVENTS.get(
+                msg['functype'], 'functype'))
             return
         else:
             event = message_kind(msg)
@@ -151,6 +145,18 @@ class Dialog:
             self.send_credit += msg['credit']
             if self.state == 'generator':  # room for one asend value
                 self.receive_credit = 1
+
+    def receive_reply(self, event: str) -> None:
+        """Advance on a call's reply: ``'return'``, or a functype message's
+        event (``FUNCTYPE_EVENTS``); :class:`ProtocolError` if out of order.
+        (The hot path of :meth:`receive_message`.)"""
+        try:
+            self.state = self._table[(self.state, event)]
+        except KeyError:
+            self._advance(event)  # (which says why)
+        # no reply leaves credit: a return ends the call, and a functype
+        # starts it with none (credit is granted after)
+        self.receive_credit = 0
 
     def granted(self, n: int) -> None:
         """We sent the peer ``n`` more credit (counted only while it may
@@ -179,6 +185,18 @@ class _Called(Dialog):
 
     def _advance(self, event: str) -> str:
         raise ProtocolError(f'unexpected {event!r} message in state {CALLED!r}')
+
+    def receive_reply(self, event: str) -> None:
+        """Advance on a call's reply: ``'return'``, or a functype message's
+        event (``FUNCTYPE_EVENTS``); :class:`ProtocolError` if out of order.
+        (The hot path of :meth:`receive_message`.)"""
+        try:
+            self.state = self._table[(self.state, event)]
+        except KeyError:
+            self._advance(event)  # (which says why)
+        # no reply leaves credit: a return ends the call, and a functype
+        # starts it with none (credit is granted after)
+        self.receive_credit = 0
 
     def granted(self, n: int) -> None:
         pass

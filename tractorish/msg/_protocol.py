@@ -25,12 +25,12 @@ This module touches no socket, no trio, no task.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from .._exceptions import ProtocolError
 from ._codec import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
-from ._dialog import CALLED_DIALOG, CALLER_TABLE, Dialog
-from ._types import FUNCTYPE_LIST, check_message
+from ._dialog import CALLED_DIALOG, CALLER_TABLE, FUNCTYPE_EVENTS, Dialog
+from ._types import check_message
 
 
 class Protocol:
@@ -93,10 +93,15 @@ class Protocol:
                         else:
                             dialog.receive_message(msg)
                     return msg
-                if 'return' in msg or msg.get('functype') in FUNCTYPE_LIST:
+                if 'return' in msg:
+                    event: Optional[str] = 'return'
+                else:
+                    functype = msg.get('functype')  # (a str, if anything that hashes)
+                    event = FUNCTYPE_EVENTS.get(functype) if type(functype) is str else None
+                if event is not None:
                     dialog = self.calls.get(cid)
                     if dialog is not None:
-                        dialog.receive_message(msg)
+                        dialog.receive_reply(event)
                     return msg
         msg = check_message(msg)
         cid = msg.get('cid')

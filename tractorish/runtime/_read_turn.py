@@ -33,7 +33,7 @@ the *read turn*. The rules, all kept by :class:`ReadTurn`:
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional, Sized
 
 import trio
 
@@ -72,12 +72,13 @@ class ReadTurn:
 
     @trio.lowlevel.enable_ki_protection
     async def run_reader(self, dispatch: Callable[[Any, List[dict]], None], *,
-                         must_hold: Callable[[], bool],
+                         running: Sized, max_running: int,
                          hold: Callable[[], Awaitable[None]]) -> None:
         """The reader task's loop: read and ``dispatch`` until the channel
         ends (returns) or fails (raises: the peer's bad input, or a call's
-        task's failed read). While ``must_hold()``, it reads nothing and
-        awaits ``hold()`` instead."""
+        task's failed read). While ``running`` (the peer's calls running in
+        tasks here) holds ``max_running``, it reads nothing and awaits
+        ``hold()`` instead."""
         self.reader = trio.lowlevel.current_task()
         self.dispatch = dispatch
         chan = self.chan
@@ -94,7 +95,7 @@ class ReadTurn:
                     self.reader_idle = True
                     await trio.lowlevel.wait_task_rescheduled(self._abort_idle)
                     continue
-                if must_hold():
+                if len(running) >= max_running:
                     await hold()
                     continue
                 self.reader_reading = True

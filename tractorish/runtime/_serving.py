@@ -72,7 +72,7 @@ class ChannelServer:
         try:
             await state.run_reader(
                 self._dispatch, hold=functools.partial(self._hold_reading, state),
-                must_hold=lambda: len(state.tasks) >= self.config.max_calls_in_flight)
+                running=state.tasks, max_running=self.config.max_calls_in_flight)
         except ProtocolError as err:
             log.error('closing the channel to %r after a protocol error: %s',
                       chan.peer_uid, err)
