@@ -9,7 +9,7 @@ This module touches no socket, no trio, no process.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import msgpack
 
@@ -169,11 +169,13 @@ class Decoder:
         return data[end:]
 
     def feed(self, data: 'bytes | bytearray',
-             check: Callable[[Any], dict] = check_message) -> List[dict]:
+             check: Optional[Callable[[Any], dict]] = check_message) -> List[dict]:
         """Take ``data`` and return every message it completes, in order.
 
         Each message goes through ``check`` (by default the shape check),
-        which returns it or raises :class:`ProtocolError`.
+        which returns it or raises :class:`ProtocolError`; ``check=None``
+        takes them as they are, for a caller that checks the list itself
+        (``Protocol.receive_data``: no call per message).
         """
         if self._error is not None:
             raise self._error
@@ -188,7 +190,7 @@ class Decoder:
                 # keeps it or says what is wrong
                 if data[:_FUNCTYPE_CID_LEN] == _FUNCTYPE_CID:
                     data = self._take_functype(data, out)
-                    if out:
+                    if out and check is not None:
                         out[0] = check(out[0])
                     if not data:
                         return out
@@ -197,12 +199,12 @@ class Decoder:
                         message = _unpackb(
                             data, raw=False, strict_map_key=False, timestamp=3)
                     except msgpack.ExtraData as extra:  # more after this one
-                        out.append(check(extra.unpacked))
+                        out.append(extra.unpacked if check is None else check(extra.unpacked))
                         data = extra.extra
                     except _MSGPACK_ERRORS:
                         break
                     else:
-                        out.append(check(message))
+                        out.append(message if check is None else check(message))
                         return out
             if len(data) <= self.max_msg_size - self.buffered:
                 # the common case: all of it may be buffered at once; take
@@ -212,11 +214,16 @@ class Decoder:
                 self._fed += len(data)
                 append, tell = out.append, unpacker.tell
                 end = self._msg_start
-                for msg in unpacker:
-                    # (after the loop tell() would count the pieces of a
-                    # message cut short, so note where each whole one ends)
-                    end = tell()
-                    append(check(msg))
+                # (after the loop tell() would count the pieces of a message
+                # cut short, so note where each whole one ends)
+                if check is None:  # (a stream's values: the loop per value)
+                    for msg in unpacker:
+                        end = tell()
+                        append(msg)
+                else:
+                    for msg in unpacker:
+                        end = tell()
+                        append(check(msg))
                 self._msg_start = end
                 return out
             view = memoryview(data)
@@ -232,7 +239,7 @@ class Decoder:
                 self._fed += len(piece)
                 for msg in self._unpacker:
                     self._msg_start = self._unpacker.tell()
-                    out.append(check(msg))
+                    out.append(msg if check is None else check(msg))
         except ProtocolError as err:
             self._error = err
             raise

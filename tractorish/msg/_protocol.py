@@ -24,7 +24,6 @@ This module touches no socket, no trio, no task.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Dict, List, Optional
 
 from .._exceptions import ProtocolError
@@ -49,18 +48,17 @@ class Protocol:
     cid})`` without building the map (a stream's hot path).
     """
 
-    __slots__ = ('_encoder', '_decoder', 'calls', 'send_yield', 'receive_data')
+    __slots__ = ('_encoder', '_decoder', '_feed', '_broken', 'calls', 'send_yield')
 
     def __init__(self, max_msg_size: int = DEFAULT_MAX_MSG_SIZE) -> None:
         self._encoder = Encoder(max_msg_size)
         self._decoder = Decoder(max_msg_size)
+        self._feed = self._decoder.feed
+        self._broken: Optional[ProtocolError] = None
         self.calls: Dict[str, Dialog] = {}
+        # (the codec's own method, with no call of ours around it: it runs
+        # once per value of a stream)
         self.send_yield: Callable[[Any, str], bytes] = self._encoder.encode_yield
-        # (receive_data and send_yield, described above, are the codec's own
-        # methods with no call of ours around them: each runs once per read,
-        # or once per value of a stream)
-        self.receive_data: Callable[['bytes | bytearray'], List[dict]] = \
-            functools.partial(self._decoder.feed, check=self._receive)
 
     @property
     def max_msg_size(self) -> int:
@@ -78,32 +76,50 @@ class Protocol:
 
     # --- receiving ------------------------------------------------------------
 
-    def _receive(self, msg: Any) -> dict:
-        if type(msg) is dict and len(msg) == 2:
-            # the hot paths: a stream's value, a call's functype or return
-            # (check_message's tests for them, in line), then the dialog's
-            cid = msg.get('cid')
-            if type(cid) is str:
-                if 'yield' in msg:
-                    dialog = self.calls.get(cid)
-                    if dialog is not None:
-                        # (credit is left only in a state that takes values)
-                        if dialog.receive_credit > 0:
-                            dialog.receive_credit -= 1
+    def receive_data(self, data: 'bytes | bytearray') -> List[dict]:
+        """Every message ``data`` completes, checked (see the class doc)."""
+        if self._broken is not None:
+            raise self._broken
+        messages = self._feed(data, None)  # (framing only: checked below)
+        calls = self.calls
+        event: Optional[str]
+        try:
+            for msg in messages:
+                if type(msg) is dict and len(msg) == 2:
+                    # the hot paths, in line (no call per message): a
+                    # stream's value, a call's functype or return (the
+                    # shape check's tests for them), then the dialog's
+                    cid = msg.get('cid')
+                    if type(cid) is str:
+                        if 'yield' in msg:
+                            dialog = calls.get(cid)
+                            if dialog is not None:
+                                # (credit is left only in a state that takes values)
+                                if dialog.receive_credit > 0:
+                                    dialog.receive_credit -= 1
+                                else:
+                                    dialog.receive_message(msg)
+                            continue
+                        if 'return' in msg:
+                            event = 'return'
                         else:
-                            dialog.receive_message(msg)
-                    return msg
-                if 'return' in msg:
-                    event: Optional[str] = 'return'
-                else:
-                    functype = msg.get('functype')  # (a str, if anything that hashes)
-                    event = FUNCTYPE_EVENTS.get(functype) if type(functype) is str else None
-                if event is not None:
-                    dialog = self.calls.get(cid)
-                    if dialog is not None:
-                        dialog.receive_reply(event)
-                    return msg
-        msg = check_message(msg)
+                            functype = msg.get('functype')  # (a str: anything hashes)
+                            event = (FUNCTYPE_EVENTS.get(functype) if type(functype) is str
+                                     else None)
+                        if event is not None:
+                            dialog = calls.get(cid)
+                            if dialog is not None:
+                                dialog.receive_reply(event)
+                            continue
+                self._receive(msg)
+        except ProtocolError as err:
+            self._broken = err
+            raise
+        return messages
+
+    def _receive(self, msg: Any) -> None:
+        """Check any other message: its shape, then its dialog's rules."""
+        check_message(msg)
         cid = msg.get('cid')
         if cid is not None:
             dialog = self.calls.get(cid)
@@ -114,7 +130,6 @@ class Protocol:
             if cid in self.calls:
                 raise ProtocolError(f'call id {cid!r} is already in use')
             self.calls[cid] = CALLED_DIALOG
-        return msg
 
     # --- sending --------------------------------------------------------------
 
