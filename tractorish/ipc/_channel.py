@@ -252,7 +252,7 @@ class Channel:
     @overload
     async def receive(self, *, batch: Literal[True]) -> List[dict]: ...
 
-    async def receive(self, *, batch: bool = False) -> Any:
+    async def receive(self, *, batch: bool = False, poll: bool = True) -> Any:
         """The next message; :class:`TransportClosed` once the peer is gone.
 
         Waits (a checkpoint) only when no message is decoded yet; cancelled
@@ -263,6 +263,8 @@ class Channel:
         ``batch=True``: every message already decoded (at least one) as a
         list, ``[]`` once the peer is gone (cleanly or not); for the
         runtime's reader, which handles a read's messages in a plain loop.
+        ``poll=False``: a read that finds the socket empty parks at once,
+        without polling it first (see :attr:`spin_ns`).
         """
         if self._received:  # decoded by an earlier read, not taken yet
             if not batch:
@@ -277,7 +279,7 @@ class Channel:
                     return []
                 raise TransportClosed(f'{self!r}: peer closed the connection')
             try:
-                data = await self._io.read()
+                data = await self._io.read(poll)
             except STREAM_ERRORS as err:
                 self._eof = True
                 if batch:

@@ -18,7 +18,9 @@ that trio's ``SocketStream`` cannot, each explained where it is taken:
   is empty or after ``FAIR_READS`` reads in a row (:meth:`SocketIO.read`);
 - a reader whose peer answered at once last time polls the socket for a
   moment before parking (``spin_ns``, :meth:`SocketIO._spin`), only while
-  trio's public statistics say no other task is waiting to run.
+  trio's public statistics say no other task is waiting to run, and only
+  if its caller lets it (the runtime's reader task does; a call's task
+  reading for its own reply parks at once).
 
 Here, and only here in the package, the stream's and the OS's errors on
 writing become :class:`TransportClosed`.
@@ -323,7 +325,7 @@ class SocketIO:
 
     # --- reading --------------------------------------------------------------
 
-    async def read(self) -> 'bytes | bytearray':
+    async def read(self, poll: bool = True) -> 'bytes | bytearray':
         """The next bytes from the peer (``b''`` at its end); the stream's
         errors as they are (the channel translates them).
 
@@ -333,6 +335,8 @@ class SocketIO:
         scheduler pass per round trip. This yields only when the socket is
         empty (waiting for it) or after ``FAIR_READS`` reads in a row that
         found data, so a peer that never pauses cannot starve other tasks.
+        ``poll=False``: an empty socket is waited for at once, never polled
+        (see ``_spin``).
         """
         if self.direct is None:
             received = await self.stream.receive_some(READ_SIZE)
@@ -351,7 +355,7 @@ class SocketIO:
                 # descriptor and fail with a ValueError
                 raise trio.ClosedResourceError(f'{self._describe()} is closed')
             start = time.perf_counter_ns()
-            if self._last_wait <= self.spin_ns:
+            if poll and self._last_wait <= self.spin_ns:
                 if self._spin_skips:
                     self._spin_skips -= 1
                 elif (self._reads_in_a_row < FAIR_READS and self._spun < SPIN_BUDGET_NS

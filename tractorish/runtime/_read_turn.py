@@ -174,7 +174,11 @@ class ReadTurn:
                 continue
             self.turn = me
             try:
-                batch = await self.chan.receive(batch=True)
+                # (parking at once: a task waiting for its own call's reply
+                # waits as long as the remote function runs, and its polling
+                # would take the CPU the callee needs; the reader task, which
+                # waits for what a peer in conversation sends next, polls)
+                batch = await self.chan.receive(batch=True, poll=False)
             except (trio.Cancelled, KeyboardInterrupt):
                 raise
             except Exception as err:  # for the reader to raise: it closes the channel
