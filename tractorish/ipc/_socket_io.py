@@ -134,10 +134,16 @@ class SocketIO:
         it joins the queued batch until that is big enough to keep the peer
         busy, and then the batch goes now: the peer works on it while we
         make the rest (two processes, both working)."""
-        if len(self.pending) < self._batch_room:
-            self._join(data)  # the usual case in a burst
+        pending = self.pending
+        if len(pending) < self._batch_room:  # the usual case in a burst
+            if self.send_error is not None or self.closed:
+                raise self.why_closed()
+            pending += data
+            if self._writer_parked:  # (_wake_writer, in line)
+                self._writer_parked = False
+                self._writer_lot.unpark()
             return
-        self.write_at_once(data, len(self.pending) >= BATCH_FLUSH)
+        self.write_at_once(data, len(pending) >= BATCH_FLUSH)
 
     def write_in_burst(self, data: bytes) -> None:
         """A producer's value (``Channel.send_nowait(stream=...)``): it joins
@@ -154,12 +160,6 @@ class SocketIO:
                 self._writer_lot.unpark()
         else:
             self.write_soon(data)
-
-    def _join(self, data: bytes) -> None:
-        if self.send_error is not None or self.closed:
-            raise self.why_closed()
-        self.pending += data
-        self._wake_writer()
 
     def write_at_once(self, data: bytes, direct: bool = True) -> None:
         """What must not wait (``Channel.send_nowait``: grants, a stream's

@@ -109,7 +109,13 @@ class Protocol:
                         if event is not None:
                             dialog = calls.get(cid)
                             if dialog is not None:
-                                dialog.receive_reply(event)
+                                # (Dialog.receive_reply, in line when in order)
+                                state = dialog.table.get((dialog.state, event))
+                                if state is None:
+                                    dialog.receive_reply(event)  # (which says why)
+                                else:
+                                    dialog.state = state
+                                    dialog.receive_credit = 0
                             continue
                 self._receive(msg)
         except ProtocolError as err:
