@@ -163,3 +163,58 @@ def test_credit_left_over_when_the_values_end_admits_no_more():
     protocol.send(credit(5, CID))  # (a grant sent late counts for nothing)
     with pytest.raises(ProtocolError, match="unexpected 'yield'"):
         protocol.receive_data(packb(yield_(1, CID)))
+
+
+@pytest.mark.parametrize('bad', [{'functype': ['asyncfunc'], 'cid': CID},
+                                 {'functype': 'coroutine', 'cid': CID},
+                                 {'functype': None, 'cid': CID}],
+                         ids=['unhashable', 'unknown', 'none'])
+def test_a_functype_that_names_no_functype_is_a_protocol_error(bad):
+    protocol = Protocol()
+    protocol.open_call(CID)
+    with pytest.raises(ProtocolError, match='functype'):
+        protocol.receive_data(packb(bad))
+
+
+REPLY_SEQUENCES = [
+    [functype('asyncfunc', CID), return_(1, CID)],
+    [functype('asyncgen', CID), yield_(1, CID)],
+    [functype('context', CID), started(None, CID), return_(2, CID)],
+    [return_(1, CID)],
+    [functype('asyncfunc', CID), functype('asyncfunc', CID)],
+    [functype('asyncfunc', CID), return_(1, CID), return_(1, CID)],
+    [functype('context', CID), return_(1, CID)],
+]
+
+
+@pytest.mark.parametrize('messages', REPLY_SEQUENCES)
+def test_the_protocols_in_line_checks_agree_with_the_dialogs_own(messages):
+    # Protocol.receive_data takes a call's replies and values in line, the
+    # others through Dialog.receive_message: both ways end in the same state
+    # (or refuse the same message)
+    from tractorish.msg._dialog import Dialog
+
+    def through(step):
+        states = []
+        for message in messages:
+            try:
+                states.append(step(message))
+            except ProtocolError as err:
+                states.append(('refused', 'unexpected' in str(err) or 'more values' in str(err)))
+                break
+        return states
+
+    protocol = Protocol()
+    protocol.open_call(CID)
+    dialog = Dialog.for_caller()
+
+    def by_protocol(message):
+        protocol.receive_data(packb(message))
+        d = protocol.calls[CID]
+        return (d.state, d.receive_credit)
+
+    def by_dialog(message):
+        dialog.receive_message(message)
+        return (dialog.state, dialog.receive_credit)
+
+    assert through(by_protocol) == through(by_dialog)

@@ -189,18 +189,6 @@ class _Called(Dialog):
     def _advance(self, event: str) -> str:
         raise ProtocolError(f'unexpected {event!r} message in state {CALLED!r}')
 
-    def receive_reply(self, event: str) -> None:
-        """Advance on a call's reply: ``'return'``, or a functype message's
-        event (``FUNCTYPE_EVENTS``); :class:`ProtocolError` if out of order.
-        (The hot path of :meth:`receive_message`.)"""
-        try:
-            self.state = self.table[(self.state, event)]
-        except KeyError:
-            self._advance(event)  # (which says why)
-        # no reply leaves credit: a return ends the call, and a functype
-        # starts it with none (credit is granted after)
-        self.receive_credit = 0
-
     def granted(self, n: int) -> None:
         pass
 
