@@ -156,7 +156,7 @@ def _traced_run_inline(actor: Actor, original: Callable[..., Any]) -> Callable[.
 
 
 def _marking_errors(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``_send_error`` / ``_queue_payload``: the call failed; its span says so."""
+    """``_send_error`` / ``_reply_error_now``: the call failed; its span says so."""
     def mark(*args: Any, **kwargs: Any) -> Any:
         span = trace.get_current_span()
         if span.is_recording():
@@ -188,12 +188,12 @@ def enable(actor: Actor) -> Callable[[], None]:
     actor._run_rpc = _traced_run_rpc(actor, actor._run_rpc)  # type: ignore[method-assign]
     actor._run_inline = _traced_run_inline(actor, actor._run_inline)  # type: ignore[method-assign]
     actor._send_error = _marking_errors(actor._send_error)  # type: ignore[method-assign]
-    actor._queue_payload = _marking_errors(actor._queue_payload)  # type: ignore[method-assign]
+    actor._reply_error_now = _marking_errors(actor._reply_error_now)  # type: ignore[method-assign]
 
     def disable() -> None:
         for name, method in originals.items():
             setattr(Portal, name, method)
         for name in ('start_call', '_start_rpc', '_run_rpc', '_run_inline', '_send_error',
-                     '_queue_payload'):
+                     '_reply_error_now'):
             actor.__dict__.pop(name, None)
     return disable

@@ -217,14 +217,20 @@ class Channel:
         else:
             io.write_soon(data)
 
-    def send_nowait(self, msg: Any, *, stream: Optional[str] = None) -> None:
+    def send_nowait(self, msg: Any, *, stream: Optional[str] = None,
+                    reply: Optional[str] = None) -> None:
         """:meth:`send` without waiting: not a checkpoint, and never blocks.
         Raises like :meth:`send`.
 
         For what must not wait behind the data queued: flow-control grants
         and a stream's end (which unblock that data), the replies a reader
-        makes for a whole read (a list, in one write). These go past the
-        high-water mark, to the kernel at once.
+        makes to the calls it answers in place. These go past the
+        high-water mark, to the kernel at once (or, between :meth:`cork`
+        and :meth:`uncork`, in one write at the uncork).
+
+        ``reply=cid``: ``msg`` is the return value of plain call ``cid``:
+        its ``functype`` and its ``return`` go (a callee's hot path: the
+        maps are never built).
 
         ``stream=cid``: ``msg`` is the next value of call ``cid``'s stream,
         ``{'yield': msg, 'cid': cid}`` (a producer's hot path: the map is
@@ -236,12 +242,27 @@ class Channel:
         if stream is not None:  # a producer's value: the hot path
             self._io.write_in_burst(self.protocol.send_yield(msg, stream))
             self._messages_out += 1
+        elif reply is not None:
+            self._io.write_at_once(self.protocol.send_reply(msg, reply))
+            self._messages_out += 2
         elif type(msg) is list:
             self._io.write_at_once(self.protocol.send_all(msg))
             self._messages_out += len(msg)
         else:
             self._io.write_at_once(self.protocol.send(msg))
             self._messages_out += 1
+
+    def cork(self) -> None:
+        """Hold what :meth:`send_nowait` sends until :meth:`uncork`, which
+        writes it in one go (the runtime's reader, answering the calls of
+        one read in place). Not for what a task awaits: call ``uncork``
+        before anything that waits."""
+        self._io.cork()
+
+    def uncork(self) -> None:
+        """Write what :meth:`cork` held. Never raises: a failed write
+        breaks the channel, and the next send raises."""
+        self._io.uncork()
 
     # --- receiving ----------------------------------------------------------
 

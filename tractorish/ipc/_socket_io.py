@@ -88,6 +88,7 @@ class SocketIO:
         self._space_lot = trio.lowlevel.ParkingLot()
         self._flushed_lot = trio.lowlevel.ParkingLot()
         self._room_waiters = 0  # tasks parked in either lot
+        self.corked = False  # writes are held until uncork() (see cork())
         self.writing = False
         self._writer_parked = False
         self.send_error: Optional[TransportClosed] = None
@@ -170,6 +171,9 @@ class SocketIO:
         if self.send_error is not None or self.closed:
             raise self.why_closed()
         pending = self.pending
+        if self.corked:  # held for uncork(): no write, no writer wake-up
+            pending += data
+            return
         if direct and self.direct is not None and not self.writing \
                 and len(pending) < self.high_water:
             # with no writer wake-up; behind what is queued, nothing copied
@@ -194,6 +198,30 @@ class SocketIO:
                 return
         else:
             pending += data
+        self._wake_writer()
+
+    def cork(self) -> None:
+        """Hold what would go to the kernel at once (:meth:`write_at_once`)
+        until :meth:`uncork`, which writes it all in one go: a reader
+        answering the calls of one read in place replies to them with one
+        write."""
+        self.corked = True
+
+    def uncork(self) -> None:
+        """Write what was held since :meth:`cork` (never raises: a failed
+        write marks the channel broken, and the next send says so)."""
+        self.corked = False
+        if not self.pending or self.writing or self.send_error is not None or self.closed:
+            return
+        if self.direct is not None and len(self.pending) < self.high_water:
+            try:
+                self._write_pending_now()
+            except TransportClosed:
+                return
+            if not self.pending:
+                if self._room_waiters:
+                    self._room_made()
+                return
         self._wake_writer()
 
     def _room_made(self) -> None:

@@ -158,6 +158,12 @@ class Protocol:
                 return data
         return self._encoder.encode(msg)
 
+    def send_reply(self, value: Any, cid: str) -> bytes:
+        """``send_all([functype('asyncfunc', cid), return_(value, cid)])``
+        without building the maps: a plain call's two replies (the callee's
+        hot path); :class:`MsgTypeError` if ``value`` cannot be encoded."""
+        return self._encoder.encode_reply(value, cid)
+
     def send_all(self, messages: List[Any]) -> bytes:
         """The bytes of ``messages``, back to back (all or, if one cannot
         be encoded, none: :class:`MsgTypeError`).

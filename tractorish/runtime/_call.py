@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
 
 import trio
 
@@ -130,7 +130,7 @@ class ChanState(ReadTurn):
     """
 
     __slots__ = ('calls', 'tasks', 'cid_prefix', '_counter', 'inline_cid', 'inline_caller',
-                 'reading_held', '_task_ended', 'served', 'replies')
+                 'reading_held', '_task_ended', 'served')
 
     def __init__(self, chan: Channel) -> None:
         ReadTurn.__init__(self, chan)
@@ -143,9 +143,6 @@ class ChanState(ReadTurn):
         # the reader holds off reading until a task ends (see Actor._hold_reading)
         self.reading_held = False
         self._task_ended = trio.lowlevel.ParkingLot()
-        # the replies of the calls answered in place during the read being
-        # handled, sent together once it is (see CallRunner._send_replies)
-        self.replies: List[List[dict]] = []
         # the call running inline in the reader now (see Actor._run_inline)
         self.inline_cid = ''
         self.inline_caller: Tuple[str, str] = ('', '')

@@ -50,8 +50,8 @@ class CallRunner:
 
     def _start_rpc(self, state: ChanState, message: dict) -> None:
         """Start serving one ``cmd``: in a task, or answered in place (its
-        replies then join ``state.replies``, for the reader to send with the
-        rest of its read's: :meth:`_send_replies`)."""
+        replies then go with the rest of its read's, in one write: the
+        reader corks the channel while it handles a read)."""
         command = message.get('cmd')
         if command is None:
             raise ProtocolError(
@@ -100,7 +100,7 @@ class CallRunner:
 
         It sees what a task of its own would: a copy of the reader's context
         variables, and no chance to be cancelled (it has no checkpoint). Its
-        replies join the read's (``ChanState.replies``), sent in one write.
+        replies go with the read's others (the reader corks the channel).
         """
         if chan.closed:  # nobody to answer: do not run it
             log.debug('not running call %s: %r is closed', cid, chan)
@@ -110,52 +110,32 @@ class CallRunner:
             try:
                 contextvars.copy_context().run(fn(**kwargs).send, None)
             except StopIteration as done:
-                self._states[chan].replies.append(  # (msg.functype, msg.return_)
-                    [{'functype': 'asyncfunc', 'cid': cid}, {'return': done.value, 'cid': cid}])
-                return
-            error = RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
+                try:
+                    chan.send_nowait(done.value, reply=cid)
+                    return
+                except MsgTypeError as err:  # the return value cannot travel
+                    error = err
+                except TransportClosed:
+                    log.debug('could not answer call %s: %r is closed', cid, chan)
+                    return
+            else:
+                error = RuntimeError(f'{fn.__qualname__} suspended')  # never_suspends() said not
         except BaseException as err:  # the function's (any kind: it never ends the actor)
-            self.counters.calls_failed += 1
             error = err
-        self._queue_payload(chan, msg.pack_error(error, self.uid), cid, after_functype=True)
+        self.counters.calls_failed += 1
+        self._reply_error_now(chan, msg.pack_error(error, self.uid), cid)
 
-    def _queue_payload(self, chan: Channel, payload: dict, cid: str, *,
-                       after_functype: bool = False) -> None:
-        """Queue an error reply with the read's replies (see
-        :meth:`_send_replies`); ``after_functype``: the call's ``functype``
-        goes first."""
-        reply = [msg.error(payload, cid)]
-        if after_functype:
-            reply.insert(0, msg.functype('asyncfunc', cid))
-        self._states[chan].replies.append(reply)
-
-    def _send_replies(self, state: ChanState) -> None:
-        """Send the replies of a read's calls answered in place, in one
-        write; a reply that cannot be encoded becomes an error reply (a
-        short one, if the error itself was too big)."""
-        chan, replies = state.chan, state.replies
-        state.replies = []
+    def _reply_error_now(self, chan: Channel, payload: dict, cid: str) -> None:
+        """Answer call ``cid`` run in place with its ``functype`` and an
+        error (a short version, if the error is too big to travel)."""
         try:
             try:
-                chan.send_nowait(replies[0] if len(replies) == 1
-                                 else [m for reply in replies for m in reply])
-                return
-            except MsgTypeError:
-                pass
-            for reply in replies:  # (one at a time, to find which)
-                try:
-                    chan.send_nowait(reply)
-                except MsgTypeError as err:
-                    last = reply[-1]
-                    cid = last['cid']
-                    if 'error' in last:
-                        payload = shortened_error(last['error'], err)
-                    else:  # the return value cannot travel
-                        self.counters.calls_failed += 1
-                        payload = msg.pack_error(err, self.uid)
-                    chan.send_nowait(reply[:-1] + [msg.error(payload, cid)])
+                chan.send_nowait([msg.functype('asyncfunc', cid), msg.error(payload, cid)])
+            except MsgTypeError as err:
+                chan.send_nowait([msg.functype('asyncfunc', cid),
+                                  msg.error(shortened_error(payload, err), cid)])
         except TransportClosed:
-            log.debug('could not answer %d calls: %r is closed', len(replies), chan)
+            log.debug('could not report an error for call %s: %r is closed', cid, chan)
 
     @trio.lowlevel.enable_ki_protection
     async def _run_rpc(self, task: RpcTask, fn: Callable[..., Any], functype: str,

@@ -49,7 +49,6 @@ class ChannelServer:
 
     # (_rpc.CallRunner's)
     _start_rpc: Callable[[ChanState, dict], None]
-    _send_replies: Callable[[ChanState], None]
 
     @trio.lowlevel.enable_ki_protection
     async def _serve_channel(self, chan: Channel, *, to_parent: bool = False,
@@ -127,10 +126,14 @@ class ChannelServer:
     def _dispatch(self, state: ChanState, batch: List[dict]) -> None:
         """Handle one read's messages: route replies, start (or answer) calls."""
         calls, tasks, direct = state.calls, state.tasks, state.direct_call
+        corked = False
         try:
             for message in batch:
                 cid = message.get('cid')
                 if cid is None:
+                    if not corked:  # the replies to this read's calls: one write
+                        state.chan.cork()
+                        corked = True
                     self._start_rpc(state, message)
                     continue
                 end = calls.get(cid) or tasks.get(cid)
@@ -142,8 +145,8 @@ class ChannelServer:
                 else:
                     end.deliver(message)
         finally:
-            if state.replies:  # the replies to this read's calls: one write
-                self._send_replies(state)
+            if corked:
+                state.chan.uncork()
 
     def _drop_channel(self, state: ChanState) -> None:
         chan = state.chan
