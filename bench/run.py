@@ -421,6 +421,10 @@ async def spawn_group(opts: argparse.Namespace, progress: Callable[[str], None],
                         await spawn_once(an, f'warmup-{method}')
                     if method == 'forkserver':
                         await warm_zygote(an, f'warmup-{method}-2')
+                        # untimed: the zygote's first fork, whose spare was
+                        # still starting (every spawn measured is forked
+                        # from a zygote past its first moments)
+                        await spawn_once(an, f'warmup-{method}-forked')
                     # each spawn of ours next to one of the floor's (who goes
                     # first alternates): both meet the same machine
                     for i in range(opts.spawns):
