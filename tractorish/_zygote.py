@@ -253,6 +253,11 @@ def main() -> None:
         import setproctitle  # noqa: F401
     except ImportError:
         pass
+    # an actor's first call asks whether its function ever suspends, by
+    # reading its source: the first such read in a process costs several
+    # times the next (linecache, tokenize, the parser), so do one here
+    from tractorish.runtime._resolve import never_suspends
+    never_suspends(tractorish._child.rehearsal)
     gc.collect()
     gc.freeze()  # keep the shared pages shared: no gc writes to them in children
     with ctrl:
