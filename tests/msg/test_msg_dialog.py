@@ -53,7 +53,7 @@ def test_callee_transition(row):
     assert dialog.state == expected
 
 
-def test_design_rows_are_in_the_tables():
+def test_the_rows_docs_protocol_md_describes_are_in_the_tables():
     # the dialogs docs/protocol.md describes; more rows may be added
     # (e.g. flow control), none of these may go
     for row in [

@@ -208,21 +208,15 @@ class SocketIO:
         self.corked = True
 
     def uncork(self) -> None:
-        """Write what was held since :meth:`cork` (never raises: a failed
-        write marks the channel broken, and the next send says so)."""
+        """Write what was held since :meth:`cork`, as :meth:`write_at_once`
+        would have (never raises: a failed write marks the channel broken,
+        and the next send says so)."""
         self.corked = False
-        if not self.pending or self.writing or self.send_error is not None or self.closed:
-            return
-        if self.direct is not None and len(self.pending) < self.high_water:
+        if self.pending:
             try:
-                self._write_pending_now()
+                self.write_at_once(b'')
             except TransportClosed:
-                return
-            if not self.pending:
-                if self._room_waiters:
-                    self._room_made()
-                return
-        self._wake_writer()
+                pass
 
     def _room_made(self) -> None:
         # the queue is empty: a sender may be waiting for room, a drain()
@@ -240,22 +234,24 @@ class SocketIO:
                 raise self.why_closed()
             # what is queued must go out for room to come
             self._wake_writer()
-            self._room_waiters += 1
-            try:
-                await self._space_lot.park()
-            finally:
-                self._room_waiters -= 1
+            await self._wait_in(self._space_lot)
 
     async def drain(self) -> None:
         """Wait until everything queued so far is handed to the OS (or the
         channel is broken)."""
         while (self.pending or self.writing) and self.send_error is None:
             self._wake_writer()
-            self._room_waiters += 1
-            try:
-                await self._flushed_lot.park()
-            finally:
-                self._room_waiters -= 1
+            await self._wait_in(self._flushed_lot)
+
+    async def _wait_in(self, lot: trio.lowlevel.ParkingLot) -> None:
+        """Park in one of the lots :meth:`_room_made` wakes, counted (so that
+        a write that empties the queue looks at them only when somebody
+        waits: a count read in line, not the lots' own ``__bool__``)."""
+        self._room_waiters += 1
+        try:
+            await lot.park()
+        finally:
+            self._room_waiters -= 1
 
     def _wake_writer(self) -> None:
         """Wake the writer if it is parked (once: it is then on its way)."""

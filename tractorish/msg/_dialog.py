@@ -83,14 +83,13 @@ STREAMING = frozenset(state for (state, event), new in
 class Dialog:
     """Tracks one end of one call: rejects messages out of order and
     ``yield`` messages beyond the credit granted, and counts credit.
+    (``Protocol.receive_data`` counts a ``yield`` within the credit in line;
+    the tests hold it to :meth:`receive_message`.)"""
 
-    ``table`` is the end's transition table (read only: ``Protocol`` takes
-    a call's replies through it in line)."""
-
-    __slots__ = ('state', 'table', 'send_credit', 'receive_credit')
+    __slots__ = ('state', '_table', 'send_credit', 'receive_credit')
 
     def __init__(self, table: Dict[Tuple[str, str], str], state: str) -> None:
-        self.table = table
+        self._table = table
         self.state = state
         self.send_credit = 0     # yields the peer still lets us send
         # yields we still let the peer send (see the module doc)
@@ -117,7 +116,7 @@ class Dialog:
             self.state = 'done'
         else:
             try:
-                self.state = self.table[(self.state, event)]
+                self.state = self._table[(self.state, event)]
             except KeyError:
                 raise ProtocolError(
                     f'unexpected {event!r} message in state {self.state!r}') from None
@@ -154,7 +153,7 @@ class Dialog:
         event (``FUNCTYPE_EVENTS``); :class:`ProtocolError` if out of order.
         (The hot path of :meth:`receive_message`.)"""
         try:
-            self.state = self.table[(self.state, event)]
+            self.state = self._table[(self.state, event)]
         except KeyError:
             self._advance(event)  # (which says why)
         # no reply leaves credit: a return ends the call, and a functype

@@ -8,8 +8,8 @@ what the protocol says about each call id open on the channel: its dialog
 (which message may follow which: the tables of ``_dialog``) and its credit
 (how many more ``yield`` messages each side may send). A message out of
 order, or a ``yield`` beyond the credit granted, raises
-:class:`ProtocolError` from :meth:`receive_data`, and the decoder stays
-broken after it: the channel cannot be trusted any more.
+:class:`ProtocolError` from :meth:`receive_data`, and so does every
+call after it: the channel cannot be trusted any more.
 
 Who opens and closes calls is the runtime's business: it opens the
 caller's end of a call (:meth:`open_call`) before it sends the ``cmd``,
@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .._exceptions import ProtocolError
 from ._codec import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
-from ._dialog import CALLED_DIALOG, CALLER_TABLE, FUNCTYPE_EVENTS, Dialog
+from ._dialog import CALLED_DIALOG, FUNCTYPE_EVENTS, Dialog
 from ._types import check_message
 
 
@@ -109,13 +109,7 @@ class Protocol:
                         if event is not None:
                             dialog = calls.get(cid)
                             if dialog is not None:
-                                # (Dialog.receive_reply, in line when in order)
-                                state = dialog.table.get((dialog.state, event))
-                                if state is None:
-                                    dialog.receive_reply(event)  # (which says why)
-                                else:
-                                    dialog.state = state
-                                    dialog.receive_credit = 0
+                                dialog.receive_reply(event)
                             continue
                 self._receive(msg)
         except ProtocolError as err:
@@ -168,9 +162,9 @@ class Protocol:
         """The bytes of ``messages``, back to back (all or, if one cannot
         be encoded, none: :class:`MsgTypeError`).
 
-        A plain call's two replies, its ``functype`` (``'asyncfunc'``) then
-        its ``return``, are encoded in one go without building either map
-        (``Encoder.encode_reply``).
+        A plain call's two replies alone, its ``functype``
+        (``'asyncfunc'``) then its ``return`` (what a call's task sends last),
+        are encoded as :meth:`send_reply` does.
         """
         if len(messages) == 2:  # (most often: a plain call's two replies)
             first, second = messages
@@ -178,21 +172,7 @@ class Protocol:
                     and type(second) is dict and 'return' in second and len(first) == 2
                     and len(second) == 2 and second.get('cid') == first['cid']):
                 return self._encoder.encode_reply(second['return'], first['cid'])
-        out = []
-        i, count = 0, len(messages)
-        while i < count:
-            msg = messages[i]
-            if (i + 1 < count and type(msg) is dict and msg.get('functype') == 'asyncfunc'
-                    and len(msg) == 2):
-                reply = messages[i + 1]
-                if (type(reply) is dict and len(reply) == 2 and 'return' in reply
-                        and reply.get('cid') == msg['cid']):
-                    out.append(self._encoder.encode_reply(reply['return'], msg['cid']))
-                    i += 2
-                    continue
-            out.append(self.send(msg))
-            i += 1
-        return b''.join(out)
+        return b''.join([self.send(msg) for msg in messages])
 
     # --- calls ----------------------------------------------------------------
 
@@ -200,7 +180,7 @@ class Protocol:
         """The caller's end of a call whose ``cmd`` is about to be sent."""
         if cid in self.calls:
             raise ProtocolError(f'call id {cid!r} is already in use')
-        dialog = self.calls[cid] = Dialog(CALLER_TABLE, 'sent')
+        dialog = self.calls[cid] = Dialog.for_caller()
         return dialog
 
     def accept_call(self, cid: str, functype: str) -> Dialog:
