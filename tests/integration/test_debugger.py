@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -35,27 +35,34 @@ def prompt(actor: str) -> str:
     return r'\(Pdb\+\) \[' + actor + r'\] '
 
 
-class Program:
-    """A program in a pseudo-terminal, as a user at a terminal runs it."""
+def plain(text: str) -> str:
+    """``text`` without the terminal's escape sequences and carriage returns."""
+    return re.sub(r'\x1b\[[0-9;?]*[a-zA-Z]', '', text).replace('\r', '')
 
-    def __init__(self, script: Path, *args: str) -> None:
-        self.child = pexpect.spawn(sys.executable, [str(script), *args], cwd=str(ROOT),
-                                   env=os.environ.copy(), encoding='utf-8',
+
+class Program:
+    """A program in a pseudo-terminal, as a user at a terminal runs it.
+    What its methods return is what it printed, without escape sequences."""
+
+    def __init__(self, argv: List[str], cwd: Path = ROOT,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd),
+                                   env=env or os.environ.copy(), encoding='utf-8',
                                    timeout=STEP_TIMEOUT, dimensions=(40, 200))
         self.seen: List[str] = []
 
-    def expect(self, pattern: str) -> str:
+    def expect(self, pattern: Any) -> str:
         try:
             self.child.expect(pattern)
         except (pexpect.TIMEOUT, pexpect.EOF) as err:
             raise AssertionError(f'never saw {pattern!r}; the program printed:\n'
                                  f'{"".join(self.seen)}{self.child.before}') from err
-        text = self.child.before + self.child.after
-        self.seen.append(text)
-        return text
+        after = self.child.after if isinstance(self.child.after, str) else ''
+        self.seen.append(self.child.before + after)
+        return plain(self.seen[-1])
 
     def at_prompt(self, actor: str) -> str:
-        """Wait for the REPL of ``actor``; return what came before it."""
+        """Wait for the REPL of ``actor`` (a regex); return what came before it."""
         return self.expect(prompt(actor))
 
     def type(self, line: str, actor: str) -> str:
@@ -64,29 +71,28 @@ class Program:
         self.child.sendline(line)
         return self.at_prompt(actor)
 
-    def finish(self, line: str = 'c') -> str:
-        """Type ``line`` and wait for the program to exit; return the rest."""
+    def finish(self, line: str = 'c', status: int = 0) -> str:
+        """Type ``line``, wait for the program to exit with ``status``;
+        return the rest."""
         self.child.sendline(line)
-        self.child.expect(pexpect.EOF)
-        self.seen.append(self.child.before)
+        rest = self.expect(pexpect.EOF)
         self.child.close()
-        return self.child.before
-
-    @property
-    def output(self) -> str:
-        return ''.join(self.seen)
+        assert self.child.exitstatus == status, f'exit status {self.child.exitstatus}:\n{rest}'
+        return rest
 
     def close(self) -> None:
-        if self.child.isalive():
-            self.child.close(force=True)
+        self.child.close(force=True)  # (nothing if already closed)
 
 
 @pytest.fixture
-def run() -> Iterator:
+def run() -> Iterator[Callable[..., Program]]:
+    """Start a program (a script, with this Python, or any ``argv=``); each
+    is closed at the end of the test, whatever happened."""
     programs: List[Program] = []
 
-    def start(script: Path, *args: str) -> Program:
-        program = Program(script, *args)
+    def start(script: Optional[Path] = None, *args: str,
+              argv: Optional[List[str]] = None, **kwargs: Any) -> Program:
+        program = Program(argv or [sys.executable, str(script), *args], **kwargs)
         programs.append(program)
         return program
 
@@ -95,62 +101,54 @@ def run() -> Iterator:
         program.close()
 
 
-def plain(text: str) -> str:
-    """``text`` without the terminal's escape sequences and carriage returns."""
-    return re.sub(r'\x1b\[[0-9;?]*[a-zA-Z]', '', text).replace('\r', '')
-
-
 def test_a_crash_in_a_child_stops_at_the_frame_that_raised(run) -> None:
     program = run(EXAMPLES / 'crash_in_child.py')
-    before = plain(program.at_prompt('boom'))
+    before = program.at_prompt('boom')
     assert "actor 'boom'" in before and 'crashed with ValueError: total 15 is too big' in before
     assert "-> raise ValueError(f'total {total} is too big')" in before
-    assert '15' in plain(program.type('p total', 'boom'))
-    listing = plain(program.type('ll', 'boom'))
+    assert '15' in program.type('p total', 'boom')
+    listing = program.type('ll', 'boom')
     assert '->\t        raise ValueError' in listing and 'def check' in listing
     # up the stack, to the frame that called it
-    assert '-> check(total)' in plain(program.type('up', 'boom'))
-    assert '[4, 5, 6]' in plain(program.type('p values', 'boom'))
-    assert 'values = [4, 5, 6]' in plain(program.type('args', 'boom'))
-    rest = plain(program.finish('c'))
-    assert program.child.exitstatus == 1
+    assert '-> check(total)' in program.type('up', 'boom')
+    assert '[4, 5, 6]' in program.type('p values', 'boom')
+    assert 'values = [4, 5, 6]' in program.type('args', 'boom')
+    rest = program.finish('c', status=1)
     # the error goes on as it would without the debugger: reported once
     assert rest.count("ValueError in actor 'boom': total 15 is too big") == 1
 
 
 def test_a_breakpoint_in_a_grandchild_steps_and_goes_on(run) -> None:
     program = run(EXAMPLES / 'breakpoint_in_grandchild.py')
-    before = plain(program.at_prompt('leaf'))
+    before = program.at_prompt('leaf')
     assert "actor 'leaf'" in before and 'stopped at a breakpoint' in before
     if STOPS_AT_THE_CALL:
         assert '-> breakpoint()' in before
-        assert '-> total = sum(scaled)' in plain(program.type('n', 'leaf'))
+        assert '-> total = sum(scaled)' in program.type('n', 'leaf')
     else:
         assert '-> total = sum(scaled)' in before
-    assert '[10, 20, 30]' in plain(program.type('p scaled', 'leaf'))
-    assert '-> return [*scaled, total]' in plain(program.type('n', 'leaf'))
-    assert '60' in plain(program.type('p total', 'leaf'))
+    assert '[10, 20, 30]' in program.type('p scaled', 'leaf')
+    assert '-> return [*scaled, total]' in program.type('n', 'leaf')
+    assert '60' in program.type('p total', 'leaf')
     # 'up' walks the stack as in pdb: the leaf's frame is the top of its task
     program.type('where', 'leaf')
-    rest = plain(program.finish('c'))
+    rest = program.finish('c')
     assert 'result: [10, 20, 30, 60]' in rest
-    assert program.child.exitstatus == 0
 
 
 def test_two_crashes_get_their_repls_one_after_the_other(run) -> None:
     program = run(EXAMPLES / 'two_crashes.py')
-    first = plain(program.at_prompt('first'))
+    first = program.at_prompt('first')
     assert 'RuntimeError: first gave up' in first
     # the second crash waits for the terminal: nothing of it while the first is open
     time.sleep(1.0)
-    shown = plain(program.type('p label', 'first'))
+    shown = program.type('p label', 'first')
     assert "'first'" in shown and 'second' not in shown
     program.child.sendline('c')
-    second = plain(program.at_prompt('second'))
+    second = program.at_prompt('second')
     assert 'RuntimeError: second gave up' in second
-    assert "'second gave up'" in plain(program.type('p reason', 'second'))
-    rest = plain(program.finish('c'))
-    assert program.child.exitstatus == 1
+    assert "'second gave up'" in program.type('p reason', 'second')
+    rest = program.finish('c', status=1)
     assert 'first gave up' in rest and 'second gave up' in rest
 
 
@@ -163,74 +161,68 @@ def test_ctrl_c_at_a_prompt_stays_in_the_repl_and_q_ends_it_all(run) -> None:
     program.expect('--KeyboardInterrupt--')
     program.at_prompt('boom')
     time.sleep(1.0)  # the tree would have been cancelled by now
-    assert '15' in plain(program.type('p total', 'boom'))
+    assert '15' in program.type('p total', 'boom')
     program.child.sendintr()
     program.expect('--KeyboardInterrupt--')
     program.at_prompt('boom')
-    rest = plain(program.finish('q'))
-    assert program.child.exitstatus == 1
+    rest = program.finish('q', status=1)
     assert "ValueError in actor 'boom'" in rest
     # (the process guard fails the test if an actor is left behind)
 
 
 def test_a_crash_in_a_pool_worker(run) -> None:
     program = run(EXAMPLES / 'pool_worker_crash.py')
-    text = plain(program.expect(prompt(r'squares-\d')))
+    text = program.at_prompt(r'squares-\d')
     worker = re.search(r"actor '(squares-\d)'", text).group(1)
-    assert "'four'" in plain(program.type('p bad', worker))
-    rest = plain(program.finish('c'))
+    assert "'four'" in program.type('p bad', worker)
+    rest = program.finish('c')
     assert f"the pool raised: TypeError from '{worker}'" in rest
     assert 'still serving: 25' in rest
-    assert program.child.exitstatus == 0
 
 
 def test_a_repl_for_an_actor_of_a_separate_program(run) -> None:
     program = run(EXAMPLES / 'separate_program.py')
-    before = plain(program.at_prompt('calc'))
+    before = program.at_prompt('calc')
     assert '3 / 4 = 0.75' in before and 'ZeroDivisionError' in before
-    assert '(1, 0)' in plain(program.type('p a, b', 'calc'))
-    rest = plain(program.finish('c'))
+    assert '(1, 0)' in program.type('p a, b', 'calc')
+    rest = program.finish('c')
     assert "the worker raised ZeroDivisionError from 'calc'" in rest
     assert 'worker stopped, exit status 0' in rest
-    assert program.child.exitstatus == 0
 
 
 def test_pause_from_sync_in_a_thread_and_post_mortem(run) -> None:
     program = run(EXAMPLES / 'sync_and_caught.py')
-    before = plain(program.at_prompt('worker'))
+    before = program.at_prompt('worker')
     assert 'stopped at a breakpoint' in before
     assert ('-> tractorish.pause_from_sync()' if STOPS_AT_THE_CALL
             else '-> return digest') in before
-    assert '87' in plain(program.type('p digest', 'worker'))
+    assert '87' in program.type('p digest', 'worker')
     program.child.sendline('c')
-    before = plain(program.at_prompt('worker'))
+    before = program.at_prompt('worker')
     assert "post-mortem of KeyError: 'missing'" in before
-    assert "{'a': 1}" in plain(program.type('p table', 'worker'))
-    rest = plain(program.finish('c'))
+    assert "{'a': 1}" in program.type('p table', 'worker')
+    rest = program.finish('c')
     assert 'result: digest 87, error handled' in rest
-    assert program.child.exitstatus == 0
 
 
 def test_pause_in_the_root_and_a_child_with_tab_completion(run) -> None:
     program = run(EXAMPLES / 'pause_in_root_and_child.py')
-    assert 'stopped at a breakpoint' in plain(program.at_prompt('root'))
-    assert '5' in plain(program.type('p limit', 'root'))
+    assert 'stopped at a breakpoint' in program.at_prompt('root')
+    assert '5' in program.type('p limit', 'root')
     program.child.sendline('c')
     program.at_prompt('counter')
     program.child.send('p cou\t')  # Tab completes 'count', in the child's frame
     time.sleep(0.5)
-    shown = plain(program.type('', 'counter'))
+    shown = program.type('', 'counter')
     assert 'NameError' not in shown and '6' in shown
-    rest = plain(program.finish('c'))
+    rest = program.finish('c')
     assert 'count: 10' in rest
-    assert program.child.exitstatus == 0
 
 
 def test_q_at_a_breakpoint_ends_the_program(run) -> None:
     program = run(EXAMPLES / 'breakpoint_in_grandchild.py')
     program.at_prompt('leaf')
-    rest = plain(program.finish('q'))
-    assert program.child.exitstatus == 1
+    rest = program.finish('q', status=1)
     assert 'BdbQuit' in rest
 
 
@@ -242,16 +234,15 @@ def test_cancelling_the_tree_waits_for_an_open_repl(run, tmp_path: Path) -> None
     # its timeouts (0.5 s each) are long past: the REPL is still served
     time.sleep(3.0)
     assert program.child.isalive()
-    assert '3' in plain(program.type('p total', 'boom'))
+    assert '3' in program.type('p total', 'boom')
     program.child.sendline('c')
     # then the root's own error stops it in its REPL, as any actor's
-    assert 'RuntimeError: the root gives up' in plain(program.at_prompt('root'))
-    rest = plain(program.finish('c'))
-    assert program.child.exitstatus == 1
+    assert 'RuntimeError: the root gives up' in program.at_prompt('root')
+    rest = program.finish('c', status=1)
     assert 'RuntimeError: the root gives up' in rest
 
 
-def test_a_repl_for_an_actor_on_another_host(two_hosts) -> None:
+def test_a_repl_for_an_actor_on_another_host(two_hosts, run) -> None:
     """The actor that crashes runs in another program on another host (a
     network namespace); its REPL opens on this program's terminal."""
     from test_multihost import HOST_A, HOST_B
@@ -271,23 +262,11 @@ def test_a_repl_for_an_actor_on_another_host(two_hosts) -> None:
                                   text=True, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE)
         assert 'ready' in worker.stdout.readline()
-        child = pexpect.spawn('ip', ['netns', 'exec', ns_b, sys.executable,
-                                     'debug_remote_caller.py'], cwd=str(HERE), env=env_b,
-                              encoding='utf-8', timeout=STEP_TIMEOUT)
-        try:
-            child.expect(prompt('calc'))
-            assert 'ZeroDivisionError' in plain(child.before)
-            child.sendline('p a, b')
-            child.expect(prompt('calc'))
-            assert '(1, 0)' in plain(child.before)
-            child.sendline('c')
-            child.expect(pexpect.EOF)
-            assert "remote ZeroDivisionError from 'calc'" in plain(child.before)
-            child.close()
-            assert child.exitstatus == 0
-        finally:
-            if child.isalive():
-                child.close(force=True)
+        program = run(argv=['ip', 'netns', 'exec', ns_b, sys.executable,
+                            'debug_remote_caller.py'], cwd=HERE, env=env_b)
+        assert 'ZeroDivisionError' in program.at_prompt('calc')
+        assert '(1, 0)' in program.type('p a, b', 'calc')
+        assert "remote ZeroDivisionError from 'calc'" in program.finish('c')
     finally:
         for proc in (worker, daemon):
             if proc is not None:
@@ -386,10 +365,10 @@ async def test_waiting_for_the_debugger_ends_when_the_last_repl_does() -> None:
 
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            async with debugger._held():  # a REPL here...
+            with debugger._held():  # a REPL here...
                 nursery.start_soon(waiter)
                 await trio.sleep(0.01)
-                async with debugger._held():  # ...and one relayed while it is open
+                with debugger._held():  # ...and one relayed while it is open
                     assert debugger.busy
                 await trio.sleep(0.01)
                 assert not woken.is_set()

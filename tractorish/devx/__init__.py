@@ -100,11 +100,11 @@ async def pause(*, shield: bool = False, hide_tb: bool = True,
                 api_frame: Optional[FrameType] = None) -> None:
     """Stop here in a pdb REPL on the root's terminal; ``c`` goes on. In a
     tree opened with ``debug_mode=True``, from any actor (a RuntimeError
-    without it)."""
+    without it). ``shield`` is accepted for tractor's sake: a REPL is never
+    cancelled under the user's hands anyway."""
     __tracebackhide__ = hide_tb
     from . import _debug
-    await _debug.pause(shield=shield, hide_tb=hide_tb,
-                       api_frame=api_frame or sys._getframe(1))
+    await _debug.pause(api_frame or sys._getframe(1), hide_tb=hide_tb)
 
 
 def pause_from_sync(*, hide_tb: bool = True, api_frame: Optional[FrameType] = None) -> None:
@@ -112,25 +112,26 @@ def pause_from_sync(*, hide_tb: bool = True, api_frame: Optional[FrameType] = No
     actor (``breakpoint()`` calls it in debug mode)."""
     __tracebackhide__ = hide_tb
     from . import _debug
-    _debug.pause_from_sync(hide_tb=hide_tb, api_frame=api_frame or sys._getframe(1))
+    _debug.pause_from_sync(api_frame or sys._getframe(1), hide_tb=hide_tb)
 
 
-async def breakpoint(*, hide_tb: bool = True, **kwargs: Any) -> None:  # noqa: A001
+async def breakpoint(*, shield: bool = False, hide_tb: bool = True,  # noqa: A001
+                     api_frame: Optional[FrameType] = None) -> None:
     """tractor's older name of :func:`pause`."""
     __tracebackhide__ = hide_tb
     from . import _debug
-    await _debug.pause(hide_tb=hide_tb, api_frame=kwargs.pop('api_frame', None)
-                       or sys._getframe(1), **kwargs)
+    await _debug.pause(api_frame or sys._getframe(1), hide_tb=hide_tb)
 
 
 async def post_mortem(tb: Optional[TracebackType] = None, *, hide_tb: bool = True,
                       shield: bool = False, api_frame: Optional[FrameType] = None) -> None:
     """A REPL on the error being handled (in an ``except`` block), or on
     ``tb``, on the root's terminal: for an error the code caught itself.
-    In one process without a tree, :func:`open_crash_handler` gives pdb's."""
+    In one process without a tree, :func:`open_crash_handler` gives pdb's.
+    (``shield`` and ``api_frame`` are accepted for tractor's sake.)"""
     __tracebackhide__ = hide_tb
     from . import _debug
-    await _debug.post_mortem(tb, hide_tb=hide_tb, shield=shield, api_frame=api_frame)
+    await _debug.post_mortem(tb, hide_tb=hide_tb)
 
 
 async def maybe_wait_for_debugger(poll_delay: float = 0.25, **kwargs: Any) -> None:

@@ -20,12 +20,13 @@ Nothing of this is imported unless ``debug_mode`` is on.
 """
 from __future__ import annotations
 
+import bdb
 import logging
 import os
 import sys
-from contextlib import asynccontextmanager
+from contextlib import contextmanager
 from types import FrameType, TracebackType
-from typing import Any, AsyncIterator, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import trio
 
@@ -52,7 +53,6 @@ def _debuggable(err: BaseException) -> bool:
     """True for an error raised here, worth a post-mortem: not a
     cancellation, not a peer's error relayed or a peer gone, not the
     user's quitting."""
-    import bdb
     if isinstance(err, (trio.Cancelled, KeyboardInterrupt, GeneratorExit, bdb.BdbQuit,
                         RemoteActorError, ActorFailure, TransportClosed)):
         return False
@@ -182,8 +182,8 @@ class Debugger:
         """True while a REPL is open or asked for here or below."""
         return self._busy > 0
 
-    @asynccontextmanager
-    async def _held(self) -> AsyncIterator[None]:
+    @contextmanager
+    def _held(self) -> Iterator[None]:
         if not self._busy:  # (waiters on the current event stay woken by it)
             self._idle = trio.Event()
         self._busy += 1
@@ -224,35 +224,34 @@ class Debugger:
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         started = ended = False
         who = self.actor.name
-        with trio.CancelScope(shield=True):
-            async with self._held():
-                try:
-                    chan = self.route(call_chan)
-                    if chan is None:
-                        terminal = self.terminal
-                        async with terminal.lent():
-                            task_status.started()
-                            started = True
-                            terminal.write(header)
-                            await _serve_local(terminal, session._requests)
-                        return
-                    portal = Portal(self.actor, chan)
-                    async with portal.open_context(_serve_repl, who=who) as (ctx, _):
-                        async with ctx.open_stream() as stream:
-                            task_status.started()
-                            started = True
-                            await stream.send({'out': header})
-                            await _serve_stream(session._requests, stream)
-                            ended = True
-                except Exception as err:
-                    if not started:
-                        raise
-                    if ended:  # (its context's result, which nobody needs)
-                        log.debug('%r: after a REPL: %s', self.actor, err)
-                    else:
-                        log.error('%r: the REPL lost its terminal: %s', self.actor, err)
-                finally:
-                    session._requests.close()
+        with trio.CancelScope(shield=True), self._held():
+            try:
+                chan = self.route(call_chan)
+                if chan is None:
+                    terminal = self.terminal
+                    async with terminal.lent():
+                        task_status.started()
+                        started = True
+                        terminal.write(header)
+                        await _serve_local(terminal, session._requests)
+                    return
+                portal = Portal(self.actor, chan)
+                async with portal.open_context(_serve_repl, who=who) as (ctx, _):
+                    async with ctx.open_stream() as stream:
+                        task_status.started()
+                        started = True
+                        await stream.send({'out': header})
+                        await _serve_stream(session._requests, stream)
+                        ended = True
+            except Exception as err:
+                if not started:
+                    raise
+                if ended:  # (its context's result, which nobody needs)
+                    log.debug('%r: after a REPL: %s', self.actor, err)
+                else:
+                    log.error('%r: the REPL lost its terminal: %s', self.actor, err)
+            finally:
+                session._requests.close()
 
     # --- what the runtime calls ----------------------------------------------
 
@@ -267,11 +266,11 @@ class Debugger:
         what = f'{type(err).__name__}: {err}' if str(err) else type(err).__name__
         header = (f"\n[tractorish] actor {self.actor.name!r} (pid {os.getpid()}) crashed "
                   f"with {what}\n[tractorish] 'c' or 'q' lets the error go on\n")
-        await self.interact(header, err, call_chan)
+        await self.interact(header, post_mortem_target(err), call_chan)
 
-    async def interact(self, header: str, err: Optional[BaseException] = None,
-                       call_chan: Any = None,
-                       tb: Optional[TracebackType] = None) -> None:
+    async def interact(self, header: str, target: Any, call_chan: Any = None) -> None:
+        """A post-mortem REPL on ``target`` (what ``Pdb.interaction`` takes:
+        a traceback, or an error from Python 3.13)."""
         try:
             session = await self.open_session(header, call_chan)
         except Exception as problem:
@@ -280,7 +279,7 @@ class Debugger:
         repl = TreePdb(session, self.actor.name, self.token)
         try:
             repl.reset()
-            repl.interaction(None, post_mortem_target(err) if err is not None else tb)
+            repl.interaction(None, target)
         finally:
             repl.end()
 
@@ -296,7 +295,7 @@ class Debugger:
     async def wait_for_child(self, portal: Portal, exited: Callable[[], bool]) -> None:
         """While a child that should have ended says a REPL holds it (its
         own or a descendant's), wait: the user ends it, not a timeout."""
-        async with self._held():
+        with self._held():
             while not exited():
                 held = False
                 with trio.move_on_after(ASK_TIMEOUT):
@@ -334,33 +333,32 @@ async def _serve_repl(ctx: Any, who: str) -> None:
     once it is free, or relayed one step further towards the root."""
     debugger = debugger_here('a REPL')
     ended = False
-    with trio.CancelScope(shield=True):
-        async with debugger._held():
-            try:
-                chan = debugger.route()
-                if chan is None:
-                    terminal = debugger.terminal
-                    async with terminal.lent():
-                        await ctx.started()
-                        async with ctx.open_stream() as stream:
-                            await _terminal_from_stream(terminal, stream)
-                            ended = True
-                    return
-                portal = Portal(debugger.actor, chan)
-                async with portal.open_context(_serve_repl, who=who) as (upper, _):
+    with trio.CancelScope(shield=True), debugger._held():
+        try:
+            chan = debugger.route()
+            if chan is None:
+                terminal = debugger.terminal
+                async with terminal.lent():
                     await ctx.started()
-                    async with ctx.open_stream() as down, upper.open_stream() as up:
-                        async with trio.open_nursery() as nursery:
-                            nursery.start_soon(_pump, up, down)
-                            await _pump(down, up)
-                            ended = True
-                            nursery.cancel_scope.cancel()
-            except TransportClosed as err:
-                # the REPL's actor went: after its REPL ended, as it should
-                # (its teardown may close the channel before our reply)
-                if not ended:
-                    raise
-                log.debug('%r: after the REPL of %r: %s', debugger.actor, who, err)
+                    async with ctx.open_stream() as stream:
+                        await _terminal_from_stream(terminal, stream)
+                        ended = True
+                return
+            portal = Portal(debugger.actor, chan)
+            async with portal.open_context(_serve_repl, who=who) as (upper, _):
+                await ctx.started()
+                async with ctx.open_stream() as down, upper.open_stream() as up:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_pump, up, down)
+                        await _pump(down, up)
+                        ended = True
+                        nursery.cancel_scope.cancel()
+        except TransportClosed as err:
+            # the REPL's actor went: after its REPL ended, as it should
+            # (its teardown may close the channel before our reply)
+            if not ended:
+                raise
+            log.debug('%r: after the REPL of %r: %s', debugger.actor, who, err)
 
 
 async def debugging() -> bool:
@@ -380,7 +378,7 @@ class _PortalForEveryTask(trio.abc.Instrument):
 
 
 def _breakpoint_hook(*args: Any, **kwargs: Any) -> None:
-    pause_from_sync(api_frame=sys._getframe(1))
+    pause_from_sync(sys._getframe(1))
 
 
 async def serve(actor: Actor, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -389,8 +387,6 @@ async def serve(actor: Actor, task_status: Any = trio.TASK_STATUS_IGNORED) -> No
     debugger = Debugger(actor)
     instrument = _PortalForEveryTask()
     trio.lowlevel.add_instrument(instrument)
-    # the task that opened the runtime (the root's main task) is already
-    # running: give it a portal too, for a breakpoint() in it
     # the tasks that opened the runtime (the root's main task among them)
     # are already running: give them portals too, for a breakpoint() there
     task, top = trio.lowlevel.current_task(), trio.lowlevel.current_root_task()
@@ -411,48 +407,42 @@ async def serve(actor: Actor, task_status: Any = trio.TASK_STATUS_IGNORED) -> No
         trio.lowlevel.remove_instrument(instrument)
 
 
-# --- the public API -----------------------------------------------------------------
+# --- the public API's work (devx's pause, pause_from_sync, post_mortem) ------------
 
-async def pause(*, shield: bool = False, hide_tb: bool = True,
-                api_frame: Optional[FrameType] = None) -> None:
-    """Stop here in a REPL on the root's terminal (a breakpoint); ``c`` goes
-    on. Needs ``debug_mode=True``. ``shield`` is accepted for tractor's
-    sake: a REPL is never cancelled under the user's hands anyway."""
+async def pause(frame: FrameType, *, hide_tb: bool = True) -> None:
+    """Stop at ``frame``'s next line in a REPL on the root's terminal."""
     __tracebackhide__ = hide_tb
     debugger = debugger_here('pause()')
-    frame = api_frame or sys._getframe(1)
     import greenback
     await greenback.ensure_portal()  # (every task has one in debug mode; cheap)
     debugger.trace(await debugger.open_session(_breakpoint_header(debugger), _call_chan()),
                    frame)
 
 
-def pause_from_sync(*, hide_tb: bool = True, api_frame: Optional[FrameType] = None) -> None:
+def pause_from_sync(frame: FrameType, *, hide_tb: bool = True) -> None:
     """:func:`pause` from synchronous code: a function of a task, or any
     thread of the actor. ``breakpoint()`` calls this in debug mode."""
     __tracebackhide__ = hide_tb
     debugger = debugger_here('pause_from_sync()')
-    frame = api_frame or sys._getframe(1)
     chan = _call_chan() if in_trio_thread() else None
     debugger.stop_here(frame, _breakpoint_header(debugger), chan)
 
 
-async def post_mortem(tb: Optional[TracebackType] = None, *, hide_tb: bool = True,
-                      shield: bool = False, api_frame: Optional[FrameType] = None) -> None:
+async def post_mortem(tb: Optional[TracebackType] = None, *, hide_tb: bool = True) -> None:
     """A REPL on the error being handled (in an ``except`` block), or on
     ``tb``: for an error the code caught itself."""
     __tracebackhide__ = hide_tb
     debugger = debugger_here('post_mortem()')
     err = sys.exc_info()[1]
-    if tb is None and err is None:
-        raise ValueError('post_mortem() needs an error being handled, or tb=')
+    target: Any = tb
+    if tb is None:
+        if err is None:
+            raise ValueError('post_mortem() needs an error being handled, or tb=')
+        target = post_mortem_target(err)
     what = f'{type(err).__name__}: {err}' if err is not None else 'a traceback'
     header = (f'\n[tractorish] actor {debugger.actor.name!r} (pid {os.getpid()}): '
               f'post-mortem of {what}\n')
-    if tb is not None:
-        await debugger.interact(header, None, _call_chan(), tb=tb)
-    else:
-        await debugger.interact(header, err, _call_chan())
+    await debugger.interact(header, target, _call_chan())
 
 
 def _breakpoint_header(debugger: Debugger) -> str:
