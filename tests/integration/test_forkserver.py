@@ -372,3 +372,31 @@ def test_the_zygote_refuses_a_malformed_request_and_goes_on():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.parametrize('method', ['trio', 'forkserver'])
+async def test_a_child_whose_watch_cannot_start_is_killed_not_left(method, monkeypatch):
+    # ChildProcess starts its stderr relay in the runtime's nursery, which
+    # refuses once the runtime is closing: the process started before that
+    # must not be left behind
+    from tractorish.spawn import _spawn
+
+    refused = []
+
+    class Refused:
+        def __init__(self, name, uid, proc, parent):
+            refused.append(proc.pid)
+            raise RuntimeError('the runtime is closing')
+
+    config = tractorish.RuntimeConfig(start_method=method)
+    async with tractorish.open_nursery(config=config) as an:
+        first = await an.start_actor('first', enable_modules=['actor_funcs'])
+        if method == 'forkserver':
+            await wait_for_zygote()  # the next one is forked
+        monkeypatch.setattr(_spawn, 'ChildProcess', Refused)
+        with pytest.raises(RuntimeError, match='the runtime is closing'):
+            await an.start_actor('second', enable_modules=['actor_funcs'])
+        monkeypatch.undo()
+        [pid] = refused
+        assert not alive(pid)  # killed and reaped, before the error came out
+        await first.cancel_actor()

@@ -32,7 +32,7 @@ from ..ipc import Address, addr_to_wire
 from ..msg import unpack_error
 from ..runtime import Actor, Portal, current_actor, new_uid_tail
 from ..runtime._config import usable_cpus
-from ._child_process import ChildProcess
+from ._child_process import KILL_WAIT, ChildProcess
 from ._process import ActorProcess, child_env
 from ._zygote_client import ForkedProcess, ZygoteClient
 
@@ -66,10 +66,7 @@ class _Spawns:
         ``fork``, else as a fresh interpreter. A ``fork`` that finds no
         zygote (or a broken one) starts fresh, and a new zygote after it."""
         if not fork:
-            async with self.interpreter_starts:
-                child = await _start(self.actor, uid, _fresh(boot))
-            self.fresh += 1
-            return child
+            return await self._start_fresh(uid, boot)
         zygote = self.zygote
         if zygote is not None and zygote.broken is None:
             try:
@@ -84,12 +81,17 @@ class _Spawns:
                 return child
         # the zygote starts once this child has: side by side, each would
         # take a CPU from the other (see docs/performance.md)
-        zygote = self.zygote = ZygoteClient(self.actor)
+        zygote = ZygoteClient(self.actor)
         zygote.start()
+        self.zygote = zygote
         try:
-            child = await _start(self.actor, uid, _fresh(boot))
+            return await self._start_fresh(uid, boot)
         finally:
             zygote.launch()
+
+    async def _start_fresh(self, uid: Tuple[str, str], boot: dict) -> ChildProcess:
+        async with self.interpreter_starts:
+            child = await _start(self.actor, uid, _fresh(boot))
         self.fresh += 1
         return child
 
@@ -208,7 +210,12 @@ async def _start(parent: Actor, uid: Tuple[str, str],
     except BaseException:
         parent.forget_expected(uid)
         raise
-    child = ChildProcess(uid[0], uid, proc, parent)
+    try:
+        child = ChildProcess(uid[0], uid, proc, parent)
+    except BaseException:  # (the runtime is closing): the process must not outlive it
+        parent.forget_expected(uid)
+        await _kill_unwatched(proc)
+        raise
     try:
         chan = await _wait_connected(child, parent.config.start_timeout)
         error = chan.peer_info.get('startup_error')
@@ -220,6 +227,17 @@ async def _start(parent: Actor, uid: Tuple[str, str],
     except BaseException:
         await child.reap(graceful=False)
         raise
+
+
+async def _kill_unwatched(proc: Union[ActorProcess, ForkedProcess]) -> None:
+    """Kill a process no :class:`ChildProcess` watches, wait for its end
+    (bounded: a forked one's is reported by its zygote) and close its
+    stderr pipe."""
+    with trio.CancelScope(shield=True):
+        proc.kill()
+        with trio.move_on_after(KILL_WAIT):
+            await proc.wait()
+    os.close(proc.stderr_fd)
 
 
 async def _wait_connected(child: ChildProcess, timeout: float) -> Any:

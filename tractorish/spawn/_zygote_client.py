@@ -161,6 +161,9 @@ class ZygoteClient:
         except BaseException as err:
             self._pending.pop(request, None)
             os.close(read_fd)
+            if isinstance(err, ConnectionError) and self.broken is None:
+                # it went while we sent, before our task read its end
+                self.broken = RuntimeError(f'the zygote is gone: {err}')
             if self.broken is not None and isinstance(err, (OSError, trio.ClosedResourceError)):
                 raise self.broken from err  # it went while we sent
             raise
@@ -236,13 +239,14 @@ class ZygoteClient:
                 return
             if kind == 'failed':
                 slot[1] = ActorCrashed(f'the zygote could not fork: {reply["error"]}')
-            elif slot[1] == 'abandoned':
-                os.kill(reply['pid'], signal.SIGKILL)  # nobody will use it
+                slot[0].set()
                 return
-            else:
-                process = ForkedProcess(reply['pid'], slot[2])
-                self._children[reply['pid']] = process
-                slot[1] = process
+            # registered here, so an exit is never missed
+            process = self._children[reply['pid']] = ForkedProcess(reply['pid'], slot[2])
+            if slot[1] == 'abandoned':
+                process.kill()  # nobody will use it (its stderr pipe is closed)
+                return
+            slot[1] = process
             slot[0].set()
 
     def _fail_pending(self, error: BaseException) -> None:

@@ -164,6 +164,8 @@ class ActorNursery:
             child.portal.final_result = FinalResult()
             self._jobs_running += 1
         self._children[child.uid] = child
+        if self._all_reaped.is_set():  # an earlier set of children was all reaped
+            self._all_reaped = trio.Event()
         self._nursery.start_soon(self._supervise, child, job)
         return child.portal
 
@@ -262,8 +264,6 @@ async def _open_actor_nursery(actor: Actor) -> AsyncIterator[ActorNursery]:
             except BaseException as error:
                 an._cancel_called = True  # one cancels all
                 if holds_keyboard_interrupt(error) and an._children:
-                    # (set already if an earlier set of children was all reaped)
-                    an._all_reaped = trio.Event()
                     nursery.start_soon(watch_interrupted_teardown, an._children,
                                        an._all_reaped)
                 raise

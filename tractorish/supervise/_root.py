@@ -9,7 +9,7 @@ from .._exceptions import RuntimeFailure
 from .._log import configure_logging
 from ..ipc import Address, parse_addr
 from ..runtime import Actor, RuntimeConfig, current_actor, set_current_actor
-from ._tractor_kwargs import refuse_unavailable, root_options
+from ._tractor_kwargs import debugger_available, root_options
 
 REGISTRY_ENV = 'TRACTORISH_REGISTRY'
 DEFAULT_REGISTRY_ADDR: Address = ('127.0.0.1', 1616)
@@ -56,7 +56,6 @@ async def open_root_actor(name: str = 'root', *,
     if current_actor(err_on_no_runtime=False) is not None:
         raise RuntimeFailure('this process already runs a tractorish actor; '
                              'use open_nursery() inside it instead')
-    refuse_unavailable(debug_mode=debug_mode)
     config = config or RuntimeConfig()
     if loglevel is not None:
         config.loglevel = loglevel
@@ -66,6 +65,8 @@ async def open_root_actor(name: str = 'root', *,
         config = config.replace(debug_mode=True)
     config, addrs, modules = root_options(config, registry_addrs, enable_modules,
                                           tractor_kwargs)
+    if config.debug_mode:  # however it was set
+        debugger_available()
     configure_logging(config.loglevel, name)
     actor = Actor(name, enable_modules=modules, config=config,
                   is_root=True, registry_addrs=addrs or default_registry_addrs())

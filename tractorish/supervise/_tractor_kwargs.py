@@ -64,10 +64,9 @@ def debugger_available() -> None:
                           "'tractorish[debug]'") from None
 
 
-def refuse_unavailable(*, debug_mode: Optional[bool] = None,
-                       infect_asyncio: bool = False,
+def refuse_unavailable(*, infect_asyncio: bool = False,
                        maybe_enable_greenback: bool = False) -> None:
-    if debug_mode or maybe_enable_greenback:
+    if maybe_enable_greenback:
         debugger_available()
     if infect_asyncio:
         raise NotImplementedError(NO_ASYNCIO)
