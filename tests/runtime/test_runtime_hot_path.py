@@ -9,6 +9,7 @@ from tractorish.ipc import open_channel, open_memory_channel_pair
 from tractorish.msg import Encoder, credit, functype, return_, stop, yield_
 from tractorish.runtime._call import Call, ChanState, Inbox
 from tractorish.runtime._stream import MsgStream
+from tractorish.runtime._woken import WOKEN
 
 CID = 'c1'
 
@@ -38,6 +39,35 @@ async def test_inbox_wakes_its_reader_and_keeps_order():
             await trio.testing.wait_all_tasks_blocked()
     assert got == [{'n': 0}, {'n': 1}, {'n': 2}]
     assert not inbox.has_reader
+
+
+async def test_one_woken_outcome_serves_every_wake_up():
+    # a Value(None) may be unwrapped once; the runtime wakes its parked
+    # tasks with one object, every time
+    task = None
+    woken = []
+
+    async def sleeper():
+        nonlocal task
+        task = trio.lowlevel.current_task()
+        for _ in range(100):
+            woken.append(await trio.lowlevel.wait_task_rescheduled(
+                lambda _: trio.lowlevel.Abort.SUCCEEDED))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sleeper)
+        for _ in range(100):
+            await trio.testing.wait_all_tasks_blocked()
+            trio.lowlevel.reschedule(task, WOKEN)
+    assert woken == [None] * 100
+    assert WOKEN.unwrap() is None and WOKEN.unwrap() is None
+
+    def gen():
+        got = yield
+        yield got
+    started = gen()
+    next(started)
+    assert WOKEN.send(started) is None
 
 
 async def test_inbox_serves_two_readers_at_once():

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .._exceptions import ProtocolError
 from ._codec import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
-from ._dialog import CALLED_DIALOG, FUNCTYPE_EVENTS, Dialog
+from ._dialog import CALLED_DIALOG, CALLER_TABLE, FUNCTYPE_EVENTS, Dialog
 from ._types import check_message
 
 
@@ -180,7 +180,7 @@ class Protocol:
         """The caller's end of a call whose ``cmd`` is about to be sent."""
         if cid in self.calls:
             raise ProtocolError(f'call id {cid!r} is already in use')
-        dialog = self.calls[cid] = Dialog.for_caller()
+        dialog = self.calls[cid] = Dialog(CALLER_TABLE, 'sent')  # (for_caller, in line)
         return dialog
 
     def accept_call(self, cid: str, functype: str) -> Dialog:

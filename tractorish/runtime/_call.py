@@ -23,6 +23,7 @@ from .._exceptions import ContextCancelled, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, unpack_error
 from ._read_turn import ReadTurn
+from ._woken import WOKEN
 from ._state import CURRENT_CALL
 from ._stream import SendCredit
 
@@ -38,6 +39,7 @@ CANCEL_ACK_TIMEOUT = 3.0
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
 _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+
 
 
 class Inbox:
@@ -66,7 +68,7 @@ class Inbox:
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
-            _reschedule(waiter)
+            _reschedule(waiter, WOKEN)
         elif self._lot:
             self._lot.unpark()
 
@@ -380,9 +382,12 @@ class Call(_End):
     def forget_if_done(self) -> bool:
         """What ``__aexit__`` does when there is nothing to cancel, without
         awaiting: True if so (the call is forgotten), else False."""
-        if self.cancel_on_exit and not self.dialog.done:
+        if self.cancel_on_exit and self.dialog.state != 'done':
             return False
-        self.forget()
+        # (forget, in line)
+        state, cid = self.state, self.cid
+        state.calls.pop(cid, None)
+        state.chan.protocol.close_call(cid)
         return True
 
     def forget(self) -> None:

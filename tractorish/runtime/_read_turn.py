@@ -39,6 +39,7 @@ import trio
 
 from .._exceptions import TransportClosed
 from ..ipc import Channel
+from ._woken import WOKEN
 
 if TYPE_CHECKING:
     from ._call import _End
@@ -119,7 +120,7 @@ class ReadTurn:
         """Give the read turn back to the reader task (if it is idle)."""
         if self.reader_idle and self.reader is not None:
             self.reader_idle = False
-            trio.lowlevel.reschedule(self.reader)
+            trio.lowlevel.reschedule(self.reader, WOKEN)
 
     def deliver_to_direct(self, end: '_End', message: dict) -> None:
         """The reader's read brought ``message`` for the direct call: hand it
