@@ -253,7 +253,7 @@ def main() -> None:
         import setproctitle  # noqa: F401
     except ImportError:
         pass
-    # an actor's first call asks whether its function ever suspends, by
+    # a function's second call asks whether it ever suspends, by
     # reading its source: the first such read in a process costs several
     # times the next (linecache, tokenize, the parser), so do one here
     from tractorish.runtime._resolve import never_suspends

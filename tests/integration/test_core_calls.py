@@ -38,10 +38,15 @@ async def test_round_trip_of_every_msgpack_type():
 async def test_calls_that_never_suspend_are_answered_in_place_as_if_in_a_task():
     async with tractorish.open_nursery() as an:
         portal = await an.start_actor('inline', enable_modules=['actor_funcs'])
-        # answered by the reader itself, not by a task started for the call
+        # a function's first call runs in a task (its source is not read
+        # for one call); from its second on, the reader answers it itself
+        first = await portal.run(actor_funcs.task_name_in_place)
         in_place = await portal.run(actor_funcs.task_name_in_place)
         in_task = await portal.run(actor_funcs.task_name_in_task)
-        assert in_task.endswith('_run_rpc') and in_place != in_task
+        assert first.endswith('_run_rpc') and in_task.endswith('_run_rpc')
+        assert in_place != in_task
+        assert await portal.run(actor_funcs.task_name_in_place) == in_place
+        assert await portal.run(actor_funcs.task_name_in_task) == in_task
         # yet each call sees its own copy of the context, as a task would
         assert await portal.run(actor_funcs.swap_context_var, value='a') == 'unset'
         assert await portal.run(actor_funcs.swap_context_var, value='b') == 'unset'

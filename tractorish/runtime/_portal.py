@@ -121,9 +121,9 @@ class Portal:
         propagates.
 
         A function with no ``await``, ``async for`` or ``async with`` cannot
-        suspend: the remote actor runs it to completion as soon as it reads
-        the call, without starting a task for it (with a copy of the
-        context variables a task would have had).
+        suspend: from its second call on, the remote actor runs it to
+        completion as soon as it reads the call, without starting a task for
+        it (with a copy of the context variables a task would have had).
 
         tractor's older form ``run('module.path', 'function', **kwargs)``
         works too (with a ``DeprecationWarning``): it is :meth:`run_from_ns`.

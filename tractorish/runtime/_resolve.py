@@ -91,7 +91,7 @@ def _parse_lines(code: types.CodeType) -> Optional[ast.Module]:
     code spans; None if that does not parse.
 
     Cheaper than ``inspect.getsource``, whose tokenizer costs a fresh
-    actor's first call more than the call itself. Where the code tells no
+    actor's first read more than a call itself. Where the code tells no
     end positions (before 3.11), the last line is the last one holding an
     instruction: what that leaves out holds none (closing brackets, the
     rest of a string), so it cannot suspend, and a statement cut short

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger('tractorish.runtime')
 
+# The functype of an ``async def`` called once so far: that call ran in a
+# task, and the next one reads its source (``never_suspends``) to learn
+# whether it may be answered in place. A function called once (say, by
+# ``run_in_actor``) is never read: the first read in a process (the file,
+# the parser, cold) costs several times a call answered in place saves.
+UNREAD = 'unread'
+
 
 class CallRunner:
     """Serving calls: the callee half of ``Actor``'s runtime."""
@@ -70,12 +77,12 @@ class CallRunner:
             if resolved is None:
                 fn = self._resolve(ns, func_name)
                 functype = 'asyncfunc' if ns == 'self' else functype_of(fn)
-                if functype == 'asyncfunc' and ns != 'self' and self.debugger is None \
-                        and never_suspends(fn):  # (a REPL needs a task of its own)
-                    functype = 'inline'
-                resolved = (fn, functype)
-                self._resolved[(ns, func_name)] = resolved
-            fn, functype = resolved
+                self._resolved[(ns, func_name)] = (
+                    fn, UNREAD if functype == 'asyncfunc' and ns != 'self' else functype)
+            else:
+                fn, functype = resolved
+                if functype == UNREAD:
+                    functype = self._read_function(ns, func_name, fn)
         except Exception as err:
             state.chan.protocol.close_call(cid)
             self._service.start_soon(self._send_error, state.chan, err, cid)
@@ -93,6 +100,16 @@ class CallRunner:
                        is_runtime_call=ns == 'self')
         state.tasks[cid] = task
         self._service.start_soon(self._run_rpc, task, fn, functype, ns, func_name, kwargs)
+
+    def _read_function(self, ns: str, func_name: str, fn: Callable[..., Any]) -> str:
+        """At the second call of an ``async def``: whether it may be answered
+        in place (``'inline'``) or runs in a task (``'asyncfunc'``), from
+        now on. Its first call ran in a task: reading a function's source
+        costs a fresh process more than the call (see ``UNREAD``)."""
+        functype = ('inline' if self.debugger is None  # (a REPL needs a task of its own)
+                    and never_suspends(fn) else 'asyncfunc')
+        self._resolved[(ns, func_name)] = (fn, functype)
+        return functype
 
     def _run_inline(self, chan: Channel, fn: Callable[..., Any], kwargs: dict,
                     cid: str) -> None:
