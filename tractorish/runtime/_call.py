@@ -23,9 +23,9 @@ from .._exceptions import ContextCancelled, RemoteActorError, TransportClosed
 from ..ipc import Channel
 from ..msg import Dialog, unpack_error
 from ._read_turn import ReadTurn
-from ._woken import WOKEN
 from ._state import CURRENT_CALL
 from ._stream import SendCredit
+from ._woken import WOKEN
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -39,7 +39,6 @@ CANCEL_ACK_TIMEOUT = 3.0
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
 _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
-
 
 
 class Inbox:
