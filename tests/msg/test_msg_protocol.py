@@ -42,6 +42,23 @@ def test_a_plain_call_from_request_to_return():
     assert caller_.receive_data(packb(return_(4, CID))) == [return_(4, CID)]
 
 
+def test_a_plain_calls_two_replies_in_one_read_step_its_dialog():
+    # the decoder reads a plain call's functype by hand (its shape known):
+    # the dialog still steps on it, and refuses it out of order
+    from tractorish.msg import Encoder
+    pair = Encoder().encode_reply(5, CID)
+    protocol = Protocol()
+    protocol.open_call(CID)
+    assert protocol.receive_data(pair) == [functype('asyncfunc', CID), return_(5, CID)]
+    assert protocol.calls[CID].done
+    with pytest.raises(ProtocolError, match="unexpected 'functype:asyncfunc'"):
+        protocol.receive_data(pair)  # a second answer to a call that is over
+    # for a call not open here (given up on), the pair passes unchecked
+    late = Protocol()
+    assert late.receive_data(pair) == [functype('asyncfunc', CID), return_(5, CID)]
+    assert late.calls == {}
+
+
 @pytest.mark.parametrize('out_of_order', [
     [return_(1, CID)],                                     # before its functype
     [functype('asyncfunc', CID), yield_(1, CID)],          # a value from a plain call

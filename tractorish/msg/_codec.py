@@ -139,6 +139,9 @@ class Decoder:
         self._fed = 0
         self._msg_start = 0  # stream offset where the current message began
         self._error: ProtocolError | None = None
+        # whether the last feed()'s first message is a plain call's
+        # functype read by hand (``_take_functype``): its shape is known
+        self.framed_functype = False
 
     @property
     def buffered(self) -> int:
@@ -181,6 +184,7 @@ class Decoder:
             raise self._error
         out: List[dict] = []
         unpacker = self._unpacker
+        self.framed_functype = False
         try:
             if (self._fed == self._msg_start and len(data) <= ONE_SHOT_MAX
                     and len(data) <= self.max_msg_size):
@@ -190,8 +194,10 @@ class Decoder:
                 # keeps it or says what is wrong
                 if data[:_FUNCTYPE_CID_LEN] == _FUNCTYPE_CID:
                     data = self._take_functype(data, out)
-                    if out and check is not None:
-                        out[0] = check(out[0])
+                    if out:
+                        self.framed_functype = True
+                        if check is not None:
+                            out[0] = check(out[0])
                     if not data:
                         return out
                 while True:

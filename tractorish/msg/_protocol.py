@@ -31,6 +31,9 @@ from ._codec import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
 from ._dialog import CALLED_DIALOG, CALLER_TABLE, FUNCTYPE_EVENTS, Dialog
 from ._types import check_message
 
+# a plain call's functype message's event
+PLAIN_FUNCTYPE = FUNCTYPE_EVENTS['asyncfunc']
+
 
 class Protocol:
     """Framing, each call's dialog and each call's credit, for one channel.
@@ -83,8 +86,15 @@ class Protocol:
         messages = self._feed(data, None)  # (framing only: checked below)
         calls = self.calls
         event: Optional[str]
+        rest = iter(messages)
         try:
-            for msg in messages:
+            if self._decoder.framed_functype:
+                # a plain call's functype, which the decoder read by hand:
+                # its shape is known, its dialog is left to step
+                dialog = calls.get(next(rest)['cid'])
+                if dialog is not None:
+                    dialog.receive_reply(PLAIN_FUNCTYPE)
+            for msg in rest:
                 if type(msg) is dict and len(msg) == 2:
                     # the hot paths, in line (no call per message): a
                     # stream's value, a call's functype or return (the
@@ -111,25 +121,22 @@ class Protocol:
                             if dialog is not None:
                                 dialog.receive_reply(event)
                             continue
-                self._receive(msg)
+                # any other message: its shape, then its dialog's rules
+                check_message(msg)
+                cid = msg.get('cid')
+                if cid is not None:
+                    dialog = calls.get(cid)
+                    if dialog is not None:
+                        dialog.receive_message(msg)
+                elif 'cmd' in msg:  # a call's start: it opens the callee's end
+                    cid = msg['cmd'][4]
+                    if cid in calls:
+                        raise ProtocolError(f'call id {cid!r} is already in use')
+                    calls[cid] = CALLED_DIALOG
         except ProtocolError as err:
             self._broken = err
             raise
         return messages
-
-    def _receive(self, msg: Any) -> None:
-        """Check any other message: its shape, then its dialog's rules."""
-        check_message(msg)
-        cid = msg.get('cid')
-        if cid is not None:
-            dialog = self.calls.get(cid)
-            if dialog is not None:
-                dialog.receive_message(msg)
-        elif 'cmd' in msg:
-            cid = msg['cmd'][4]
-            if cid in self.calls:
-                raise ProtocolError(f'call id {cid!r} is already in use')
-            self.calls[cid] = CALLED_DIALOG
 
     # --- sending --------------------------------------------------------------
 

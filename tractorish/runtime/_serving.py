@@ -131,7 +131,9 @@ class ChannelServer:
             for message in batch:
                 cid = message.get('cid')
                 if cid is None:
-                    if not corked:  # the replies to this read's calls: one write
+                    if not corked and len(batch) > 1:
+                        # the replies to this read's calls: one write (a
+                        # read of one message has one reply to write)
                         state.chan.cork()
                         corked = True
                     self._start_rpc(state, message)
