@@ -24,7 +24,7 @@ This module touches no socket, no trio, no task.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .._exceptions import ProtocolError
 from ._codec import DEFAULT_MAX_MSG_SIZE, Decoder, Encoder
@@ -86,11 +86,12 @@ class Protocol:
         messages = self._feed(data, None)  # (framing only: checked below)
         calls = self.calls
         event: Optional[str]
-        rest = iter(messages)
+        rest: Iterable[Any] = messages
         try:
             if self._decoder.framed_functype:
                 # a plain call's functype, which the decoder read by hand:
                 # its shape is known, its dialog is left to step
+                rest = iter(messages)
                 dialog = calls.get(next(rest)['cid'])
                 if dialog is not None:
                     dialog.receive_reply(PLAIN_FUNCTYPE)
