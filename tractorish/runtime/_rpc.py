@@ -58,7 +58,8 @@ class CallRunner:
     def _start_rpc(self, state: ChanState, message: dict) -> None:
         """Start serving one ``cmd``: in a task, or answered in place (its
         replies then go with the rest of its read's, in one write: the
-        reader corks the channel while it handles a read)."""
+        reader corks the channel while it handles a read of several
+        messages)."""
         command = message.get('cmd')
         if command is None:
             raise ProtocolError(
@@ -117,7 +118,8 @@ class CallRunner:
 
         It sees what a task of its own would: a copy of the reader's context
         variables, and no chance to be cancelled (it has no checkpoint). Its
-        replies go with the read's others (the reader corks the channel).
+        replies go with the read's others (the reader corks the channel
+        for a read of several messages).
         """
         if chan.closed:  # nobody to answer: do not run it
             log.debug('not running call %s: %r is closed', cid, chan)
