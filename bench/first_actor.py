@@ -78,6 +78,11 @@ async def first_actor_group(opts: argparse.Namespace, progress: Callable[[str], 
         table.add(f'{label}: trio.run to the first answer (ms)',
                   [r['first_ms'] for r in res[method]], floor,
                   'process start floor: to the byte', fmt='.0f')
+        # each program against the floor run next to it, under the same
+        # moment's load (the floors alternate between the backends' programs)
+        beside = floor[BACKENDS.index(method)::len(BACKENDS)]
+        table.add(f'{label}:   each over the floor beside it (x)',
+                  [r['first_ms'] / f for r, f in zip(res[method], beside)], fmt='.2f')
         table.add(f'{label}:   then a second actor, start+call (ms)',
                   [r['second_ms'] for r in res[method]], fmt='.1f')
     fresh = sorted({(r['fresh'], r['forked']) for r in res['forkserver']})

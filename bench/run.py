@@ -28,8 +28,10 @@ spawn
 first_actor
     A fresh program per sample (``first_actor_program.py``), per backend:
     from ``trio.run(main)`` to its first actor's first answer, against the
-    process start floor's start (to the byte), the two alternating; and a
-    second actor asked for right after the first answered (start + call).
+    process start floor's start (to the byte), the two alternating (and
+    each program over the floor run beside it, which shared its moment's
+    load); and a second actor asked for right after the first answered
+    (start + call).
     On the ``forkserver`` backend the first actor starts as a fresh
     interpreter, the zygote is started once it has connected back, and the
     second waits for the zygote and is forked
