@@ -290,3 +290,29 @@ async def test_a_reads_replies_go_together_and_one_that_cannot_travel_is_an_erro
     assert got[3]['cid'] == 'a2' and got[3]['error']['type_str'] == 'MsgTypeError'
     assert got[4:] == [functype('asyncfunc', 'a3'), return_(3, 'a3')]
     assert actor.counters.calls_failed == 1
+
+
+def test_a_function_whose_source_cannot_be_read_runs_in_a_task(monkeypatch):
+    # the second call of an async def reads its source to learn whether it
+    # may be answered in place; a read that fails leaves it to a task, for
+    # good, instead of failing that call and every one after it
+    from tractorish.runtime import _rpc
+
+    class Runner(_rpc.CallRunner):
+        debugger = None
+
+        def __init__(self):
+            self._resolved = {}
+
+    async def fn():
+        return 1
+
+    def unreadable(_):
+        raise RecursionError('too deep for the parser')
+
+    monkeypatch.setattr(_rpc, 'never_suspends', unreadable)
+    runner = Runner()
+    assert runner._read_function('mod', 'fn', fn) == 'asyncfunc'
+    assert runner._resolved[('mod', 'fn')] == (fn, 'asyncfunc')
+    monkeypatch.setattr(_rpc, 'never_suspends', lambda _: True)
+    assert Runner()._read_function('mod', 'fn', fn) == 'inline'

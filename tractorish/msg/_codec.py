@@ -180,11 +180,11 @@ class Decoder:
         takes them as they are, for a caller that checks the list itself
         (``Protocol.receive_data``: no call per message).
         """
+        self.framed_functype = False
         if self._error is not None:
             raise self._error
         out: List[dict] = []
         unpacker = self._unpacker
-        self.framed_functype = False
         try:
             if (self._fed == self._msg_start and len(data) <= ONE_SHOT_MAX
                     and len(data) <= self.max_msg_size):

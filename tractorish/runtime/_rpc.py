@@ -34,8 +34,11 @@ log = logging.getLogger('tractorish.runtime')
 # The functype of an ``async def`` called once so far: that call ran in a
 # task, and the next one reads its source (``never_suspends``) to learn
 # whether it may be answered in place. A function called once (say, by
-# ``run_in_actor``) is never read: the first read in a process (the file,
-# the parser, cold) costs several times a call answered in place saves.
+# ``run_in_actor``) is never read: reading its module's file and parsing
+# it costs an actor's first call several times what answering in place
+# saves. (Two calls of it in one read may then end out of order, the first
+# in a task, the second in place, as calls in one read always could: calls
+# made concurrently were never ordered.)
 UNREAD = 'unread'
 
 
@@ -107,8 +110,12 @@ class CallRunner:
         in place (``'inline'``) or runs in a task (``'asyncfunc'``), from
         now on. Its first call ran in a task: reading a function's source
         costs a fresh process more than the call (see ``UNREAD``)."""
-        functype = ('inline' if self.debugger is None  # (a REPL needs a task of its own)
-                    and never_suspends(fn) else 'asyncfunc')
+        try:
+            inline = self.debugger is None and never_suspends(fn)  # (a REPL needs a task)
+        except Exception:  # a source the parser cannot take: the task always works
+            log.debug('could not read %s.%s: it runs in a task', ns, func_name, exc_info=True)
+            inline = False
+        functype = 'inline' if inline else 'asyncfunc'
         self._resolved[(ns, func_name)] = (fn, functype)
         return functype
 
