@@ -381,12 +381,9 @@ class Call(_End):
     def forget_if_done(self) -> bool:
         """What ``__aexit__`` does when there is nothing to cancel, without
         awaiting: True if so (the call is forgotten), else False."""
-        if self.cancel_on_exit and self.dialog.state != 'done':
+        if self.cancel_on_exit and not self.dialog.done:
             return False
-        # (forget, in line)
-        state, cid = self.state, self.cid
-        state.calls.pop(cid, None)
-        state.chan.protocol.close_call(cid)
+        self.forget()
         return True
 
     def forget(self) -> None:
