@@ -242,7 +242,7 @@ def _requirements(extra: str, extras: dict) -> set:
     """The distribution names ``.[extra]`` installs, following tractorish[...]."""
     names = set()
     for requirement in extras[extra]:
-        name = re.split(r'[\[<>=;~! ]', requirement, 1)[0].lower()
+        name = re.split(r'[\[<>=;~! ]', requirement, maxsplit=1)[0].lower()
         if name == 'tractorish':
             for inner in re.search(r'\[(.*?)\]', requirement).group(1).split(','):
                 names |= _requirements(inner.strip(), extras)
