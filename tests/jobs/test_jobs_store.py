@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from tractorish.jobs import JobStoreError, open_job_queue
 from tractorish.jobs._postgres import PostgresJobStore
@@ -154,6 +156,89 @@ async def test_group_commit_keeps_a_failed_call_apart(tmp_path):
         assert await store.get('incomplete') is None
         assert len(errors) == 1 and 'NOT NULL' in str(errors[0])
         assert max(sizes) > 1  # grouped: fewer commits than calls
+    finally:
+        await store.aclose()
+
+
+class GatedBatches:
+    """The store's transactions, each held in its thread until let go."""
+
+    def __init__(self, store: SqlJobStore, held: int) -> None:
+        self.entered = [threading.Event() for _ in range(held)]
+        self.gates = [threading.Event() for _ in range(held)]
+        self._count = 0
+        self._run_batch = store._run_batch
+        store._run_batch = self._gated
+
+    def _gated(self, batch) -> None:
+        index, self._count = self._count, self._count + 1
+        if index < len(self.gates):
+            self.entered[index].set()
+            self.gates[index].wait(10)
+        self._run_batch(batch)
+
+    async def wait_entered(self, index: int) -> None:
+        assert await trio.to_thread.run_sync(self.entered[index].wait, 10)
+
+
+async def test_a_call_cancelled_once_a_transaction_took_it_gets_what_it_did(tmp_path):
+    """Cancelled while another call's transaction runs it, a call still
+    returns what it did: its caller has a job inserted and jobs claimed to
+    act on (a submit starts them)."""
+    store = await open_store(str(tmp_path / 'jobs.db'))
+    batches = GatedBatches(store, held=2)
+    results = {}
+    scopes = {}
+
+    async def insert(job_id: str) -> None:
+        with trio.CancelScope() as scopes[job_id]:
+            results[job_id] = await store.insert(job_id, FN, b'\x80')
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.counts)  # the first transaction, held
+            await batches.wait_entered(0)
+            nursery.start_soon(insert, 'b')
+            await wait_all_tasks_blocked()
+            nursery.start_soon(insert, 'c')
+            await wait_all_tasks_blocked()
+            batches.gates[0].set()  # b's transaction takes b and c, held
+            await batches.wait_entered(1)
+            scopes['c'].cancel()
+            await wait_all_tasks_blocked()
+            batches.gates[1].set()
+        assert await store.get('c') is not None
+        record, created, _ = results['c']  # not lost to the cancellation
+        assert record.id == 'c' and created
+    finally:
+        await store.aclose()
+
+
+async def test_a_transaction_whose_leader_is_cancelled_still_runs(tmp_path):
+    """The call that takes the queued calls into its transaction runs them
+    even if it is cancelled as it starts: they are other callers' too."""
+    store = await open_store(str(tmp_path / 'jobs.db'))
+    batches = GatedBatches(store, held=1)
+    results = {}
+    scopes = {}
+
+    async def insert(job_id: str) -> None:
+        with trio.CancelScope() as scopes[job_id]:
+            results[job_id] = await store.insert(job_id, FN, b'\x80')
+
+    async def first_then_cancel_b() -> None:
+        await store.counts()  # hands the lock to b, which has not run yet
+        scopes['b'].cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first_then_cancel_b)
+            await batches.wait_entered(0)
+            nursery.start_soon(insert, 'b')
+            await wait_all_tasks_blocked()
+            nursery.start_soon(insert, 'c')
+            await wait_all_tasks_blocked()
+            batches.gates[0].set()
+        assert [results[job_id][0].id for job_id in 'bc'] == ['b', 'c']
+        assert (await store.counts())['pending'] == 2
     finally:
         await store.aclose()
 

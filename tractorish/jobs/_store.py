@@ -239,10 +239,12 @@ class SqlJobStore:
     async def _call(self, fn: Callable[[Any, float], Any], *, write: bool = True) -> Any:
         """Run ``fn(cursor, now)`` in a transaction, off the trio thread.
 
-        If cancelled before its transaction starts, the call is dropped;
-        once started, the transaction runs to its end, whether or not its
-        caller still waits (the leader of a group waits for it: a thread
-        cannot be cancelled).
+        If cancelled before a transaction takes the call, the call is
+        dropped. Once taken, it runs to its end, and so does this: its
+        caller gets what it did (a job inserted, jobs claimed) to act on,
+        and the cancellation at its next checkpoint. (The transaction runs
+        shielded: it holds other callers' calls too. Cancelled while another
+        call's transaction runs it, this waits for that one, shielded.)
         """
         if self._closed:
             raise JobStoreError(f'the job store {self.description} is closed')
@@ -252,7 +254,16 @@ class SqlJobStore:
             async with self._lock:
                 if not op.done:
                     batch, self._queue = self._queue, []
-                    await trio.to_thread.run_sync(self._run_batch, batch)
+                    with trio.CancelScope(shield=True):
+                        await trio.to_thread.run_sync(self._run_batch, batch)
+        except trio.Cancelled:
+            if op in self._queue:  # no transaction took it: it never runs
+                self._queue.remove(op)
+                raise
+            if not op.done:  # the transaction running now holds it, and the lock
+                with trio.CancelScope(shield=True):
+                    async with self._lock:
+                        pass
         except BaseException:
             if op in self._queue:
                 self._queue.remove(op)
