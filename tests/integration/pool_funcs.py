@@ -77,6 +77,11 @@ async def append_name_later(path: str, delay: float) -> None:
         f.write(tractorish.current_actor().name + '\n')
 
 
+async def block_the_loop(seconds: float) -> None:
+    """Hold this actor's event loop: it answers nothing, a cancel included."""
+    time.sleep(seconds)
+
+
 async def getpid() -> int:
     return os.getpid()
 

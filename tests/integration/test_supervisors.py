@@ -1,6 +1,7 @@
 """Supervisors: OTP strategies, restart types, restart intensity."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 
@@ -9,6 +10,7 @@ import pytest
 import trio
 
 import pool_funcs as pf
+import slow_start_funcs
 import tractorish
 from tractorish import SupervisorError, TransportClosed
 
@@ -139,3 +141,94 @@ async def test_group_restarts_do_not_restart_temporary_children():
         with trio.fail_after(10):
             while alive(temp_pid):
                 await trio.sleep(0.02)
+
+
+async def restarts_here() -> int:
+    return tractorish.current_actor().stats()['restarts']
+
+
+async def test_two_ends_noticed_during_a_restart_restart_their_group_once():
+    """one_for_all: a and b end while the supervisor is busy (stopping c);
+    a's restart brings up both, and b's notice of its old process, handled
+    after, restarts nothing."""
+    config = tractorish.RuntimeConfig(cancel_timeout=1.0, grace_period=0.5)
+    async with tractorish.open_supervisor('one_for_all', max_restarts=5, within=60,
+                                          config=config) as sup:
+        for name in 'abc':
+            await sup.start_actor(name, enable_modules=MODS)
+        old = {name: sup.process(name) for name in 'ab'}
+        busy = await sup.portal('c')
+
+        async def block_c() -> None:
+            with pytest.raises(Exception):  # c is stopped in the middle of it
+                await busy.run(pf.block_the_loop, seconds=30)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(block_c)
+            await trio.sleep(0.3)
+            nursery.start_soon(sup.stop, 'c')  # slow: c does not answer its cancel
+            with trio.fail_after(5):
+                while 'c' in sup.children:
+                    await trio.sleep(0.01)
+            for name in 'ab':
+                os.kill(old[name].pid, signal.SIGKILL)
+        with trio.fail_after(20):
+            while any(sup.process(name) is old[name] for name in 'ab'):
+                await trio.sleep(0.02)
+            await sup.wait_ready()
+        await trio.sleep(0.5)  # time for a second round, if b's notice made one
+        assert await restarts_here() == 2  # a and b, once each
+        assert sup.children == ['a', 'b']
+
+
+async def test_stopping_a_child_while_it_starts_ends_its_process():
+    async with tractorish.open_supervisor() as sup:
+        failed = []
+
+        async def start() -> None:
+            with pytest.raises(tractorish.TractorishError) as info:
+                await sup.start_actor('slow', enable_modules=['slow_start_funcs'])
+            failed.append(info.value)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(start)
+                await trio.sleep(0.3)  # it is importing its module
+                await sup.stop('slow')
+                assert sup.children == []
+    assert 'stopped while it started' in str(failed[0])
+
+
+async def test_a_group_restart_leaves_a_child_on_its_first_start_to_its_starter():
+    """one_for_all: a ends while b is on its first start; a is restarted,
+    and b comes up once (not twice) when its own start ends."""
+    with trio.fail_after(40):
+        async with tractorish.open_supervisor('one_for_all', max_restarts=5) as sup:
+            await sup.start_actor('a', enable_modules=MODS)
+            old_a = sup.process('a')
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(functools.partial(
+                    sup.start_actor, 'b', enable_modules=['slow_start_funcs']))
+                await trio.sleep(0.3)  # b is importing its module
+                os.kill(old_a.pid, signal.SIGKILL)
+            await sup.wait_ready()
+            assert sup.process('a') is not old_a
+            assert await restarts_here() == 1  # a only
+            assert await (await sup.portal('b')).run(slow_start_funcs.getpid) == \
+                sup.process('b').pid
+
+
+async def test_supervisor_arguments_are_checked_before_anything_starts():
+    with pytest.raises(ValueError, match='max_restarts must be an int'):
+        async with tractorish.open_supervisor(max_restarts=2.5):
+            pass
+    with pytest.raises(ValueError, match='within must be a positive number'):
+        async with tractorish.open_supervisor(within='5'):
+            pass
+    async with tractorish.open_supervisor() as sup:
+        with pytest.raises(TypeError, match="not the string 'pool_funcs'"):
+            await sup.start_actor('x', enable_modules='pool_funcs')
+        with pytest.raises(TypeError, match="not the string 'pool_funcs'"):
+            await sup.run_in_actor(pf.getpid, enable_modules='pool_funcs')
+        with pytest.raises(TypeError, match=r"\['loglevel'\] only apply when open_supervisor"):
+            async with tractorish.open_supervisor(loglevel='debug'):
+                pass
+        assert sup.children == []

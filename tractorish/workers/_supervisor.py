@@ -59,6 +59,12 @@ class SupervisorError(TractorishError):
         self.failures = list(failures)
 
 
+def _check_modules(enable_modules: Sequence[str]) -> None:
+    if isinstance(enable_modules, str):
+        raise TypeError(f'enable_modules must be a list of module names, not the string '
+                        f'{enable_modules!r}')
+
+
 class ChildSpec:
     """How to (re)start one supervised child, and its current incarnation."""
 
@@ -78,6 +84,7 @@ class ChildSpec:
         self.last_error: Optional[BaseException] = None
         self.stopping = False          # ended on purpose: no restart
         self.removed = False
+        self.starting: Optional[trio.Event] = None  # while an incarnation starts
         self.restarts = 0
 
     def __repr__(self) -> str:
@@ -96,7 +103,8 @@ class Supervisor:
         self.within = within
         self._specs: List[ChildSpec] = []
         self._restart_times: Deque[float] = collections.deque()
-        self._failures: List[BaseException] = []
+        # the errors that may be reported when it gives up: the last few
+        self._failures: Deque[BaseException] = collections.deque(maxlen=max_restarts + 1)
         self._lock = trio.Lock()
         self.on_exit: List[Callable[[ChildSpec, Optional[BaseException]], None]] = []
 
@@ -113,6 +121,7 @@ class Supervisor:
         ``infect_asyncio`` it runs asyncio, trio as its guest (see
         ``tractorish.to_asyncio``).
         """
+        _check_modules(enable_modules)
         return await self._add(ChildSpec(name, enable_modules, restart, None, loglevel,
                                          infect_asyncio))
 
@@ -126,6 +135,7 @@ class Supervisor:
         restart type says whether that restarts it, running ``fn`` again.
         ``await portal.result()`` gives this incarnation's outcome.
         """
+        _check_modules(enable_modules)
         ns, func_name = function_ref(fn)
         modules = [ns, *(m for m in enable_modules if m != ns)]
         spec = ChildSpec(name or func_name, modules, restart, (ns, func_name, kwargs), loglevel,
@@ -135,8 +145,6 @@ class Supervisor:
     async def _add(self, spec: ChildSpec) -> Portal:
         if spec.restart not in RESTART_TYPES:
             raise ValueError(f'restart must be one of {RESTART_TYPES}, not {spec.restart!r}')
-        if isinstance(spec.enable_modules, str):
-            raise TypeError('enable_modules must be a list of module names')
         self._specs.append(spec)  # start order, even when started concurrently
         try:
             await self._start(spec)
@@ -147,13 +155,25 @@ class Supervisor:
         return spec.portal
 
     async def _start(self, spec: ChildSpec) -> None:
-        child = await spawn_actor(self._actor, spec.name, enable_modules=spec.enable_modules,
-                                  loglevel=spec.loglevel, infect_asyncio=spec.infect_asyncio)
+        """Start an incarnation of ``spec`` and its watcher. A first start
+        runs outside the lock: stopped meanwhile (:meth:`stop`, the block's
+        end), the new process is reaped and this raises."""
+        spec.starting = started = trio.Event()
+        try:
+            child = await spawn_actor(self._actor, spec.name,
+                                      enable_modules=spec.enable_modules,
+                                      loglevel=spec.loglevel, infect_asyncio=spec.infect_asyncio)
+            if spec.stopping or spec.removed:
+                await child.reap()
+                raise TractorishError(f'supervised actor {spec.name!r} was stopped '
+                                      f'while it started')
+        finally:
+            spec.starting = None
+            started.set()
         spec.process, spec.portal = child, child.portal
         if spec.job is not None:
             child.portal.final_result = FinalResult()  # type: ignore[union-attr]
         spec.exited = trio.Event()
-        spec.stopping = False
         spec.ready.set()
         self._nursery.start_soon(self._watch, spec, child)
 
@@ -176,7 +196,7 @@ class Supervisor:
             return
         abnormal = error is not None
         if spec.restart == 'permanent' or (spec.restart == 'transient' and abnormal):
-            await self._restart(spec, error)
+            await self._restart(spec, child, error)
         else:
             if abnormal:
                 log.warning('supervised actor %r ended abnormally and is %s: %s',
@@ -216,10 +236,12 @@ class Supervisor:
 
     # --- restarting -------------------------------------------------------------------
 
-    async def _restart(self, failed: ChildSpec, error: Optional[BaseException]) -> None:
+    async def _restart(self, failed: ChildSpec, child: ChildProcess,
+                       error: Optional[BaseException]) -> None:
+        """Apply the strategy to the end of ``failed``'s incarnation ``child``."""
         async with self._lock:
-            if failed.removed:
-                return
+            if failed.removed or failed.stopping or failed.process is not child:
+                return  # stopped, or restarted meanwhile (with a group, say)
             self._note_restart(failed, error)
             index = self._specs.index(failed)
             if self.strategy == 'one_for_one':
@@ -228,6 +250,8 @@ class Supervisor:
                 group = list(self._specs)
             else:  # rest_for_one
                 group = self._specs[index:]
+            # (one still on its first start comes up fresh: its starter has it)
+            group = [spec for spec in group if spec.starting is None]
             # stop the others in reverse start order, as OTP does
             for spec in reversed(group):
                 if spec is not failed:
@@ -239,6 +263,7 @@ class Supervisor:
                 self._actor.counters.restarts += 1  # for stats()
                 log.info('restarting %r (%s, strategy %s)', spec.name, spec.restart,
                          self.strategy)
+                spec.stopping = False
                 await self._start(spec)
 
     def _note_restart(self, spec: ChildSpec, error: Optional[BaseException]) -> None:
@@ -251,12 +276,14 @@ class Supervisor:
         if len(self._restart_times) > self.max_restarts:
             raise SupervisorError(
                 f'supervisor gave up: more than {self.max_restarts} restarts within '
-                f'{self.within} s (last: {spec.name!r}: {error})',
-                self._failures[-(self.max_restarts + 1):])
+                f'{self.within} s (last: {spec.name!r}: {error})', self._failures)
 
     async def _stop(self, spec: ChildSpec) -> None:
         spec.stopping = True
-        if spec.process is None:  # still starting: its starter stops it
+        if spec.starting is not None:  # on its first start: its starter reaps it
+            await spec.starting.wait()
+            return
+        if spec.process is None:  # its first start failed
             return
         await spec.process.reap()
         await spec.exited.wait()
@@ -332,9 +359,15 @@ async def open_supervisor(strategy: str = 'one_for_one', *, max_restarts: int = 
     """
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {STRATEGIES}, not {strategy!r}')
-    if max_restarts < 0 or not within > 0 or math.isinf(within):
-        raise ValueError('max_restarts must be >= 0 and within a positive number of seconds')
+    if (not isinstance(max_restarts, int) or isinstance(max_restarts, bool)
+            or max_restarts < 0):
+        raise ValueError(f'max_restarts must be an int >= 0, not {max_restarts!r}')
+    if not isinstance(within, (int, float)) or not within > 0 or math.isinf(within):
+        raise ValueError(f'within must be a positive number of seconds, not {within!r}')
     actor = current_actor(err_on_no_runtime=False)
+    if actor is not None and root_kwargs:
+        raise TypeError(f'{sorted(root_kwargs)} only apply when open_supervisor opens the '
+                        f'root actor, and one is already running')
     if actor is None:
         async with open_root_actor(**root_kwargs):
             async with open_supervisor(strategy, max_restarts=max_restarts,
