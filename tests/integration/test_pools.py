@@ -100,6 +100,34 @@ async def test_map_error_stops_and_early_exit_cancels():
         assert await pool.run(pf.square, x=2) == 4
 
 
+def rows_failing_at(n):
+    for i in range(n):
+        yield i
+    raise ValueError(f'bad input row {n}')
+
+
+async def test_an_error_of_the_input_is_the_maps_and_the_pool_carries_on():
+    async with tractorish.open_actor_pool(2, enable_modules=MODS) as pool:
+        got = []
+        with pytest.raises(ValueError, match='bad input row 3'):
+            async for r in pool.map(pf.square, rows_failing_at(3)):
+                got.append(r)
+        assert got == [0, 1, 4]  # the results before it, in order
+        with pytest.raises(TypeError):
+            async for _ in pool.starmap(pf.square, 5):
+                pass
+        assert await pool.run(pf.square, x=3) == 9
+
+
+async def test_leaving_a_held_map_early_lets_the_pool_block_end():
+    with trio.fail_after(30):
+        async with tractorish.open_actor_pool(1, enable_modules=MODS) as pool:
+            results = pool.map(pf.square, range(100))  # held: not closed by the loop
+            async for _ in results:
+                break
+    await results.aclose()
+
+
 async def test_a_plain_function_runs_in_a_thread_without_stalling_the_actor(tmp_path):
     release = tmp_path / 'release'
     outcome = []
@@ -173,6 +201,15 @@ async def test_bad_pool_arguments():
     with pytest.raises(TypeError):
         async with tractorish.open_actor_pool(1, enable_modules='pool_funcs'):
             pass
+    with pytest.raises(ValueError, match='retries must be an int'):
+        async with tractorish.open_actor_pool(1, retries=-1):
+            pass
+    async with tractorish.open_actor_pool(1, enable_modules=MODS) as pool:
+        with pytest.raises(ValueError, match="retries must be an int >= 0, not -1"):
+            await pool.run(pf.square, x=2, retries=-1)
+        with pytest.raises(ValueError, match="not '1'"):
+            async for _ in pool.map(pf.square, [1], retries='1'):
+                pass
 
 
 async def test_calls_after_a_crash_wait_for_the_replacement(tmp_path):

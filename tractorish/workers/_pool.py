@@ -18,8 +18,8 @@ import logging
 import math
 from contextlib import asynccontextmanager
 from collections import deque
-from typing import (Any, AsyncIterator, Callable, Deque, Dict, Iterable, List, Mapping,
-                    Optional, Sequence)
+from typing import (Any, AsyncIterator, Callable, Deque, Dict, Iterable, Iterator, List,
+                    Mapping, Optional, Sequence, Set)
 
 import trio
 
@@ -72,6 +72,7 @@ class ActorPool:
                  concurrency: int, retries: int) -> None:
         self._sup = supervisor
         self._nursery = nursery
+        self._maps: Set[trio.CancelScope] = set()  # the maps still running
         self.concurrency = concurrency
         self.retries = retries
         self._busy: Dict[str, int] = {name: 0 for name in names}
@@ -161,6 +162,8 @@ class ActorPool:
         if the worker died (after ``retries`` more tries elsewhere).
         Cancelling it cancels the remote call.
         """
+        if retries is not None:
+            _check_retries(retries)
         attempts = 1 + (self.retries if retries is None else retries)
         tried: List[str] = []
         for attempt in range(attempts):
@@ -227,8 +230,9 @@ class ActorPool:
         come in input order if ``ordered``, else as they finish. Calls in
         flight plus results not yet read stay within ``size * concurrency``,
         so a slow reader slows the map down. The first error stops the map
-        and is raised here; leaving the loop early cancels the calls in
-        flight.
+        and is raised here, as is an error of ``iterable`` itself (after
+        the results before it, if ``ordered``); leaving the loop early
+        cancels the calls in flight, and so does leaving the pool's block.
         """
         param = _first_parameter(fn)
         async for result in self.starmap(fn, ({param: item} for item in iterable),
@@ -238,12 +242,16 @@ class ActorPool:
     async def starmap(self, fn: Callable[..., Any], iterable: Iterable[Mapping[str, Any]], *,
                       ordered: bool = True, retries: Optional[int] = None) -> AsyncIterator[Any]:
         """Like :meth:`map`, each item being the keyword arguments of one call."""
+        if retries is not None:
+            _check_retries(retries)
+        items = iter(iterable)
         # a slot is taken per call and given back when its result is read:
         # calls in flight plus results waiting for us stay within the limit
         slots = trio.Semaphore(self.size * self.concurrency)
         send, receive = trio.open_memory_channel[Any](math.inf)
         scope = trio.CancelScope()
-        self._nursery.start_soon(self._drive_map, fn, iterable, ordered, retries,
+        self._maps.add(scope)
+        self._nursery.start_soon(self._drive_map, fn, items, ordered, retries,
                                  slots, send, scope)
         try:
             async with receive:
@@ -256,7 +264,7 @@ class ActorPool:
         finally:
             scope.cancel()
 
-    async def _drive_map(self, fn: Callable[..., Any], iterable: Iterable[Mapping[str, Any]],
+    async def _drive_map(self, fn: Callable[..., Any], items: Iterator[Mapping[str, Any]],
                          ordered: bool, retries: Optional[int], slots: trio.Semaphore,
                          send: trio.MemorySendChannel, scope: trio.CancelScope) -> None:
         done: Dict[int, tuple] = {}
@@ -282,12 +290,36 @@ class ActorPool:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 scope.cancel()  # the consumer left
 
-        with scope:
-            async with send:
-                async with trio.open_nursery() as nursery:
-                    for index, kwargs in enumerate(iterable):
-                        await slots.acquire()
-                        nursery.start_soon(one, index, kwargs)
+        try:
+            with scope:
+                async with send:
+                    async with trio.open_nursery() as nursery:
+                        index = 0
+                        while True:
+                            await slots.acquire()
+                            try:
+                                kwargs = next(items)
+                            except StopIteration:
+                                break
+                            except Exception as err:  # the input's own: the map's error
+                                hand_on(index, (index, False, err))
+                                break
+                            nursery.start_soon(one, index, kwargs)
+                            index += 1
+        finally:
+            self._maps.discard(scope)
+
+    def _stop_maps(self) -> None:
+        """Cancel the maps still running: a loop left early whose generator
+        is still held (and so not closed) would otherwise keep its map
+        waiting for a reader, and the pool's block with it."""
+        for scope in self._maps:
+            scope.cancel()
+
+
+def _check_retries(retries: Any) -> None:
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f'retries must be an int >= 0, not {retries!r}')
 
 
 def _first_parameter(fn: Callable[..., Any]) -> str:
@@ -318,8 +350,9 @@ async def open_actor_pool(size: int, *, enable_modules: Sequence[str] = (),
     block waits for ``cast_nowait`` calls, then stops every worker. Opens
     the root actor first if none runs here (``root_kwargs`` go to it).
     """
-    if size < 1 or concurrency < 1 or retries < 0:
-        raise ValueError('size and concurrency must be at least 1, retries at least 0')
+    if size < 1 or concurrency < 1:
+        raise ValueError('size and concurrency must be at least 1')
+    _check_retries(retries)
     if isinstance(enable_modules, str):
         raise TypeError('enable_modules must be a list of module names')
     async with open_supervisor('one_for_one', max_restarts=max_restarts, within=within,
@@ -332,4 +365,8 @@ async def open_actor_pool(size: int, *, enable_modules: Sequence[str] = (),
                     loglevel=loglevel, infect_asyncio=infect_asyncio))
         with collapsing_groups():
             async with trio.open_nursery() as nursery:
-                yield ActorPool(sup, names, nursery, concurrency, retries)
+                pool = ActorPool(sup, names, nursery, concurrency, retries)
+                try:
+                    yield pool
+                finally:
+                    pool._stop_maps()
