@@ -40,6 +40,10 @@ class Counter:
     async def append(self, item: int) -> None:
         self.items = getattr(self, 'items', []) + [item]
 
+    async def tag(self, key: str, method: str) -> str:
+        """Parameters named as ask's and tell's own: passed on all the same."""
+        return f'{key}/{method}'
+
     async def items_seen(self) -> list:
         return getattr(self, 'items', [])
 

@@ -232,6 +232,19 @@ async def test_no_cluster_to_connect_to_is_an_entity_error():
                 pass  # pragma: no cover
 
 
+async def test_a_path_store_handler_parameters_named_key_and_an_unencodable_tell(tmp_path):
+    async with tractorish.open_entity_cluster(Counter, workers=1,
+                                              store=tmp_path / 'entities.db') as cluster:
+        assert await cluster.ask('k', 'tag', key='a', method='b') == 'a/b'
+        await cluster.tell('k', 'tag', key='a', method='b')
+        with pytest.raises(tractorish.MsgTypeError,
+                           match="a tell of 'append' to 'k' cannot be sent"):
+            await cluster.tell('k', 'append', item={1, 2})
+        await cluster.tell('k', 'append', item=1)
+        assert await cluster.ask('k', 'items_seen') == [1]
+    assert (tmp_path / 'entities.db').exists()
+
+
 async def test_wrong_arguments_are_refused_before_anything_starts():
     with pytest.raises(TypeError, match='class'):
         async with tractorish.open_entity_cluster(Counter(key='x'), workers=1):

@@ -90,11 +90,29 @@ async def test_unencodable_values_are_refused_or_stored_as_errors(tmp_path):
                 await jobs.submit(jf.compute, id=7, i=1)
             with pytest.raises(TypeError, match='not a module-level function'):
                 await jobs.submit(lambda: 1, id='y')
+            with pytest.raises(TypeError, match=r"arguments named \['receiver', 'retries'\]"):
+                await jobs.submit(jf.compute, id='w', i=1, receiver='jq-0', retries=2)
+            with pytest.raises(JobNotFound):
+                await jobs.get('w')  # refused before it was stored
             job = await jobs.submit(jf.unencodable_result, id='z')
             with pytest.raises(RemoteActorError) as info:
                 await job.result()
     # the worker could not send the set: the error says so, and is stored
     assert 'msgpack' in str(info.value) or 'encode' in str(info.value)
+
+
+async def test_queue_arguments_are_checked_before_the_store_is_opened(tmp_path):
+    store = tmp_path / 'jobs.db'
+    with pytest.raises(TypeError, match='takes an ActorPool .or None. first'):
+        async with open_job_queue(str(store)):
+            pass
+    with pytest.raises(ValueError, match='max_in_flight must be an int >= 1, not 2.5'):
+        async with open_job_queue(None, store, max_in_flight=2.5):
+            pass
+    with pytest.raises(ValueError, match='retries must be an int >= 0, not -1'):
+        async with open_job_queue(None, store, retries=-1):
+            pass
+    assert not store.exists()
 
 
 async def test_a_worker_killed_mid_call_has_the_job_run_again_elsewhere(store_url, tmp_path):

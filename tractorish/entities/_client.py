@@ -25,11 +25,11 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
 
 import trio
 
-from .._exceptions import TransportClosed
+from .._exceptions import MsgTypeError, TransportClosed
 from .._groups import collapsing_groups
 from ..discovery import find_actor, list_actors
 from ..ipc import Address
-from ..msg import unpack_error
+from ..msg import Encoder, unpack_error
 from ..runtime import Portal, RuntimeConfig, current_actor
 from . import _host
 from ._errors import EntityError, EntityOwnerLost, EntityTimeout
@@ -145,6 +145,10 @@ class _Opening:
         self.error: Optional[BaseException] = None
 
 
+# values msgpack always encodes: a tell of only these needs no trial encoding
+_FLAT = frozenset({int, float, str, bytes, bool, type(None)})
+
+
 def _check(key: Any, method: Any) -> None:
     if not isinstance(key, str):
         raise TypeError(f'an entity key is a string, not {type(key).__name__}')
@@ -172,6 +176,7 @@ class EntityClient:
         self._opening: Dict[str, _Opening] = {}
         self._registered: List[str] = []
         self._refreshing: Optional[trio.Event] = None
+        self._encoder = Encoder()  # tries the arguments of a tell (see tell)
         self._last_refresh = -math.inf
         self._closed = False
 
@@ -340,7 +345,7 @@ class EntityClient:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def ask(self, key: str, method: str, *, timeout: Optional[float] = None,
+    async def ask(self, key: str, method: str, /, *, timeout: Optional[float] = None,
                   retry: Optional[bool] = None, **kwargs: Any) -> Any:
         """Call ``method(**kwargs)`` on the entity of ``key``; return its result.
 
@@ -365,7 +370,7 @@ class EntityClient:
                             f'{method!r} within {timeout} s'
                             + (f' (last problem: {problem[-1]})' if problem else ''))
 
-    async def tell(self, key: str, method: str, *, timeout: Optional[float] = None,
+    async def tell(self, key: str, method: str, /, *, timeout: Optional[float] = None,
                    **kwargs: Any) -> None:
         """Send ``method(**kwargs)`` to the entity of ``key`` without waiting
         for it to be handled.
@@ -375,9 +380,16 @@ class EntityClient:
         ``timeout`` seconds. Delivery is at most once: a message in flight
         when its worker dies is lost. An exception of the method is logged
         by the worker. Cancelled while the message is being handed over, it
-        may still be sent.
+        may still be sent. Arguments that msgpack cannot encode raise
+        :class:`MsgTypeError` here, and nothing is sent.
         """
         _check(key, method)
+        if any(type(value) not in _FLAT for value in kwargs.values()):
+            try:
+                self._encoder.encode(kwargs)  # (a tell has nobody to raise it later)
+            except MsgTypeError as err:
+                raise MsgTypeError(f'the arguments of a tell of {method!r} to {key!r} '
+                                   f'cannot be sent: {err}') from None
         problem: List[str] = []
         with trio.move_on_after(math.inf if timeout is None else timeout):
             await self._send_tell(key, method, kwargs, problem)

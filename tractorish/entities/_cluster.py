@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import math
 import sys
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import trio
 
@@ -226,7 +227,7 @@ class EntityCluster(EntityClient):
 async def open_entity_cluster(entity_type: type, *, workers: int = 4,
                               name: Optional[str] = None,
                               passivate_after: Optional[float] = None,
-                              store: Optional[str] = None, retry: bool = False,
+                              store: Optional[Union[str, 'os.PathLike[str]']] = None, retry: bool = False,
                               max_restarts: int = 100, within: float = 60.0,
                               loglevel: Optional[str] = None,
                               **root_kwargs: Any) -> AsyncIterator[EntityCluster]:

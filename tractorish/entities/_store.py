@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import msgpack
 import trio
@@ -87,9 +87,10 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def prepare(path: str) -> str:
+def prepare(path: Union[str, 'os.PathLike[str]']) -> str:
     """Check that ``path`` can hold entity states, creating the file and its
     table if need be; return its absolute path. Blocking: call it in a thread."""
+    path = os.fspath(path)
     if '://' in path:
         raise EntityError(f'store= takes the path of a SQLite file, not {path!r}')
     path = os.path.abspath(path)

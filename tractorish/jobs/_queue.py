@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger('tractorish.jobs')
 
 CLOSE_TIMEOUT = 5.0  # s to give the held jobs back when the queue closes
+# keywords of ActorPool.run, which runs each job: no job argument may take them
+RESERVED_ARGUMENTS = frozenset({'receiver', 'retries'})
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,10 @@ class JobQueue:
         self._check_open()
         if not isinstance(id, str) or not id:
             raise TypeError(f'a job id is a non-empty string, not {id!r}')
+        reserved = sorted(RESERVED_ARGUMENTS.intersection(kwargs))
+        if reserved:
+            raise TypeError(f'a job cannot take arguments named {reserved}: the pool that '
+                            f'runs it takes them (rename them in {fn.__name__})')
         path = function_path(fn)
         args = encode(dict(sorted(kwargs.items())), f'the arguments of job {id!r}')
         self._functions.setdefault(path, fn)
@@ -464,11 +470,17 @@ async def open_job_queue(pool: Optional['ActorPool'],
     and is left as it was. Leaving the block cancels the jobs running here
     and gives them back to the store as ``pending``, for the next program.
     """
-    if lease <= 0 or poll_interval <= 0 or retries < 0 or lock_timeout <= 0:
-        raise ValueError('lease, poll_interval and lock_timeout must be positive, '
-                         'retries at least 0')
-    if max_in_flight is not None and max_in_flight < 1:
-        raise ValueError('max_in_flight must be at least 1')
+    from ..workers import ActorPool
+    if pool is not None and not isinstance(pool, ActorPool):
+        raise TypeError(f'open_job_queue takes an ActorPool (or None) first, then the store, '
+                        f'not {pool!r}')
+    if lease <= 0 or poll_interval <= 0 or lock_timeout <= 0:
+        raise ValueError('lease, poll_interval and lock_timeout must be positive')
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f'retries must be an int >= 0, not {retries!r}')
+    if max_in_flight is not None and (not isinstance(max_in_flight, int)
+                                      or isinstance(max_in_flight, bool) or max_in_flight < 1):
+        raise ValueError(f'max_in_flight must be an int >= 1, not {max_in_flight!r}')
     if pool is not None and not pool.workers:
         raise ValueError('the pool has no workers')
     capacity = max_in_flight or (pool.size * pool.concurrency if pool is not None else 0)
