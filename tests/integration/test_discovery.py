@@ -313,6 +313,59 @@ async def test_a_registry_that_hangs_up_unanswered_is_taken_for_an_absent_one(ca
     assert 'refused us' not in caplog.text
 
 
+async def test_a_registry_silent_after_its_handshake_is_taken_for_an_absent_one(
+        short_answer_timeout, caplog, monkeypatch):
+    """A peer that proves the secret, then never answers a lookup: bounded
+    like one silent from the start (a lookup is answered at once)."""
+    import logging
+    from tractorish.ipc import NoAnswerError, open_listener, serve_listener
+    from tractorish.runtime import _call
+    # (the lookup left unanswered is cancelled: the mute peer never confirms)
+    monkeypatch.setattr(_call, 'CANCEL_ACK_TIMEOUT', 0.2)
+    config = tractorish.RuntimeConfig(discovery='client')
+    async with tractorish.open_root_actor('asker', registry_addrs=[('127.0.0.1', 1)],
+                                          config=config):
+        async with trio.open_nursery() as nursery:
+            listener, bound = await open_listener(('127.0.0.1', 0))
+            await nursery.start(functools.partial(
+                serve_listener, listener, bound, lambda chan: trio.sleep_forever(),
+                uid=('mute', '1'), secret=tractorish.current_actor().secret))
+            with caplog.at_level(logging.WARNING), trio.fail_after(30):
+                async with tractorish.find_actor('anyone', registry_addrs=[bound]) as portal:
+                    assert portal is None
+                with pytest.raises(NoAnswerError, match='took the lookup but did not answer'):
+                    await tractorish.list_actors(bound)
+            nursery.cancel_scope.cancel()
+        # silent from the start: the wait's timeout says the registry never answered
+        with silent_listener() as silent, trio.fail_after(30):
+            with pytest.raises(NoAnswerError, match='did not answer within 0.3 s'):
+                async with tractorish.wait_for_actors('x', timeout=0.3, registry_addr=silent):
+                    pass
+    assert f'taking the registry at 127.0.0.1:{bound[1]} for absent' in caplog.text
+
+
+async def test_discovery_arguments_of_the_wrong_kind_are_refused():
+    config = tractorish.RuntimeConfig(discovery='client')
+    async with tractorish.open_root_actor('asker', registry_addrs=[('127.0.0.1', 1)],
+                                          config=config):
+        with trio.fail_after(10):
+            with pytest.raises(TypeError, match='a list of addresses, not one address'):
+                async with tractorish.find_actor('x', registry_addrs=('127.0.0.1', 1)):
+                    pass
+            with pytest.raises(TypeError, match='a list of addresses, not one address'):
+                async with tractorish.find_actor('x', registry_addrs='127.0.0.1:1'):
+                    pass
+            with pytest.raises(TypeError, match=r"an actor name is a string, not \['alpha'\]"):
+                async with tractorish.find_actor(['alpha']):
+                    pass
+            with pytest.raises(TypeError, match='an actor name is a string'):
+                async with tractorish.wait_for_actor(['alpha']):
+                    pass
+            with pytest.raises(TypeError, match='an actor name is a string'):
+                async with tractorish.wait_for_actors('a', ['alpha']):
+                    pass
+
+
 async def test_an_actor_starts_unregistered_beside_a_silent_registry(
         short_answer_timeout, caplog):
     import logging

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Tuple
 import trio
 
 from .._exceptions import TransportClosed
-from ..ipc import Address, NoAnswerError, format_addr, normalize_addr
+from ..ipc import Address, NoAnswerError, _handshake, format_addr, normalize_addr
 from ..runtime import Portal, current_actor
 from . import _registrar
 
@@ -27,9 +27,30 @@ log = logging.getLogger('tractorish.discovery')
 
 
 def _registry_addrs(registry_addrs: Optional[Sequence[Address]]) -> List[Address]:
+    if isinstance(registry_addrs, str) or (
+            isinstance(registry_addrs, tuple) and len(registry_addrs) == 2
+            and isinstance(registry_addrs[0], str) and isinstance(registry_addrs[1], int)):
+        raise TypeError(f'registry_addrs is a list of addresses, not one address: '
+                        f'[{registry_addrs!r}]')
     if registry_addrs:
         return [normalize_addr(a) for a in registry_addrs]
     return list(current_actor().registry_addrs)
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f'an actor name is a string, not {name!r}')
+
+
+async def _answer(registry: Portal, fn: Any, **kwargs: Any) -> Any:
+    """A registrar's answer to a lookup, which it gives at once: a peer that
+    took the handshake and then stays silent raises :class:`NoAnswerError`
+    after ``ANSWER_TIMEOUT``, as one silent from the start does."""
+    timeout = _handshake.ANSWER_TIMEOUT
+    with trio.move_on_after(timeout):
+        return await registry.run(fn, **kwargs)
+    raise NoAnswerError(f'no answer from {format_addr(registry.channel.raddr)} within '
+                        f'{timeout:g} s: it took the lookup but did not answer')
 
 
 @asynccontextmanager
@@ -54,10 +75,11 @@ def _unreachable(addr: Address, err: TransportClosed) -> None:
 
 async def _lookup(name: str, registry_addrs: Optional[Sequence[Address]]) -> List[dict]:
     """Entries for ``name`` from the first registry that has any."""
+    _check_name(name)
     for addr in _registry_addrs(registry_addrs):
         try:
             async with get_registry(addr) as registry:
-                entries = await registry.run(_registrar.find, name=name)
+                entries = await _answer(registry, _registrar.find, name=name)
         except TransportClosed as err:
             _unreachable(addr, err)
             continue
@@ -84,13 +106,14 @@ async def query_actor(name: str, registry_addrs: Optional[Sequence[Address]] = N
 
     ``regaddr`` is tractor's way to name one registry address.
     """
+    _check_name(name)
     if regaddr is not None:
         registry_addrs = [regaddr]
     for addr in _registry_addrs(registry_addrs):
         async with AsyncExitStack() as stack:
             try:
                 registry = await stack.enter_async_context(get_registry(addr))
-                entries = await registry.run(_registrar.find, name=name)
+                entries = await _answer(registry, _registrar.find, name=name)
             except TransportClosed as err:
                 _unreachable(addr, err)
                 continue
@@ -146,6 +169,7 @@ async def wait_for_actor(name: str, registry_addr: Optional[Address] = None,
     Cancellable; bound it with ``trio.fail_after`` or use
     :func:`wait_for_actors` with a timeout.
     """
+    _check_name(name)
     async with get_registry(registry_addr) as registry:
         entries = await registry.run(_registrar.wait_for, name=name)
     async with _portal_to(entries[-1]) as portal:
@@ -159,16 +183,25 @@ async def wait_for_actors(*names: str, timeout: Optional[float] = None,
     """Wait for several actors at once; yield ``{name: portal}``.
 
     Raises ``TimeoutError`` naming the ones still missing after ``timeout``
-    seconds.
+    seconds (:class:`NoAnswerError`, also a ``TimeoutError``, if by then
+    the registry had not even answered the connection).
     """
+    for name in names:
+        _check_name(name)
     found: Dict[str, dict] = {}
+    reached = False
     with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
         async with get_registry(registry_addr) as registry:
+            reached = True
             async def wait_one(name: str) -> None:
                 found[name] = (await registry.run(_registrar.wait_for, name=name))[-1]
             async with trio.open_nursery() as nursery:
                 for name in names:
                     nursery.start_soon(wait_one, name)
+    if scope.cancelled_caught and not reached:
+        addr = registry_addr if registry_addr is not None else current_actor().registry_addrs[0]
+        raise NoAnswerError(f'the registry at {format_addr(normalize_addr(addr))} did not '
+                            f'answer within {timeout} s')
     if scope.cancelled_caught:
         missing = [n for n in names if n not in found]
         raise TimeoutError(f'no actor registered as {", ".join(map(repr, missing))} '
@@ -181,4 +214,4 @@ async def wait_for_actors(*names: str, timeout: Optional[float] = None,
 async def list_actors(registry_addr: Optional[Address] = None) -> List[dict]:
     """Every actor the registrar knows (name, uid, addrs, pid, host, parent, started_at)."""
     async with get_registry(registry_addr) as registry:
-        return await registry.run(_registrar.list_actors)
+        return await _answer(registry, _registrar.list_actors)
