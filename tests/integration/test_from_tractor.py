@@ -178,6 +178,11 @@ async def test_what_is_not_here_fails_at_the_call_saying_what_instead():
             await an.start_actor('p', proc_kwargs={'env': {}})
         with pytest.raises(ValueError, match='enable_transports'):
             await an.start_actor('t', enable_transports=['quic'])
+        # a name the child could not take is refused here, before a process starts
+        with pytest.raises(ValueError, match='an actor name must be a non-empty string'):
+            await an.start_actor(5)
+        with pytest.raises(ValueError, match='an actor name must be a non-empty string'):
+            await an.run_in_actor(ts.whoami, name=7)
         # the tree debugger is the tree's: without debug_mode, it says how
         with pytest.raises(RuntimeError, match='debug_mode=True'):
             await tractor.pause()

@@ -228,6 +228,8 @@ async def test_supervisor_arguments_are_checked_before_anything_starts():
             await sup.start_actor('x', enable_modules='pool_funcs')
         with pytest.raises(TypeError, match="not the string 'pool_funcs'"):
             await sup.run_in_actor(pf.getpid, enable_modules='pool_funcs')
+        with pytest.raises(ValueError, match='an actor name must be a non-empty string'):
+            await sup.start_actor(None, enable_modules=MODS)
         with pytest.raises(TypeError, match=r"\['loglevel'\] only apply when open_supervisor"):
             async with tractorish.open_supervisor(loglevel='debug'):
                 pass

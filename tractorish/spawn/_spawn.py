@@ -152,6 +152,8 @@ async def spawn_actor(parent: Actor, name: str, *,
     bind its addresses, :class:`ActorCrashed` if it died before connecting.
     Cancelling this kills the half-started child.
     """
+    if not isinstance(name, str) or not name:  # (what the child's Actor would refuse)
+        raise ValueError(f'an actor name must be a non-empty string, not {name!r}')
     if not parent.listen_addrs:
         raise RuntimeError(f'{parent!r} is not listening: open its runtime first')
     uid = (name, new_uid_tail())
