@@ -245,6 +245,35 @@ async def test_a_path_store_handler_parameters_named_key_and_an_unencodable_tell
     assert (tmp_path / 'entities.db').exists()
 
 
+async def test_a_returning_worker_takes_its_keys_only_once_handed_over(tmp_path, monkeypatch):
+    """A message still running on the worker that held a key while its
+    owner was away delays the owner's return (here past the cluster's push
+    timeout): the key is never handled by two workers at once, and the
+    state the returning owner loads has that message's update."""
+    from slow_entity_funcs import SlowStartCounter
+    from tractorish.entities import _cluster
+    monkeypatch.setattr(_cluster, 'PUSH_TIMEOUT', 0.3)
+    async with tractorish.open_entity_cluster(SlowStartCounter, workers=2, name='slow',
+                                              store=tmp_path / 'counters.db') as cluster:
+        owner, other = cluster.workers
+        key = keys_owned_by(cluster, owner, 1)[0]
+        assert (await cluster.ask(key, 'get'))['worker'] == owner
+        old_pid = cluster.worker_pid(owner)
+        os.kill(old_pid, signal.SIGKILL)
+        await wait_until(lambda: owner not in cluster.members, f'{owner} to leave')
+        results = {}
+
+        async def slow_add() -> None:  # on the other worker, across the owner's return
+            results['slow'] = await cluster.ask(key, 'add', n=1, pause=3.0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slow_add)
+            await wait_until(lambda: owner in cluster.members, f'{owner} to return')
+            results['quick'] = await cluster.ask(key, 'add', n=10, timeout=20)
+        state = await cluster.ask(key, 'get')
+        assert state['worker'] == owner and cluster.worker_pid(owner) != old_pid
+        assert (results['slow'], results['quick'], state['value']) == (1, 11, 11)
+
+
 async def test_wrong_arguments_are_refused_before_anything_starts():
     with pytest.raises(TypeError, match='class'):
         async with tractorish.open_entity_cluster(Counter(key='x'), workers=1):

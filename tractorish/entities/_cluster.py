@@ -8,15 +8,18 @@ The cluster is the authority on membership: it makes each new view (a
 worker died: it leaves; its replacement is up: it joins) and gives it to
 every worker (``_host.set_members``). On a join, the other workers get
 the view first, and hand over the keys the newcomer now owns, before the
-newcomer does; so no two workers take a key at once. Workers that missed
-a view (a push timed out) get it again every ``RESYNC_INTERVAL`` seconds.
+newcomer does: it gets the view once every other live worker has
+confirmed it (a worker confirms once each entity it gives away has
+finished its message), so no two workers take a key at once. Workers
+that missed a view (a push timed out) get it again every
+``RESYNC_INTERVAL`` seconds.
 """
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import math
+import os
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -160,9 +163,31 @@ class EntityCluster(EntityClient):
             elif worker not in self._up:
                 self._up.add(worker)
                 view = self._next_view()
-                await self._push(view, sorted(self._up - {worker}))  # they hand over first
+                others = sorted(self._up - {worker})
+                await self._push(view, others)  # they hand over first
+                await self._until_handed_over(view, others)
                 await self._push(view, [worker])
                 self._set_view(view)
+
+    async def _until_handed_over(self, view: View, workers: Sequence[str]) -> None:
+        """Wait until each of ``workers`` still alive has confirmed ``view``,
+        pushing it again to those that have not: a message still running on
+        one for a key the newcomer takes delays the join until it ends."""
+        while True:
+            behind = [w for w in workers
+                      if self._acked.get(w, 0) < view.epoch and self._alive(w)]
+            if not behind:
+                return
+            log.info('%s: view %d waits for %s to hand over', self.name, view.epoch, behind)
+            await trio.sleep(MIN_RETRY)
+            await self._push(view, behind)
+
+    def _alive(self, worker: str) -> bool:
+        try:
+            process = self._sup.process(worker)
+        except KeyError:
+            return False
+        return process is not None and process.returncode is None
 
     async def _start_host(self, worker: str) -> None:
         portal = await self._sup.portal(worker)

@@ -355,29 +355,31 @@ class EntityHost:
                 self._nursery.start_soon(self._drain, entity, True)
 
     async def set_view(self, view: View) -> int:
-        """Take ``view`` if it is newer; drop the entities it gives to others,
-        waiting until each has finished its current message. Returns the
-        epoch now held."""
-        if not view.newer_than(self.view):
-            assert self.view is not None
-            return self.view.epoch
-        self.view = view
-        self.view_ready.set()
-        leaving: List[_Entity] = []
-        for entity in self.entities.values():
-            if not entity.leaving and view.owner(entity.key) != self.name:
-                entity.leaving = True
-                entity.gone = trio.Event()
-                leaving.append(entity)
-                if not entity.busy:
-                    entity.busy = True
-                    self._nursery.start_soon(self._drain, entity)
-        for entity in leaving:
-            assert entity.gone is not None
-            await entity.gone.wait()
-        log.info('%s: view %d %s; %d entities handed over', self.name, view.epoch,
-                 list(view.members), len(leaving))
-        return view.epoch
+        """Take ``view`` if it is newer; drop the entities it gives to others.
+        Returns the epoch now held, once every entity leaving this worker
+        (for this view or an earlier one) has finished its current message:
+        so a view sent again while its hand-over runs is confirmed only when
+        that is done."""
+        taken = view.newer_than(self.view)
+        if taken:
+            self.view = view
+            self.view_ready.set()
+            for entity in self.entities.values():
+                if not entity.leaving and view.owner(entity.key) != self.name:
+                    entity.leaving = True
+                    entity.gone = trio.Event()
+                    if not entity.busy:
+                        entity.busy = True
+                        self._nursery.start_soon(self._drain, entity)
+        leaving = [entity.gone for entity in self.entities.values()
+                   if entity.leaving and entity.gone is not None]
+        for gone in leaving:
+            await gone.wait()
+        if taken:
+            log.info('%s: view %d %s; %d entities handed over', self.name, view.epoch,
+                     list(view.members), len(leaving))
+        assert self.view is not None
+        return self.view.epoch
 
     def info(self) -> dict:
         return {'worker': self.name, 'pid': os.getpid(), 'cluster': self.cluster,
