@@ -344,6 +344,36 @@ async def test_a_registry_silent_after_its_handshake_is_taken_for_an_absent_one(
     assert f'taking the registry at 127.0.0.1:{bound[1]} for absent' in caplog.text
 
 
+async def test_registering_with_a_registry_silent_after_its_handshake_is_retried(
+        monkeypatch, caplog):
+    """Every attempt to register is bounded, not only the first: a registry
+    that proves the secret and then says nothing is tried again."""
+    import logging
+    from tractorish.discovery import _service
+    from tractorish.ipc import open_listener, serve_listener
+    from tractorish.runtime import _call
+    monkeypatch.setattr(_service, 'REGISTRATION_TIMEOUT', 0.3)
+    monkeypatch.setattr(_service, 'RETRY_MAX', 0.3)
+    monkeypatch.setattr(_call, 'CANCEL_ACK_TIMEOUT', 0.2)
+    attempts = []
+
+    async def mute(chan):
+        attempts.append(chan)
+        await trio.sleep_forever()
+    secret = tractorish.RuntimeConfig().secret or tractorish.ipc.load_secret()
+    async with trio.open_nursery() as nursery:
+        listener, bound = await open_listener(('127.0.0.1', 0))
+        await nursery.start(functools.partial(serve_listener, listener, bound, mute,
+                                              uid=('mute', '1'), secret=secret))
+        with caplog.at_level(logging.WARNING):
+            async with tractorish.open_root_actor('lonely', registry_addrs=[bound]):
+                with trio.fail_after(20):
+                    while len(attempts) < 3:
+                        await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert 'does not answer (no registration within 0.3 s)' in caplog.text
+
+
 async def test_discovery_arguments_of_the_wrong_kind_are_refused():
     config = tractorish.RuntimeConfig(discovery='client')
     async with tractorish.open_root_actor('asker', registry_addrs=[('127.0.0.1', 1)],

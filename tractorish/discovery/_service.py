@@ -24,7 +24,9 @@ log = logging.getLogger('tractorish.discovery')
 
 PROBE_TIMEOUT = 1.0
 RETRY_MIN, RETRY_MAX = 0.2, 5.0
-FIRST_REGISTRATION_TIMEOUT = 5.0
+# s for one attempt to register: one that neither registers nor fails by then
+# (a registry that takes the connection and then says nothing) is retried
+REGISTRATION_TIMEOUT = 5.0
 
 
 def own_entry(actor: Actor) -> dict:
@@ -135,15 +137,15 @@ async def keep_registered(actor: Actor, addr: Address,
     """Stay registered at ``addr`` for the actor's life; reconnect if it drops.
 
     Reports started after the first attempt, whether it worked or not, so a
-    missing registry delays an actor's start by at most a few seconds.
+    missing registry delays an actor's start by at most a few seconds. Each
+    attempt is bounded by ``REGISTRATION_TIMEOUT``.
     """
     reported = refused = silent = False
     delay = RETRY_MIN
     while True:
         try:
             with trio.CancelScope() as scope:
-                if not reported:  # bound only the first attempt
-                    scope.deadline = trio.current_time() + FIRST_REGISTRATION_TIMEOUT
+                scope.deadline = trio.current_time() + REGISTRATION_TIMEOUT
                 async with actor.connect_to(addr) as chan:
                     portal = Portal(actor, chan)
                     async with portal.open_context(
@@ -157,7 +159,7 @@ async def keep_registered(actor: Actor, addr: Address,
                         await trio.sleep_forever()
             if scope.cancelled_caught:
                 silent = _say_silent(actor, addr, silent, f'no registration within '
-                                                          f'{FIRST_REGISTRATION_TIMEOUT:g} s')
+                                                          f'{REGISTRATION_TIMEOUT:g} s')
         except AuthenticationError as err:
             # a wrong secret will not fix itself: say so once, loudly
             (log.debug if refused else log.warning)(
