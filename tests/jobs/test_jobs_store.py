@@ -161,9 +161,13 @@ async def test_group_commit_keeps_a_failed_call_apart(tmp_path):
 
 
 class GatedBatches:
-    """The store's transactions, each held in its thread until let go."""
+    """The store's transactions, each held in its thread until let go; and
+    inserts that a test may cancel (``scopes``), with their ``results``."""
 
     def __init__(self, store: SqlJobStore, held: int) -> None:
+        self.store = store
+        self.results: Dict[str, tuple] = {}
+        self.scopes: Dict[str, trio.CancelScope] = {}
         self.entered = [threading.Event() for _ in range(held)]
         self.gates = [threading.Event() for _ in range(held)]
         self._count = 0
@@ -180,6 +184,10 @@ class GatedBatches:
     async def wait_entered(self, index: int) -> None:
         assert await trio.to_thread.run_sync(self.entered[index].wait, 10)
 
+    async def insert(self, job_id: str) -> None:
+        with trio.CancelScope() as self.scopes[job_id]:
+            self.results[job_id] = await self.store.insert(job_id, FN, b'\x80')
+
 
 async def test_a_call_cancelled_once_a_transaction_took_it_gets_what_it_did(tmp_path):
     """Cancelled while another call's transaction runs it, a call still
@@ -187,27 +195,21 @@ async def test_a_call_cancelled_once_a_transaction_took_it_gets_what_it_did(tmp_
     act on (a submit starts them)."""
     store = await open_store(str(tmp_path / 'jobs.db'))
     batches = GatedBatches(store, held=2)
-    results = {}
-    scopes = {}
-
-    async def insert(job_id: str) -> None:
-        with trio.CancelScope() as scopes[job_id]:
-            results[job_id] = await store.insert(job_id, FN, b'\x80')
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store.counts)  # the first transaction, held
             await batches.wait_entered(0)
-            nursery.start_soon(insert, 'b')
+            nursery.start_soon(batches.insert, 'b')
             await wait_all_tasks_blocked()
-            nursery.start_soon(insert, 'c')
+            nursery.start_soon(batches.insert, 'c')
             await wait_all_tasks_blocked()
             batches.gates[0].set()  # b's transaction takes b and c, held
             await batches.wait_entered(1)
-            scopes['c'].cancel()
+            batches.scopes['c'].cancel()
             await wait_all_tasks_blocked()
             batches.gates[1].set()
         assert await store.get('c') is not None
-        record, created, _ = results['c']  # not lost to the cancellation
+        record, created, _ = batches.results['c']  # not lost to the cancellation
         assert record.id == 'c' and created
     finally:
         await store.aclose()
@@ -218,26 +220,20 @@ async def test_a_transaction_whose_leader_is_cancelled_still_runs(tmp_path):
     even if it is cancelled as it starts: they are other callers' too."""
     store = await open_store(str(tmp_path / 'jobs.db'))
     batches = GatedBatches(store, held=1)
-    results = {}
-    scopes = {}
-
-    async def insert(job_id: str) -> None:
-        with trio.CancelScope() as scopes[job_id]:
-            results[job_id] = await store.insert(job_id, FN, b'\x80')
 
     async def first_then_cancel_b() -> None:
         await store.counts()  # hands the lock to b, which has not run yet
-        scopes['b'].cancel()
+        batches.scopes['b'].cancel()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(first_then_cancel_b)
             await batches.wait_entered(0)
-            nursery.start_soon(insert, 'b')
+            nursery.start_soon(batches.insert, 'b')
             await wait_all_tasks_blocked()
-            nursery.start_soon(insert, 'c')
+            nursery.start_soon(batches.insert, 'c')
             await wait_all_tasks_blocked()
             batches.gates[0].set()
-        assert [results[job_id][0].id for job_id in 'bc'] == ['b', 'c']
+        assert [batches.results[job_id][0].id for job_id in 'bc'] == ['b', 'c']
         assert (await store.counts())['pending'] == 2
     finally:
         await store.aclose()
