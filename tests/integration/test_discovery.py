@@ -1,7 +1,6 @@
 """Finding actors by name, in one tree and across separate programs."""
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import subprocess
@@ -287,30 +286,6 @@ async def test_a_silent_registry_is_taken_for_an_absent_one(short_answer_timeout
     assert isinstance(info.value, tractorish.TransportClosed)
     assert not isinstance(info.value, tractorish.AuthenticationError)
     assert f'taking the registry at 127.0.0.1:{silent[1]} for absent' in caplog.text
-
-
-async def test_a_registry_that_hangs_up_unanswered_is_taken_for_an_absent_one(caplog):
-    """Something that takes the connection and closes it at once (the dead
-    far end of a port forward) refused nothing: not an authentication
-    failure, and no warning that the registry refused us."""
-    import logging
-    config = tractorish.RuntimeConfig(discovery='client')
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(functools.partial(
-            trio.serve_tcp, lambda stream: stream.aclose(), 0, host='127.0.0.1'))
-        port = listeners[0].socket.getsockname()[1]
-        with caplog.at_level(logging.WARNING):
-            async with tractorish.open_root_actor('asker', registry_addrs=[('127.0.0.1', port)],
-                                                  config=config):
-                with trio.fail_after(30):
-                    async with tractorish.find_actor('anyone') as portal:
-                        assert portal is None
-                    with pytest.raises(tractorish.TransportClosed) as info:
-                        await tractorish.list_actors()
-        nursery.cancel_scope.cancel()
-    assert 'closed it before answering' in str(info.value)
-    assert not isinstance(info.value, tractorish.AuthenticationError)
-    assert 'refused us' not in caplog.text
 
 
 async def test_a_registry_silent_after_its_handshake_is_taken_for_an_absent_one(

@@ -90,12 +90,7 @@ async def _receive_kind(chan: Channel, kind: str, initiator: bool) -> Any:
         if kind == 'info':
             raise TransportClosed(
                 f'{_who(chan)} closed the connection at the end of the handshake') from err
-        if initiator and kind == 'hello':
-            # an acceptor that hangs up unanswered refused nothing we sent:
-            # as good as no listener (a dead end of a port forward, say)
-            raise TransportClosed(
-                f'{_who(chan)} took the connection and closed it before answering') from err
-        if not initiator:
+        if kind == 'hello' or not initiator:
             # a connector that hangs up never proved anything: a port probe
             # or a process dying mid-start, not an attack worth a warning
             raise PeerLeft(f'{_who(chan)} closed the connection during the handshake, '
