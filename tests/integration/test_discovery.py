@@ -1,6 +1,7 @@
 """Finding actors by name, in one tree and across separate programs."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
