@@ -82,6 +82,11 @@ async def block_the_loop(seconds: float) -> None:
     time.sleep(seconds)
 
 
+async def named_like_run(fn: str, fn_name: str, self: str) -> list:
+    """Parameters named as Portal.run's and ActorPool.run's own."""
+    return [fn, fn_name, self]
+
+
 async def getpid() -> int:
     return os.getpid()
 

@@ -194,6 +194,19 @@ async def test_without_retries_the_crash_reaches_the_caller(tmp_path):
                               marker_dir=str(tmp_path)) == 0
 
 
+async def test_a_function_may_have_parameters_named_as_runs_own():
+    async with tractorish.open_actor_pool(1, enable_modules=MODS) as pool:
+        assert await pool.run(pf.named_like_run, fn='a', fn_name='b', self='c') == \
+            ['a', 'b', 'c']
+        assert await pool.cast(pf.named_like_run, fn='a', fn_name='b', self='c') == \
+            {pool.workers[0]: ['a', 'b', 'c']}
+    async with tractorish.open_nursery() as an:
+        portal = await an.start_actor('named', enable_modules=MODS)
+        assert await portal.run(pf.named_like_run, fn='a', fn_name='b', self='c') == \
+            ['a', 'b', 'c']
+        await portal.cancel_actor()
+
+
 async def test_bad_pool_arguments():
     with pytest.raises(ValueError):
         async with tractorish.open_actor_pool(0):

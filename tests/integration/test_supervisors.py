@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import sys
 
 import psutil
 import pytest
@@ -220,6 +221,8 @@ async def test_supervisor_arguments_are_checked_before_anything_starts():
     with pytest.raises(ValueError, match='max_restarts must be an int'):
         async with tractorish.open_supervisor(max_restarts=2.5):
             pass
+    async with tractorish.open_supervisor(max_restarts=sys.maxsize) as sup:
+        await sup.start_actor('unlimited', enable_modules=MODS)
     with pytest.raises(ValueError, match='within must be a positive number'):
         async with tractorish.open_supervisor(within='5'):
             pass

@@ -24,8 +24,9 @@ log = logging.getLogger('tractorish.discovery')
 
 PROBE_TIMEOUT = 1.0
 RETRY_MIN, RETRY_MAX = 0.2, 5.0
-# s for one attempt to register: one that neither registers nor fails by then
-# (a registry that takes the connection and then says nothing) is retried
+# s for an attempt to register (see keep_registered): one that neither
+# registers nor fails by then (a registry that takes the connection and the
+# handshake and then says nothing) is retried
 REGISTRATION_TIMEOUT = 5.0
 
 
@@ -137,16 +138,21 @@ async def keep_registered(actor: Actor, addr: Address,
     """Stay registered at ``addr`` for the actor's life; reconnect if it drops.
 
     Reports started after the first attempt, whether it worked or not, so a
-    missing registry delays an actor's start by at most a few seconds. Each
-    attempt is bounded by ``REGISTRATION_TIMEOUT``.
+    missing registry delays an actor's start by at most a few seconds: the
+    first attempt, connecting included, is bounded by
+    ``REGISTRATION_TIMEOUT``; a later one is bounded by it once connected
+    (connecting has its own time limits), so a slow registry is waited for.
     """
     reported = refused = silent = False
     delay = RETRY_MIN
     while True:
         try:
             with trio.CancelScope() as scope:
-                scope.deadline = trio.current_time() + REGISTRATION_TIMEOUT
+                if not reported:
+                    scope.deadline = trio.current_time() + REGISTRATION_TIMEOUT
                 async with actor.connect_to(addr) as chan:
+                    if reported:
+                        scope.deadline = trio.current_time() + REGISTRATION_TIMEOUT
                     portal = Portal(actor, chan)
                     async with portal.open_context(
                             _registrar.register, entry=own_entry(actor)) as (ctx, _):

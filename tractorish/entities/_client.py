@@ -20,6 +20,7 @@ import itertools
 import logging
 import math
 import re
+import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
 
@@ -176,7 +177,9 @@ class EntityClient:
         self._opening: Dict[str, _Opening] = {}
         self._registered: List[str] = []
         self._refreshing: Optional[trio.Event] = None
-        self._encoder = Encoder()  # tries the arguments of a tell (see tell)
+        # tries whether a tell's arguments encode (see tell): their size
+        # is the channel's to check
+        self._encoder = Encoder(max_msg_size=sys.maxsize)
         self._last_refresh = -math.inf
         self._closed = False
 

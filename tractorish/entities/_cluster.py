@@ -252,7 +252,8 @@ class EntityCluster(EntityClient):
 async def open_entity_cluster(entity_type: type, *, workers: int = 4,
                               name: Optional[str] = None,
                               passivate_after: Optional[float] = None,
-                              store: Optional[Union[str, 'os.PathLike[str]']] = None, retry: bool = False,
+                              store: Optional[Union[str, 'os.PathLike[str]']] = None,
+                              retry: bool = False,
                               max_restarts: int = 100, within: float = 60.0,
                               loglevel: Optional[str] = None,
                               **root_kwargs: Any) -> AsyncIterator[EntityCluster]:

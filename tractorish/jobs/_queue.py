@@ -114,8 +114,9 @@ class JobQueue:
             raise TypeError(f'a job id is a non-empty string, not {id!r}')
         reserved = sorted(RESERVED_ARGUMENTS.intersection(kwargs))
         if reserved:
+            name = getattr(fn, '__name__', fn)
             raise TypeError(f'a job cannot take arguments named {reserved}: the pool that '
-                            f'runs it takes them (rename them in {fn.__name__})')
+                            f'runs it takes them (rename them in {name})')
         path = function_path(fn)
         args = encode(dict(sorted(kwargs.items())), f'the arguments of job {id!r}')
         self._functions.setdefault(path, fn)

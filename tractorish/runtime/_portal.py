@@ -109,7 +109,7 @@ class Portal:
         """The channel to the remote actor (tractor's newer name of ``channel``)."""
         return self.channel
 
-    async def run(self, fn: Callable[..., Any], fn_name: Optional[str] = None,
+    async def run(self, fn: Callable[..., Any], fn_name: Optional[str] = None, /,
                   **kwargs: Any) -> Any:
         """Run the async function ``fn(**kwargs)`` in the remote actor.
 
@@ -156,7 +156,7 @@ class Portal:
                       DeprecationWarning, stacklevel=3)
         return await self._run(ns, fn_name, kwargs)
 
-    async def run_from_ns(self, namespace_path: str, function_name: str,
+    async def run_from_ns(self, namespace_path: str, function_name: str, /,
                           **kwargs: Any) -> Any:
         """Run ``namespace_path.function_name(**kwargs)`` remotely.
 

@@ -153,7 +153,7 @@ class ActorPool:
 
     # --- calling ----------------------------------------------------------------------
 
-    async def run(self, fn: Callable[..., Any], *, receiver: Optional[str] = None,
+    async def run(self, fn: Callable[..., Any], /, *, receiver: Optional[str] = None,
                   retries: Optional[int] = None, **kwargs: Any) -> Any:
         """Run ``fn(**kwargs)`` on the least busy worker (or on ``receiver``).
 
@@ -184,7 +184,7 @@ class ActorPool:
                 self._release(name)
         raise AssertionError('unreachable')  # pragma: no cover
 
-    async def cast(self, fn: Callable[..., Any], *, raise_errors: bool = False,
+    async def cast(self, fn: Callable[..., Any], /, *, raise_errors: bool = False,
                    **kwargs: Any) -> Dict[str, Any]:
         """Run ``fn(**kwargs)`` on every worker; return ``{worker: result}``.
 
@@ -209,7 +209,7 @@ class ActorPool:
                 f'{len(errors)} workers failed', errors)
         return {name: results[name] for name in self.workers}
 
-    def cast_nowait(self, fn: Callable[..., Any], **kwargs: Any) -> None:
+    def cast_nowait(self, fn: Callable[..., Any], /, **kwargs: Any) -> None:
         """Start ``fn(**kwargs)`` on every worker and return at once.
 
         Failures are logged (nobody waits for them); the pool's block waits
@@ -302,7 +302,10 @@ class ActorPool:
                             except StopIteration:
                                 break
                             except Exception as err:  # the input's own: the map's error
-                                hand_on(index, (index, False, err))
+                                try:
+                                    hand_on(index, (index, False, err))
+                                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                                    pass  # the consumer left
                                 break
                             nursery.start_soon(one, index, kwargs)
                             index += 1

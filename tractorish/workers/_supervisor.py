@@ -104,7 +104,7 @@ class Supervisor:
         self._specs: List[ChildSpec] = []
         self._restart_times: Deque[float] = collections.deque()
         # the errors that may be reported when it gives up: the last few
-        self._failures: Deque[BaseException] = collections.deque(maxlen=max_restarts + 1)
+        self._failures: List[BaseException] = []
         self._lock = trio.Lock()
         self.on_exit: List[Callable[[ChildSpec, Optional[BaseException]], None]] = []
 
@@ -271,6 +271,7 @@ class Supervisor:
         self._restart_times.append(now)
         if error is not None:
             self._failures.append(error)
+            del self._failures[:-(self.max_restarts + 1)]
         while self._restart_times and now - self._restart_times[0] > self.within:
             self._restart_times.popleft()
         if len(self._restart_times) > self.max_restarts:
