@@ -274,6 +274,39 @@ async def test_a_returning_worker_takes_its_keys_only_once_handed_over(tmp_path,
         assert (results['slow'], results['quick'], state['value']) == (1, 11, 11)
 
 
+async def test_a_worker_dying_while_another_waits_to_join_leaves_at_once(tmp_path, monkeypatch):
+    """A join that waits for a long message does not hold up the rest of
+    the membership: a worker dying meanwhile leaves the view at once."""
+    from slow_entity_funcs import SlowStartCounter
+    from tractorish.entities import _cluster
+    monkeypatch.setattr(_cluster, 'PUSH_TIMEOUT', 0.5)
+    async with tractorish.open_entity_cluster(SlowStartCounter, workers=3, name='busy',
+                                              store=tmp_path / 'counters.db') as cluster:
+        returning = cluster.workers[0]
+        key = keys_owned_by(cluster, returning, 1)[0]
+        await cluster.ask(key, 'get')
+        old_pid = cluster.worker_pid(returning)
+        os.kill(old_pid, signal.SIGKILL)
+        await wait_until(lambda: returning not in cluster.members, f'{returning} to leave')
+        holder = cluster.owner(key)
+        other = next(w for w in cluster.workers if w not in (returning, holder))
+        results = {}
+
+        async def slow_add() -> None:  # holds the returning worker's join
+            results['slow'] = await cluster.ask(key, 'add', n=1, pause=6.0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slow_add)
+            await wait_until(lambda: cluster.worker_pid(returning) not in (None, old_pid),
+                             f'{returning} to be replaced')
+            await trio.sleep(1.5)  # its module loaded, its host started: it waits to join
+            os.kill(cluster.worker_pid(other), signal.SIGKILL)
+            await wait_until(lambda: other not in cluster.members, f'{other} to leave',
+                             seconds=2.0)
+        assert results['slow'] == 1
+        await wait_until(lambda: returning in cluster.members, f'{returning} to join')
+        assert (await cluster.ask(key, 'get'))['value'] == 1
+
+
 async def test_wrong_arguments_are_refused_before_anything_starts():
     with pytest.raises(TypeError, match='class'):
         async with tractorish.open_entity_cluster(Counter(key='x'), workers=1):

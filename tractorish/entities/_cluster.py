@@ -10,9 +10,10 @@ every worker (``_host.set_members``). On a join, the other workers get
 the view first, and hand over the keys the newcomer now owns, before the
 newcomer does: it gets the view once every other live worker has
 confirmed it (a worker confirms once each entity it gives away has
-finished its message), so no two workers take a key at once. Workers
-that missed a view (a push timed out) get it again every
-``RESYNC_INTERVAL`` seconds.
+finished its message), so no two workers take a key at once. That wait
+runs beside the membership loop, which meanwhile goes on with other
+workers' deaths and returns. Workers that missed a view (a push timed
+out) get it again every ``RESYNC_INTERVAL`` seconds.
 """
 from __future__ import annotations
 
@@ -77,7 +78,10 @@ class EntityCluster(EntityClient):
         self._registered = list(workers)  # (what status() asks)
         self._up: Set[str] = set()
         self._epoch = 0
+        self._latest: Optional[View] = None  # the newest view made
         self._acked: Dict[str, int] = {}
+        # workers back up, whose admission waits for the others' hand-over
+        self._joining: Dict[str, trio.CancelScope] = {}
         self._returning: Set[str] = set()
         self._events_send, self._events = trio.open_memory_channel[Tuple[str, str]](math.inf)
         self._closing = False
@@ -125,7 +129,8 @@ class EntityCluster(EntityClient):
         # a time-based epoch: a client that saw an earlier cluster of this
         # name takes this one's views as newer
         self._epoch = max(self._epoch + 1, int(time.time() * 1000))
-        return View(self._epoch, self._up)
+        self._latest = View(self._epoch, self._up)
+        return self._latest
 
     async def _start_membership(self) -> None:
         self._sup.on_exit.append(self._on_exit)
@@ -152,35 +157,51 @@ class EntityCluster(EntityClient):
         async for kind, worker in self._events:
             if kind == 'down':
                 self._acked[worker] = 0
+                admission = self._joining.pop(worker, None)
+                if admission is not None:  # it died again before it was admitted
+                    admission.cancel()
                 if worker in self._up:
                     self._up.discard(worker)
                     view = self._next_view()
                     self._set_view(view)  # its keys go to the others from now on
-                    await self._push(view, sorted(self._up))
+                    await self._push(view, self._told())
                 if worker not in self._returning:
                     self._returning.add(worker)
                     self._nursery.start_soon(self._wait_for_return, worker)
             elif worker not in self._up:
                 self._up.add(worker)
-                view = self._next_view()
-                others = sorted(self._up - {worker})
-                await self._push(view, others)  # they hand over first
-                await self._until_handed_over(view, others)
-                await self._push(view, [worker])
-                self._set_view(view)
+                admission = self._joining[worker] = trio.CancelScope()
+                await self._push(self._next_view(), self._told())  # they hand over first
+                self._nursery.start_soon(self._admit, worker, admission)
 
-    async def _until_handed_over(self, view: View, workers: Sequence[str]) -> None:
-        """Wait until each of ``workers`` still alive has confirmed ``view``,
-        pushing it again to those that have not: a message still running on
-        one for a key the newcomer takes delays the join until it ends."""
-        while True:
-            behind = [w for w in workers
-                      if self._acked.get(w, 0) < view.epoch and self._alive(w)]
-            if not behind:
-                return
-            log.info('%s: view %d waits for %s to hand over', self.name, view.epoch, behind)
-            await trio.sleep(MIN_RETRY)
-            await self._push(view, behind)
+    def _told(self) -> List[str]:
+        """The live workers that are given each new view: all but those
+        joining, which get theirs once admitted (see :meth:`_admit`)."""
+        return sorted(self._up - self._joining.keys())
+
+    async def _admit(self, worker: str, admission: trio.CancelScope) -> None:
+        """Give the returning ``worker`` the newest view once every other
+        live worker has confirmed it, pushing it again to those that have
+        not: a worker confirms once the entities it hands over have finished
+        their messages. A message running long there delays this join only;
+        the membership loop goes on meanwhile."""
+        with admission:
+            while True:
+                view = self._latest
+                assert view is not None
+                behind = [w for w in self._told()
+                          if self._acked.get(w, 0) < view.epoch and self._alive(w)]
+                if not behind:
+                    break
+                log.info('%s: %r joins once %s have handed over (view %d)', self.name,
+                         worker, behind, view.epoch)
+                await trio.sleep(MIN_RETRY)
+                await self._push(view, behind)
+            del self._joining[worker]
+            await self._push(view, [worker])
+            latest = self._latest
+            assert latest is not None
+            self._set_view(latest)
 
     def _alive(self, worker: str) -> bool:
         try:
@@ -236,11 +257,11 @@ class EntityCluster(EntityClient):
     async def _resync_loop(self) -> None:
         while True:
             await trio.sleep(RESYNC_INTERVAL)
-            view = self._view
+            view = self._latest
             if view is None:
                 continue
-            behind = [w for w in view.members if self._acked.get(w, 0) < view.epoch]
-            if behind and view is self._view:
+            behind = [w for w in self._told() if self._acked.get(w, 0) < view.epoch]
+            if behind and view is self._latest:
                 await self._push(view, behind)
 
     async def aclose(self) -> None:
