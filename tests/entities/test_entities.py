@@ -307,6 +307,21 @@ async def test_a_worker_dying_while_another_waits_to_join_leaves_at_once(tmp_pat
         assert (await cluster.ask(key, 'get'))['value'] == 1
 
 
+async def test_a_host_takes_no_view_older_than_the_cluster_when_it_started():
+    """A view pushed to a worker's previous process (which it still lists)
+    and delivered to its replacement is stale there: not taken."""
+    from tractorish.entities import View
+    from tractorish.entities._host import EntityHost
+    async with tractorish.open_root_actor('host', registry_addrs=[('127.0.0.1', 1)],
+                                          config=tractorish.RuntimeConfig(discovery='client')):
+        async with trio.open_nursery() as nursery:
+            host = EntityHost('c', Counter, None, None, nursery, min_epoch=100)
+            assert await host.set_view(View(99, ['host', 'other'])) == 0
+            assert host.view is None and not host.view_ready.is_set()
+            assert await host.set_view(View(100, ['host', 'other'])) == 100
+            assert host.view is not None and host.view.epoch == 100
+
+
 async def test_wrong_arguments_are_refused_before_anything_starts():
     with pytest.raises(TypeError, match='class'):
         async with tractorish.open_entity_cluster(Counter(key='x'), workers=1):

@@ -197,6 +197,8 @@ class EntityCluster(EntityClient):
                          worker, behind, view.epoch)
                 await trio.sleep(MIN_RETRY)
                 await self._push(view, behind)
+            if self._joining.get(worker) is not admission:
+                return  # it died again (the loop cancelled this, not yet delivered)
             del self._joining[worker]
             await self._push(view, [worker])
             latest = self._latest
@@ -212,7 +214,7 @@ class EntityCluster(EntityClient):
 
     async def _start_host(self, worker: str) -> None:
         portal = await self._sup.portal(worker)
-        await portal.run(_host.start, **self._host)
+        await portal.run(_host.start, **self._host, min_epoch=self._epoch)
 
     async def _wait_for_return(self, worker: str) -> None:
         """Wait for the worker's replacement, start its host; then it joins."""

@@ -131,7 +131,8 @@ class EntityHost:
     """This worker's entities, under the view the cluster gave it."""
 
     def __init__(self, cluster: str, cls: type, passivate_after: Optional[float],
-                 store: Optional[StateStore], nursery: trio.Nursery) -> None:
+                 store: Optional[StateStore], nursery: trio.Nursery,
+                 min_epoch: int = 0) -> None:
         actor = current_actor()
         self.name = actor.name
         self.uid = actor.uid
@@ -141,6 +142,9 @@ class EntityHost:
         self.store = store
         self.view: Optional[View] = None
         self.view_ready = trio.Event()
+        # views older than the cluster's when this host started are stale:
+        # pushed to this worker's previous process, which they still list
+        self.min_epoch = min_epoch
         # least recently used first (each entity moves to the end when idle again)
         self.entities: OrderedDict[str, _Entity] = collections.OrderedDict()
         self.handled = 0
@@ -360,7 +364,7 @@ class EntityHost:
         (for this view or an earlier one) has finished its current message:
         so a view sent again while its hand-over runs is confirmed only when
         that is done."""
-        taken = view.newer_than(self.view)
+        taken = view.epoch >= self.min_epoch and view.newer_than(self.view)
         if taken:
             self.view = view
             self.view_ready.set()
@@ -378,8 +382,7 @@ class EntityHost:
         if taken:
             log.info('%s: view %d %s; %d entities handed over', self.name, view.epoch,
                      list(view.members), len(leaving))
-        assert self.view is not None
-        return self.view.epoch
+        return self.view.epoch if self.view is not None else 0
 
     def info(self) -> dict:
         return {'worker': self.name, 'pid': os.getpid(), 'cluster': self.cluster,
@@ -420,25 +423,28 @@ def entity_class(module_name: str, qualname: str) -> type:
 
 
 async def start(cluster: str, module: str, qualname: str, passivate_after: Optional[float],
-                store: Optional[str]) -> str:
+                store: Optional[str], min_epoch: int = 0) -> str:
     """Start hosting entities here, in the runtime's nursery, for the actor's
     life; return this worker's name. The cluster calls it on each worker it
-    starts (again after each restart); a second call changes nothing."""
+    starts (again after each restart); a second call changes nothing.
+    ``min_epoch``: the cluster's epoch now; an older view is not taken."""
     actor = current_actor()
     if _current is None:
         cls = entity_class(module, qualname)
-        await actor.start_service(_host_entities, cluster, cls, passivate_after, store)
+        await actor.start_service(_host_entities, cluster, cls, passivate_after, store,
+                                  min_epoch)
     return actor.name
 
 
 async def _host_entities(cluster: str, cls: type, passivate_after: Optional[float],
-                         store: Optional[str], task_status: Any = trio.TASK_STATUS_IGNORED,
-                         ) -> None:
+                         store: Optional[str], min_epoch: int,
+                         task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     global _current
     state_store = await StateStore.open(store, cluster) if store else None
     try:
         async with trio.open_nursery() as nursery:
-            _current = EntityHost(cluster, cls, passivate_after, state_store, nursery)
+            _current = EntityHost(cluster, cls, passivate_after, state_store, nursery,
+                                  min_epoch)
             _current_ready.set()
             if passivate_after is not None:
                 nursery.start_soon(_current.passivate_idle)
@@ -480,8 +486,9 @@ async def session(ctx: Context) -> None:
 
 async def set_members(epoch: int, members: List[str]) -> int:
     """Take the cluster's membership ``(epoch, members)`` if it is newer than
-    the one held; return the epoch held. Returns once the entities this
-    worker no longer owns are dropped."""
+    the one held (and not older than the cluster's when this host started);
+    return the epoch held (0: none). Returns once the entities this worker
+    no longer owns are dropped."""
     host = await _host()
     return await host.set_view(View(epoch, members))
 
