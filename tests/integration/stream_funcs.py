@@ -166,3 +166,21 @@ async def echo_sent():
     while True:
         sent = yield (made, sent)
         made += 1
+
+
+@tractorish.context
+async def fail_soon(ctx: tractorish.Context, after: float):
+    await ctx.started('ready')
+    await trio.sleep(after)
+    raise KeyError('callee failed on its own')
+
+
+@tractorish.context
+async def count_forever(ctx: tractorish.Context):
+    await ctx.started(None)
+    async with ctx.open_stream() as stream:
+        i = 0
+        while True:
+            await stream.send(i)
+            i += 1
+            await trio.sleep(0.01)

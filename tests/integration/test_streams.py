@@ -268,6 +268,82 @@ async def test_ctx_cancel_by_the_caller_is_not_raised(tmp_path):
         await portal.cancel_actor()
 
 
+async def test_a_callee_error_that_came_before_a_cancel_from_outside_is_raised():
+    """The callee failed while the caller could not listen; then the
+    caller's scope times out: the error is news, raised, not dropped."""
+    async with tractorish.open_nursery() as an:
+        portal = await start(an)
+        with pytest.raises(RemoteActorError, match='callee failed on its own'):
+            with trio.move_on_after(0.3):
+                async with portal.open_context(sf.fail_soon, after=0.1):
+                    with trio.CancelScope(shield=True):
+                        await trio.sleep(0.6)
+                    await trio.sleep(5)
+        await portal.cancel_actor()
+
+
+@pytest.mark.parametrize('how', ['timeout', 'handled error'])
+async def test_a_stream_left_by_a_handled_error_still_ends_the_callees(how):
+    """Leaving the stream's block by an error (or timeout) that the
+    context's block then handles tells the callee its stream is done, so it
+    returns instead of waiting on it forever."""
+    async with tractorish.open_nursery() as an:
+        portal = await start(an)
+        with trio.fail_after(10):
+            async with portal.open_context(sf.echo_ctx, greeting='hi') as (ctx, _):
+                try:
+                    with trio.move_on_after(0.2):
+                        async with ctx.open_stream() as stream:
+                            await stream.send('x')
+                            assert await stream.receive() == 'x'
+                            if how == 'handled error':
+                                raise ValueError('handled here')
+                            await stream.receive()  # nothing more comes
+                except ValueError:
+                    pass
+                assert await ctx.result() == 1
+        await portal.cancel_actor()
+
+
+async def test_result_while_the_stream_is_open_drops_the_values_left():
+    """More values than a window, unread when result() is asked for: they
+    are dropped, credit flows back, and the callee's return comes."""
+    async with tractorish.open_nursery() as an:
+        portal = await start(an)
+        with trio.fail_after(20):
+            async with portal.open_context(sf.send_n_then_close, n=5000) as (ctx, _):
+                async with ctx.open_stream() as stream:
+                    assert await stream.receive() == 0
+                    assert await ctx.result() == 'closed'
+        await portal.cancel_actor()
+
+
+async def test_a_read_after_the_callers_own_cancel_does_not_escape_the_context():
+    async with tractorish.open_nursery() as an:
+        portal = await start(an)
+        with trio.fail_after(10):
+            async with portal.open_context(sf.count_forever) as (ctx, _):
+                async with ctx.open_stream() as stream:
+                    async for value in stream:
+                        if value == 3:
+                            await ctx.cancel()
+        assert ctx.cancel_called and await ctx.result() is None
+        with pytest.raises(trio.ClosedResourceError):
+            stream.receive_nowait()  # closed: as receive() says
+        await portal.cancel_actor()
+
+
+def test_context_decorates_only_coroutine_functions():
+    with pytest.raises(TypeError, match='an async def function'):
+        @tractorish.context
+        def plain(ctx):
+            return 1
+    with pytest.raises(TypeError, match='an async def function'):
+        @tractorish.context
+        async def generator(ctx):
+            yield 1
+
+
 async def test_cancel_by_someone_else_is_context_cancelled_naming_them():
     async with tractorish.open_nursery() as an:
         portal = await start(an)

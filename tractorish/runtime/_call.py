@@ -396,10 +396,12 @@ class Call(_End):
         try:
             if self.cancel_on_exit and not self.dialog.done:
                 await self.cancel_remote()
+            if self.cancel_on_exit and isinstance(exc, trio.Cancelled):
                 failure = self._failure_during_cancel()
-                if failure is not None and isinstance(exc, trio.Cancelled):
-                    # the remote task failed before (or while) it was
-                    # cancelled: an error is news, never swallowed
+                if failure is not None:
+                    # the remote task failed before (or while) the caller
+                    # was cancelled, its error unread: an error is news,
+                    # never swallowed
                     raise failure
         finally:
             self.forget()

@@ -12,6 +12,7 @@ a plain call, which has no stream).
 """
 from __future__ import annotations
 
+import inspect
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Tuple, TypeVar
 
@@ -49,6 +50,9 @@ def context(fn: Optional[F] = None, *, pld_spec: Any = None,
         return context
     if not callable(fn):
         raise TypeError(f'@context decorates a function, not {fn!r}')
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f'@context decorates an async def function (not a generator), '
+                        f'not {getattr(fn, "__qualname__", fn)!r}')
     setattr(fn, CONTEXT_ATTR, True)
     return fn
 
@@ -71,6 +75,8 @@ class Context:
         self._window = window
         self._started = side == 'caller'  # the caller gets one only once started
         self._stream_opened = False
+        self._stream: Optional[MsgStream] = None
+        self._stop_sent = False
         self._final: Optional[dict] = None
         self._cancel_called = False
         self.portal = portal  # the caller's portal, on the caller's side
@@ -165,7 +171,9 @@ class Context:
 
         Leaving the block normally sends ``stop``: the other side's
         iteration ends. Leaving it with an error sends nothing here: the
-        error ends the whole call instead. Once per context, and on the
+        error ends the whole call instead (if the caller's block handles
+        that error and goes on, :meth:`result` or the block's end tells the
+        callee its stream is done). Once per context, and on the
         callee only after ``started()``. ``allow_overruns`` and
         ``msg_buffer_size`` are tractor's and change nothing: credit flow
         control means a sender waits instead of overrunning its receiver.
@@ -181,12 +189,20 @@ class Context:
         async with open_msg_stream(self._end, window=self._window, context=self,
                                    on_outcome=self._keep_outcome,
                                    on_close=self._stream_closed) as stream:
+            self._stream = stream
             yield stream
 
     def _keep_outcome(self, message: dict) -> None:
         self._final = message
 
     async def _stream_closed(self) -> None:
+        self._send_stop()
+
+    def _send_stop(self) -> None:
+        """Tell the other side our stream is done (once)."""
+        if self._stop_sent:
+            return
+        self._stop_sent = True
         try:  # a control message: never waits behind data, so never hangs
             self.chan.send_nowait(msg.stop(self.cid))
         except TransportClosed:
@@ -218,6 +234,22 @@ class Context:
         """
         if self.side != 'caller':
             raise RuntimeError('only the calling side of a context has a result')
+        stream = self._stream
+        if stream is not None and not stream.closed:
+            # read the values left through the stream (they are dropped), so
+            # that credit flows back and a callee still sending can finish
+            try:
+                while self._final is None:
+                    await stream.receive()
+            except trio.EndOfChannel:
+                pass
+            except Exception:
+                if self._final is None:
+                    raise
+        elif stream is not None and not self._end.dialog.done:
+            # the stream's block was left by an error handled since, which
+            # told the callee nothing: it would wait on its stream forever
+            self._send_stop()
         while self._final is None:
             message = await self._end.inbox.get()
             if 'return' in message or 'error' in message:
@@ -292,13 +324,17 @@ async def open_context_from(actor: 'Actor', call: 'Call',
                 try:
                     yield ctx, first
                 except Exception as err:
-                    if not call.dialog.done:  # tell the callee why it is cancelled
-                        try:
-                            call.chan.send_nowait(msg.error(msg.pack_error(err, actor.uid),
-                                                            call.cid))
-                        except (TransportClosed, MsgTypeError):
-                            pass
-                    raise
+                    if not (isinstance(err, ContextCancelled) and ctx._cancel_called
+                            and err.canceller == actor.uid):
+                        if not call.dialog.done:  # tell the callee why it is cancelled
+                            try:
+                                call.chan.send_nowait(msg.error(
+                                    msg.pack_error(err, actor.uid), call.cid))
+                            except (TransportClosed, MsgTypeError):
+                                pass
+                        raise
+                    # our own cancel, confirmed, raised by a read after it:
+                    # not news (see Context.cancel); result() gives None
                 if not ctx._stream_opened and not call.dialog.done:
                     # we will never read: a callee that streams gets a clear
                     # BrokenResourceError instead of waiting for credit forever

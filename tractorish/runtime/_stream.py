@@ -277,6 +277,8 @@ class MsgStream(_Iterable):
         """The next value if one is already here, else ``trio.WouldBlock``.
 
         """
+        if self._closed:
+            raise trio.ClosedResourceError(f'{self!r} is closed')
         if self._eof:
             raise trio.EndOfChannel(f'the other side of {self!r} has stopped')
         message = self._end.inbox.get_nowait()
