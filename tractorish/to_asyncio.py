@@ -19,6 +19,7 @@ guest (an infected actor, or a tree opened by an asyncio program with
 from __future__ import annotations
 
 import asyncio
+import logging
 import inspect
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
@@ -30,6 +31,8 @@ from ._exceptions import TractorishError
 # how long a cancelled asyncio task may take to finish before we stop
 # waiting for it (it is cancelled; it may still be running its cleanup)
 CANCEL_WAIT = 5.0
+
+log = logging.getLogger('tractorish.asyncio')
 
 
 class AsyncioCancelled(TractorishError):
@@ -257,8 +260,13 @@ async def _end(task: 'asyncio.Task[Any]') -> None:
 
 
 def run_as_asyncio_guest(trio_main: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    """Run ``trio_main(*args)`` as a guest of a new asyncio event loop (in
-    ``asyncio.run``); return its result. An infected actor's start."""
+    """Run ``trio_main(*args)`` as a guest of a new asyncio event loop;
+    return its result. An infected actor's start.
+
+    As ``asyncio.run`` does, except at the end: the asyncio tasks left are
+    cancelled and waited for up to ``CANCEL_WAIT`` seconds, not for ever,
+    so one that ignores its cancellation cannot keep the actor alive.
+    """
     async def host() -> Any:
         loop = asyncio.get_running_loop()
         done: 'asyncio.Future[Any]' = loop.create_future()
@@ -270,7 +278,39 @@ def run_as_asyncio_guest(trio_main: Callable[..., Awaitable[Any]], *args: Any) -
         outcome = await asyncio.shield(done)
         return outcome.unwrap()
 
-    return asyncio.run(host())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(host())
+    finally:
+        try:
+            _cancel_left(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(asyncio.wait(
+                [loop.create_task(loop.shutdown_default_executor())], timeout=CANCEL_WAIT))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_left(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still on ``loop``; wait (bounded) for them."""
+    left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not left:
+        return
+    for task in left:
+        task.cancel()
+    loop.run_until_complete(asyncio.wait(left, timeout=CANCEL_WAIT))
+    stubborn = [task for task in left if not task.done()]
+    if stubborn:
+        log.warning('%d asyncio task(s) ignored their cancellation for %g s; leaving '
+                    'them: %s', len(stubborn), CANCEL_WAIT,
+                    ', '.join(repr(task.get_coro()) for task in stubborn))
+    for task in left:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler({'message': 'an asyncio task failed as the '
+                                         'actor ended', 'exception': task.exception(),
+                                         'task': task})
 
 
 __all__ = ['AsyncioCancelled', 'AsyncioTaskExited', 'LinkedTaskChannel', 'TrioCancelled',

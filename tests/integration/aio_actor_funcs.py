@@ -170,3 +170,15 @@ async def traceback_names() -> str:
         import traceback
         return traceback.format_exc()
     return ''
+
+
+async def aio_ignore_cancellation() -> None:
+    while True:
+        try:
+            await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            pass  # (what a careless library does)
+
+
+async def run_a_task_that_ignores_cancellation() -> None:
+    await to_asyncio.run_task(aio_ignore_cancellation)

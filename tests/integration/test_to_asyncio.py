@@ -104,3 +104,18 @@ async def test_nothing_is_left_behind(capfd, monkeypatch):
     err = capfd.readouterr().err
     for sign in ('never awaited', 'destroyed but it is pending', 'Warning', 'Traceback'):
         assert sign not in err, err
+
+
+async def test_an_asyncio_task_ignoring_its_cancellation_does_not_keep_the_actor_alive():
+    """Cancelled, the call waits up to CANCEL_WAIT for the task; the actor
+    ending waits for it as long again, then exits with the task left."""
+    async with tractorish.open_nursery() as an:
+        portal = await start_infected(an)
+        [child] = an.children
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(portal.run, af.run_a_task_that_ignores_cancellation)
+            await trio.sleep(0.5)
+            await portal.cancel_actor()
+            nursery.cancel_scope.cancel()
+        with trio.fail_after(30):  # (was: for ever)
+            await child.wait()
