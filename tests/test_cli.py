@@ -210,6 +210,9 @@ def test_a_silent_registry_is_given_up_on_after_the_timeout():
             line = assert_one_line_failure(proc, command)
             assert f'no answer from {where} within 1 s' in line, line
             assert 'secret' not in line
+        # top's timeout bounds its connecting too (it waited the handshake's 5 s)
+        proc = cli('top', '-n', '1', '--registry', where, '--timeout', '1')
+        assert proc.returncode == 1 and 'did not answer within 1 s' in proc.stderr, proc.stderr
 
 
 def test_ls_shows_the_registrar_at_the_registry_address():

@@ -95,6 +95,15 @@ def test_the_guard_without_psutil_says_what_to_install(pytester):
     assert 'During handling' not in result.stdout.str()
 
 
+def test_a_bad_leak_grace_is_a_usage_error_naming_the_setting(pytester):
+    pytester.makeini('[pytest]\ntractorish_leak_grace = 5s\n')
+    pytester.makepyfile(test_nothing='def test_nothing():\n    pass\n')
+    result = pytester.runpytest_subprocess(*PLUGIN)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "tractorish_leak_grace must be a number of seconds >= 0, not '5s'" in \
+        result.stderr.str()
+
+
 def test_spawn_backend_runs_a_test_once_per_backend(pytester):
     pytester.makepyfile(test_backends='''
         import os

@@ -530,7 +530,10 @@ def run_command(args: argparse.Namespace) -> int:
     elif args.command == 'call':
         result = trio.run(_call, _target(args), args.name, args.function,
                           args.kwargs, args.timeout)
-        print(json.dumps(result, default=repr, ensure_ascii=False))
+        try:
+            print(json.dumps(result, default=repr, ensure_ascii=False))
+        except (TypeError, ValueError):  # JSON cannot say it (keys of other types)
+            print(repr(result))
     elif args.command == 'jobs':
         print(trio.run(_jobs, args))
     elif args.command == 'entities':

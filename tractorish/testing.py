@@ -94,6 +94,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    grace = config.getini('tractorish_leak_grace')
+    try:
+        if float(grace) < 0:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f'tractorish_leak_grace must be a number of seconds >= 0, '
+                                f'not {grace!r}') from None
     if sys.platform.startswith('linux'):
         # an actor whose parent died is re-parented here, where the guard sees it
         import ctypes

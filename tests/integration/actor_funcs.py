@@ -291,3 +291,8 @@ async def fail_in_task(text: str) -> None:
     await trio.sleep(0)
     raise ValueError(text * 20)
 
+
+
+async def bytes_keys() -> dict:
+    """A result JSON cannot hold (keys of bytes)."""
+    return {b'k': 1}

@@ -211,6 +211,9 @@ def test_separate_programs_meet_at_a_registry_daemon():
             out = cli('call', 'calc', 'actor_funcs.add', 'a=40', 'b=2', env=env)
             assert out.returncode == 0, out.stderr
             assert out.stdout.strip() == '42'
+            odd = cli('call', 'calc', 'actor_funcs.bytes_keys', env=env)
+            assert odd.returncode == 0, odd.stderr
+            assert odd.stdout.strip() == "{b'k': 1}"  # repr: JSON cannot say it
             listing = cli('ls', env=env)
             assert listing.returncode == 0, listing.stderr
             assert listing.stdout.split()[:5] == ['NAME', 'UID', 'PID', 'ADDRESS', 'UPTIME']

@@ -252,7 +252,13 @@ async def top_loop(addr: Address, view: Any, *, interval: float = 1.0,
     before: Dict[Uid, Tuple[float, dict]] = {}
     shown = 0
     try:
-        async with discovery.get_registry(addr) as registry:
+        async with AsyncExitStack() as stack:
+            registry = None
+            with trio.move_on_after(timeout):  # connecting is bounded by it too
+                registry = await stack.enter_async_context(discovery.get_registry(addr))
+            if registry is None:
+                raise TransportClosed(f'the registry at {format_addr(addr)} did not '
+                                      f'answer within {timeout:g} s')
             while iterations is None or shown < iterations:
                 started = trio.current_time()
                 entries: List[dict] = []
