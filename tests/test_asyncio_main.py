@@ -207,6 +207,27 @@ def test_stream_of_a_thousand_values():
     run(main)
 
 
+def test_a_receive_timed_out_loses_no_value():
+    """asyncio.wait_for around receive(): a value the trio side took just
+    as the wait was cancelled comes with the next receive."""
+    async def main() -> None:
+        async with trio_guest.open_nursery() as an:
+            portal = await an.start_actor('uneven', enable_modules=MODULES)
+            got, timeouts = [], 0
+            async with portal.open_stream_from(stream_funcs.count_unevenly, n=300,
+                                               delay=0.002) as stream:
+                while True:
+                    try:
+                        got.append(await asyncio.wait_for(stream.receive(), 0.0005))
+                    except asyncio.TimeoutError:
+                        timeouts += 1
+                    except trio.EndOfChannel:
+                        break
+            assert got == list(range(300)) and timeouts > 0
+            await portal.cancel_actor()
+    run(main)
+
+
 def test_context_echo():
     async def main() -> None:
         async with trio_guest.open_nursery() as an:

@@ -16,10 +16,11 @@ No asyncio task is created: only futures.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 from contextlib import asynccontextmanager
-from typing import (Any, AsyncContextManager, AsyncIterator, Callable, Dict, List, Optional,
-                    Tuple)
+from typing import (Any, AsyncContextManager, AsyncIterator, Callable, Deque, Dict, List,
+                    Optional, Tuple)
 
 import outcome
 import trio
@@ -121,6 +122,15 @@ class _GuestRun:
         self._start(link, functools.partial(fn, *args, **kwargs))
         return await self._result(link, link.done)
 
+    async def call_keeping(self, keep: Callable[[Any], None], fn: Callable[..., Any],
+                           *args: Any) -> Any:
+        """:meth:`call`, for a call that takes something (a stream's next
+        value): if the awaiting task is cancelled after the trio call took
+        it, ``keep(result)`` is given it before ``CancelledError`` goes on."""
+        link = _Link(self.loop)
+        self._start(link, functools.partial(fn, *args))
+        return await self._result(link, link.done, keep)
+
     @asynccontextmanager
     async def hold(self, make_cm: Callable[[], Any],
                    wrap: Callable[[Any], Any]) -> AsyncIterator[Any]:
@@ -150,14 +160,20 @@ class _GuestRun:
         if not self._soon(self._spawn, link, fn):
             link.set_done(outcome.Error(RuntimeError(_ENDED)))
 
-    async def _result(self, link: _Link, future: asyncio.Future) -> Any:
+    async def _result(self, link: _Link, future: asyncio.Future,
+                      keep: Optional[Callable[[Any], None]] = None) -> Any:
         """What ``future`` holds; if cancelled first, cancel the trio task,
-        wait for it to end and raise ``CancelledError``."""
+        wait for it to end and raise ``CancelledError`` (giving ``keep`` what
+        the task returned, if it ended with a value all the same)."""
         try:
             await asyncio.wait({future})
         except asyncio.CancelledError:
             self._cancel(link)
             await self._settled(link)
+            done = link.done
+            if (keep is not None and done.done() and not done.cancelled()
+                    and done.exception() is None):
+                keep(done.result())
             raise
         return future.result()
 
@@ -490,6 +506,8 @@ class MsgStream:
     def __init__(self, run: _GuestRun, stream: Any) -> None:
         self._run = run
         self._stream = stream
+        # values received in trio for a wait cancelled meanwhile: the next ones
+        self._kept: Deque[Any] = collections.deque()
 
     @property
     def closed(self) -> bool:
@@ -497,8 +515,11 @@ class MsgStream:
 
     async def receive(self) -> Any:
         """The next value; ``trio.EndOfChannel`` once the other side stopped,
-        a :class:`tractorish.RemoteActorError` if it failed."""
-        return await self._run.call(self._stream.receive)
+        a :class:`tractorish.RemoteActorError` if it failed. A wait
+        cancelled (a timeout) loses no value: one taken meanwhile comes next."""
+        if self._kept:
+            return self._kept.popleft()
+        return await self._run.call_keeping(self._kept.append, self._stream.receive)
 
     async def send(self, value: Any) -> None:
         """Send ``value`` (context streams); waits while the other side has

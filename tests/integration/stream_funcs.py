@@ -184,3 +184,11 @@ async def count_forever(ctx: tractorish.Context):
             await stream.send(i)
             i += 1
             await trio.sleep(0.01)
+
+
+async def count_unevenly(n: int, delay: float):
+    """0 .. n-1, each after up to ``delay`` seconds."""
+    import random
+    for i in range(n):
+        await trio.sleep(random.random() * delay)
+        yield i
