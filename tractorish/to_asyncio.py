@@ -133,6 +133,7 @@ class LinkedTaskChannel(trio.abc.Channel[Any]):
         self._token = trio.lowlevel.current_trio_token()
         self._started = False
         self._task: Optional['asyncio.Task[Any]'] = None
+        self._cancelling = False  # the trio side cancels the task
 
     # --- the asyncio side ----------------------------------------------------
 
@@ -162,14 +163,25 @@ class LinkedTaskChannel(trio.abc.Channel[Any]):
 
     async def receive(self) -> Any:
         """The next value the asyncio task sent; ``trio.EndOfChannel`` once
-        it has returned (its error, if it failed)."""
+        it has returned (its error, if it failed; :class:`AsyncioCancelled`
+        if asyncio cancelled it)."""
         try:
             return await self._from_aio.receive()
         except trio.EndOfChannel:
-            if self._task is not None and self._task.done() and not self._task.cancelled() \
-                    and self._task.exception() is not None:
-                raise self._task.exception()  # type: ignore[misc]
+            self._raise_if_failed()
             raise
+
+    def _raise_if_failed(self) -> None:
+        """The task's error, or AsyncioCancelled if asyncio (not we) cancelled it."""
+        task = self._task
+        if task is None or not task.done():
+            return
+        if task.cancelled():
+            if not self._cancelling:
+                raise AsyncioCancelled(f'the asyncio task {_name(task)} was cancelled by '
+                                       f'asyncio, not by the trio side')
+        elif task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
     async def aclose(self) -> None:
         """Stop receiving (trio side)."""
@@ -183,6 +195,7 @@ class LinkedTaskChannel(trio.abc.Channel[Any]):
     def cancel_asyncio_task(self, msg: str = '') -> None:
         """Cancel the asyncio task now (trio side)."""
         if self._task is not None:
+            self._cancelling = True
             self._task.cancel(msg or None)
 
     def closed(self) -> bool:
@@ -214,7 +227,7 @@ async def open_channel_from(target: Callable[..., Awaitable[Any]], *, qsize: int
 
     ``first`` is what the task passed to ``chan.started_nowait()``. The
     block is cancelled if the task fails, and its error is raised at the
-    block's exit; leaving the block cancels the task if it still runs and
+    block's exit (:class:`AsyncioCancelled` if asyncio cancelled it); leaving the block cancels the task if it still runs and
     waits (up to ``CANCEL_WAIT`` s) for it to end. An error or cancel in
     the block is raised as itself. (tractor's order, ``(first, chan)``.)
     """
@@ -231,7 +244,9 @@ async def open_channel_from(target: Callable[..., Awaitable[Any]], *, qsize: int
     task = chan._task = loop.create_task(run_target())
     with trio.CancelScope() as body:
         def on_done(_: Any) -> None:
-            if not task.cancelled() and task.exception() is not None:
+            if task.cancelled() and not chan._cancelling:
+                chan._token.run_sync_soon(body.cancel)  # asyncio cancelled it: that too
+            elif not task.cancelled() and task.exception() is not None:
                 chan._token.run_sync_soon(body.cancel)  # its error ends the block
         task.add_done_callback(on_done)
         try:
@@ -243,10 +258,11 @@ async def open_channel_from(target: Callable[..., Awaitable[Any]], *, qsize: int
                                         f'returned before chan.started_nowait()') from None
             yield first, chan
         finally:
+            if not task.done():
+                chan._cancelling = True
             with trio.CancelScope(shield=True):
                 await _end(task)
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+    chan._raise_if_failed()
 
 
 async def _end(task: 'asyncio.Task[Any]') -> None:

@@ -182,3 +182,24 @@ async def aio_ignore_cancellation() -> None:
 
 async def run_a_task_that_ignores_cancellation() -> None:
     await to_asyncio.run_task(aio_ignore_cancellation)
+
+
+async def cancels_itself(chan) -> None:
+    chan.started_nowait('ready')
+    await asyncio.sleep(0.05)
+    asyncio.current_task().cancel()  # asyncio's own cancel, not the trio side's
+    await asyncio.sleep(10)
+
+
+async def channel_cancelled_by_asyncio(read: bool) -> str:
+    """The block ends with AsyncioCancelled, whether it waits or reads."""
+    try:
+        async with to_asyncio.open_channel_from(cancels_itself) as (first, chan):
+            if read:
+                async for _ in chan:
+                    pass
+            else:
+                await trio.sleep(30)  # cancelled: the task's end ends the block
+    except to_asyncio.AsyncioCancelled:
+        return 'AsyncioCancelled'
+    return 'the block ended normally'

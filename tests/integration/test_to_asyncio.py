@@ -63,6 +63,17 @@ async def test_a_channel_with_an_asyncio_task():
         await portal.cancel_actor()
 
 
+async def test_a_channel_task_cancelled_by_asyncio_ends_the_block_with_asyncio_cancelled():
+    async with tractorish.open_nursery() as an:
+        portal = await start_infected(an)
+        with trio.fail_after(20):
+            assert await portal.run(af.channel_cancelled_by_asyncio, read=False) == \
+                'AsyncioCancelled'
+            assert await portal.run(af.channel_cancelled_by_asyncio, read=True) == \
+                'AsyncioCancelled'
+        await portal.cancel_actor()
+
+
 async def test_asyncio_helpers_say_so_in_an_actor_without_asyncio():
     async with tractorish.open_nursery() as an:
         plain = await an.start_actor('plain', enable_modules=MODS)
