@@ -104,6 +104,19 @@ def test_a_bad_leak_grace_is_a_usage_error_naming_the_setting(pytester):
         result.stderr.str()
 
 
+def test_an_isolated_asyncio_test_case_is_left_to_unittest(pytester):
+    pytester.makepyfile(test_unittest_async='''
+        import asyncio, unittest
+
+        class AsyncioCase(unittest.IsolatedAsyncioTestCase):
+            async def test_runs_on_asyncio(self):
+                await asyncio.sleep(0)
+                self.assertTrue(asyncio.get_running_loop().is_running())
+    ''')
+    result = pytester.runpytest_subprocess(*PLUGIN)
+    result.assert_outcomes(passed=1)
+
+
 def test_spawn_backend_runs_a_test_once_per_backend(pytester):
     pytester.makepyfile(test_backends='''
         import os

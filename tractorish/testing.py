@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import unittest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, List, Tuple
 
@@ -129,6 +130,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
         if not _is_async(test) or item.get_closest_marker('trio') is not None \
                 or any(item.get_closest_marker(m) for m in _OTHER_ASYNC_MARKS):
             continue
+        cls = getattr(item, 'cls', None)
+        if cls is not None and issubclass(cls, unittest.TestCase):
+            continue  # (IsolatedAsyncioTestCase runs its own event loop)
         if not config.pluginmanager.has_plugin('trio'):
             raise pytest.UsageError(
                 f'{item.nodeid} is an async test: tractorish.testing runs them with '
