@@ -332,6 +332,15 @@ def format_entities(name: str, workers: List[dict]) -> str:
 async def _entities(addr: Address, name: str, timeout: float) -> str:
     from .entities import connect_entity_cluster
     async with await _client_root(addr):
+        # the registry first, directly: the cluster's client takes one that
+        # refuses us or does not answer for one where no worker registered
+        answered = False
+        with trio.move_on_after(timeout):
+            async with discovery.get_registry(addr) as registry:
+                await registry.run(_registrar.list_actors)
+                answered = True
+        if not answered:
+            raise _no_answer(format_addr(addr), timeout)
         with trio.move_on_after(timeout * 2):  # finding the workers, then asking each
             async with connect_entity_cluster(name, registry_addrs=[addr],
                                               timeout=0) as cluster:

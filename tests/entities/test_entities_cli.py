@@ -69,3 +69,24 @@ async def test_help_and_a_registry_that_does_not_answer():
     assert done.returncode == 1
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith('tractorish entities: nothing answers at')
+
+
+async def test_a_registry_that_refuses_or_stays_silent_says_so():
+    """Not 'no worker registered': the registry itself is the problem."""
+    import os
+    import socket
+    async with tractorish.open_root_actor('reg', registry_addrs=[('127.0.0.1', free_port())]):
+        where = tractorish.current_actor().registry_addrs[0]
+        wrong = await trio.run_process(
+            [sys.executable, '-m', 'tractorish', 'entities', 'ls', 'shop', '--registry',
+             f'{where[0]}:{where[1]}'], cwd=ROOT, capture_stdout=True, capture_stderr=True,
+            check=False, env={**os.environ, 'TRACTORISH_SECRET': 'not ours'})
+    assert wrong.returncode == 1
+    assert 'refused' in wrong.stderr.decode() and 'no worker' not in wrong.stderr.decode()
+    with socket.socket() as silent:
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(16)
+        done = await cli('ls', 'shop', '--registry', f'127.0.0.1:{silent.getsockname()[1]}',
+                         '--timeout', '1')
+    assert done.returncode == 1
+    assert 'no answer' in done.stderr.decode() and 'no worker' not in done.stderr.decode()
