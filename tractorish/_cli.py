@@ -223,9 +223,15 @@ def format_tree(entries: List[dict]) -> str:
 async def _list(addr: Address, timeout: float) -> Tuple[List[dict], Optional[Uid]]:
     """The registry's entries, and the uid of the registrar that gave them."""
     async with await _client_root(addr):
-        with trio.move_on_after(timeout):
-            async with discovery.get_registry(addr) as registry:
-                return await registry.run(_registrar.list_actors), registry.peer_uid
+        return await _ask_registry(addr, timeout)
+
+
+async def _ask_registry(addr: Address, timeout: float) -> Tuple[List[dict], Optional[Uid]]:
+    """:func:`_list`, in a root already open: asked directly, so a registry
+    that refuses us or does not answer is reported as such."""
+    with trio.move_on_after(timeout):
+        async with discovery.get_registry(addr) as registry:
+            return await registry.run(_registrar.list_actors), registry.peer_uid
     raise _no_answer(format_addr(addr), timeout)
 
 
@@ -332,15 +338,9 @@ def format_entities(name: str, workers: List[dict]) -> str:
 async def _entities(addr: Address, name: str, timeout: float) -> str:
     from .entities import connect_entity_cluster
     async with await _client_root(addr):
-        # the registry first, directly: the cluster's client takes one that
-        # refuses us or does not answer for one where no worker registered
-        answered = False
-        with trio.move_on_after(timeout):
-            async with discovery.get_registry(addr) as registry:
-                await registry.run(_registrar.list_actors)
-                answered = True
-        if not answered:
-            raise _no_answer(format_addr(addr), timeout)
+        # the registry first: the cluster's client takes one that refuses us
+        # or does not answer for one where no worker registered
+        await _ask_registry(addr, timeout)
         with trio.move_on_after(timeout * 2):  # finding the workers, then asking each
             async with connect_entity_cluster(name, registry_addrs=[addr],
                                               timeout=0) as cluster:

@@ -118,17 +118,16 @@ class _GuestRun:
         If the awaiting asyncio task is cancelled, the trio task is cancelled
         and waited for, then ``CancelledError`` is raised.
         """
-        link = _Link(self.loop)
-        self._start(link, functools.partial(fn, *args, **kwargs))
-        return await self._result(link, link.done)
+        return await self.call_keeping(None, functools.partial(fn, *args, **kwargs))
 
-    async def call_keeping(self, keep: Callable[[Any], None], fn: Callable[..., Any],
-                           *args: Any) -> Any:
-        """:meth:`call`, for a call that takes something (a stream's next
-        value): if the awaiting task is cancelled after the trio call took
-        it, ``keep(result)`` is given it before ``CancelledError`` goes on."""
+    async def call_keeping(self, keep: Optional[Callable[[Any], None]],
+                           fn: Callable[[], Any]) -> Any:
+        """:meth:`call` of ``fn()``, for a call that takes something (a
+        stream's next value): if the awaiting task is cancelled after the
+        trio call took it, ``keep(result)`` is given it before
+        ``CancelledError`` goes on."""
         link = _Link(self.loop)
-        self._start(link, functools.partial(fn, *args))
+        self._start(link, fn)
         return await self._result(link, link.done, keep)
 
     @asynccontextmanager

@@ -19,8 +19,8 @@ guest (an infected actor, or a tree opened by an asyncio program with
 from __future__ import annotations
 
 import asyncio
-import logging
 import inspect
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
 
@@ -168,20 +168,22 @@ class LinkedTaskChannel(trio.abc.Channel[Any]):
         try:
             return await self._from_aio.receive()
         except trio.EndOfChannel:
-            self._raise_if_failed()
+            failure = self._failure()
+            if failure is not None:
+                raise failure from None
             raise
 
-    def _raise_if_failed(self) -> None:
-        """The task's error, or AsyncioCancelled if asyncio (not we) cancelled it."""
+    def _failure(self) -> Optional[BaseException]:
+        """The ended task's error, or AsyncioCancelled if asyncio (not the
+        trio side) cancelled it; None if it returned or still runs."""
         task = self._task
         if task is None or not task.done():
-            return
+            return None
         if task.cancelled():
-            if not self._cancelling:
-                raise AsyncioCancelled(f'the asyncio task {_name(task)} was cancelled by '
-                                       f'asyncio, not by the trio side')
-        elif task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+            return None if self._cancelling else AsyncioCancelled(
+                f'the asyncio task {_name(task)} was cancelled by asyncio, not by the '
+                f'trio side')
+        return task.exception()
 
     async def aclose(self) -> None:
         """Stop receiving (trio side)."""
@@ -227,8 +229,9 @@ async def open_channel_from(target: Callable[..., Awaitable[Any]], *, qsize: int
 
     ``first`` is what the task passed to ``chan.started_nowait()``. The
     block is cancelled if the task fails, and its error is raised at the
-    block's exit (:class:`AsyncioCancelled` if asyncio cancelled it); leaving the block cancels the task if it still runs and
-    waits (up to ``CANCEL_WAIT`` s) for it to end. An error or cancel in
+    block's exit (:class:`AsyncioCancelled` if asyncio cancelled it);
+    leaving the block cancels the task if it still runs and waits (up to
+    ``CANCEL_WAIT`` s) for it to end. An error or cancel in
     the block is raised as itself. (tractor's order, ``(first, chan)``.)
     """
     loop = _running_loop()
@@ -244,10 +247,8 @@ async def open_channel_from(target: Callable[..., Awaitable[Any]], *, qsize: int
     task = chan._task = loop.create_task(run_target())
     with trio.CancelScope() as body:
         def on_done(_: Any) -> None:
-            if task.cancelled() and not chan._cancelling:
-                chan._token.run_sync_soon(body.cancel)  # asyncio cancelled it: that too
-            elif not task.cancelled() and task.exception() is not None:
-                chan._token.run_sync_soon(body.cancel)  # its error ends the block
+            if chan._failure() is not None:  # its error (or asyncio's cancel) ends the block
+                chan._token.run_sync_soon(body.cancel)
         task.add_done_callback(on_done)
         try:
             try:
@@ -262,7 +263,9 @@ async def open_channel_from(target: Callable[..., Awaitable[Any]], *, qsize: int
                 chan._cancelling = True
             with trio.CancelScope(shield=True):
                 await _end(task)
-    chan._raise_if_failed()
+    failure = chan._failure()
+    if failure is not None:
+        raise failure
 
 
 async def _end(task: 'asyncio.Task[Any]') -> None:

@@ -20,7 +20,6 @@ import itertools
 import logging
 import math
 import re
-import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
 
@@ -30,7 +29,7 @@ from .._exceptions import MsgTypeError, TransportClosed
 from .._groups import collapsing_groups
 from ..discovery import find_actor, list_actors
 from ..ipc import Address
-from ..msg import Encoder, unpack_error
+from ..msg import check_encodable, unpack_error
 from ..runtime import Portal, RuntimeConfig, current_actor
 from . import _host
 from ._errors import EntityError, EntityOwnerLost, EntityTimeout
@@ -146,10 +145,6 @@ class _Opening:
         self.error: Optional[BaseException] = None
 
 
-# values msgpack always encodes: a tell of only these needs no trial encoding
-_FLAT = frozenset({int, float, str, bytes, bool, type(None)})
-
-
 def _check(key: Any, method: Any) -> None:
     if not isinstance(key, str):
         raise TypeError(f'an entity key is a string, not {type(key).__name__}')
@@ -177,9 +172,6 @@ class EntityClient:
         self._opening: Dict[str, _Opening] = {}
         self._registered: List[str] = []
         self._refreshing: Optional[trio.Event] = None
-        # tries whether a tell's arguments encode (see tell): their size
-        # is the channel's to check
-        self._encoder = Encoder(max_msg_size=sys.maxsize)
         self._last_refresh = -math.inf
         self._closed = False
 
@@ -387,12 +379,11 @@ class EntityClient:
         :class:`MsgTypeError` here, and nothing is sent.
         """
         _check(key, method)
-        if any(type(value) not in _FLAT for value in kwargs.values()):
-            try:
-                self._encoder.encode(kwargs)  # (a tell has nobody to raise it later)
-            except MsgTypeError as err:
-                raise MsgTypeError(f'the arguments of a tell of {method!r} to {key!r} '
-                                   f'cannot be sent: {err}') from None
+        try:
+            check_encodable(kwargs)  # (a tell has nobody to raise it to later)
+        except MsgTypeError as err:
+            raise MsgTypeError(f'the arguments of a tell of {method!r} to {key!r} '
+                               f'cannot be sent: {err}') from None
         problem: List[str] = []
         with trio.move_on_after(math.inf if timeout is None else timeout):
             await self._send_tell(key, method, kwargs, problem)

@@ -77,7 +77,6 @@ class EntityCluster(EntityClient):
         self._workers = list(workers)
         self._registered = list(workers)  # (what status() asks)
         self._up: Set[str] = set()
-        self._epoch = 0
         self._latest: Optional[View] = None  # the newest view made
         self._acked: Dict[str, int] = {}
         # workers back up, whose admission waits for the others' hand-over
@@ -128,9 +127,13 @@ class EntityCluster(EntityClient):
     def _next_view(self) -> View:
         # a time-based epoch: a client that saw an earlier cluster of this
         # name takes this one's views as newer
-        self._epoch = max(self._epoch + 1, int(time.time() * 1000))
-        self._latest = View(self._epoch, self._up)
+        self._latest = View(max(self._epoch + 1, int(time.time() * 1000)), self._up)
         return self._latest
+
+    @property
+    def _epoch(self) -> int:
+        """The newest view's epoch (0 before the first)."""
+        return self._latest.epoch if self._latest is not None else 0
 
     async def _start_membership(self) -> None:
         self._sup.on_exit.append(self._on_exit)

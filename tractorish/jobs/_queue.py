@@ -477,10 +477,9 @@ async def open_job_queue(pool: Optional['ActorPool'],
                         f'not {pool!r}')
     if lease <= 0 or poll_interval <= 0 or lock_timeout <= 0:
         raise ValueError('lease, poll_interval and lock_timeout must be positive')
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+    if type(retries) is not int or retries < 0:
         raise ValueError(f'retries must be an int >= 0, not {retries!r}')
-    if max_in_flight is not None and (not isinstance(max_in_flight, int)
-                                      or isinstance(max_in_flight, bool) or max_in_flight < 1):
+    if max_in_flight is not None and (type(max_in_flight) is not int or max_in_flight < 1):
         raise ValueError(f'max_in_flight must be an int >= 1, not {max_in_flight!r}')
     if pool is not None and not pool.workers:
         raise ValueError('the pool has no workers')

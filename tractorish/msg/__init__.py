@@ -10,6 +10,7 @@ from ._aid import Aid as Aid
 from ._codec import DEFAULT_MAX_MSG_SIZE as DEFAULT_MAX_MSG_SIZE
 from ._codec import Decoder as Decoder
 from ._codec import Encoder as Encoder
+from ._codec import check_encodable as check_encodable
 from ._dialog import Dialog as Dialog
 from ._errors import MAIN_ALIAS as MAIN_ALIAS
 from ._errors import pack_cancelled as pack_cancelled

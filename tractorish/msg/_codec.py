@@ -48,6 +48,18 @@ _FLAT = frozenset({int, float, str, bytes, bool, type(None)})
 _TAILS_KEPT = 256
 
 
+def check_encodable(values: Dict[str, Any]) -> None:
+    """Raise :class:`MsgTypeError` if msgpack cannot encode ``values`` (a
+    call's arguments, say, for a sender that learns of no later failure);
+    their size is the channel's to check. Plain values are not tried."""
+    if all(type(value) in _FLAT for value in values.values()):
+        return
+    try:
+        msgpack.packb(values, use_bin_type=True, datetime=True)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise MsgTypeError(f'cannot encode to msgpack: {err}') from None
+
+
 class Encoder:
     """Turns messages into bytes; one per channel (not shared by threads)."""
 

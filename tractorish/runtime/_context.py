@@ -338,10 +338,7 @@ async def open_context_from(actor: 'Actor', call: 'Call',
                 if not ctx._stream_opened and not call.dialog.done:
                     # we will never read: a callee that streams gets a clear
                     # BrokenResourceError instead of waiting for credit forever
-                    try:
-                        call.chan.send_nowait(msg.stop(call.cid))
-                    except TransportClosed:
-                        pass
+                    ctx._send_stop()
             await ctx.result()  # the callee's error, if that is what cancelled us
         finally:
             try:

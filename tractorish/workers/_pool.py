@@ -26,7 +26,7 @@ import trio
 from .._compat import BaseExceptionGroup
 from .._exceptions import ActorCrashed, TransportClosed
 from .._groups import collapsing_groups
-from ._supervisor import Supervisor, open_supervisor
+from ._supervisor import Supervisor, check_modules, open_supervisor
 
 log = logging.getLogger('tractorish.workers')
 
@@ -272,23 +272,23 @@ class ActorPool:
 
         def hand_on(index: int, outcome: tuple) -> None:
             nonlocal next_out
-            if not ordered:
-                send.send_nowait(outcome)
-                return
-            done[index] = outcome
-            while next_out in done:
-                send.send_nowait(done.pop(next_out))
-                next_out += 1
+            try:
+                if not ordered:
+                    send.send_nowait(outcome)
+                    return
+                done[index] = outcome
+                while next_out in done:
+                    send.send_nowait(done.pop(next_out))
+                    next_out += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                scope.cancel()  # the consumer left
 
         async def one(index: int, kwargs: Mapping[str, Any]) -> None:
             try:
                 outcome = (index, True, await self.run(fn, retries=retries, **kwargs))
             except Exception as err:
                 outcome = (index, False, err)
-            try:
-                hand_on(index, outcome)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                scope.cancel()  # the consumer left
+            hand_on(index, outcome)
 
         try:
             with scope:
@@ -302,10 +302,7 @@ class ActorPool:
                             except StopIteration:
                                 break
                             except Exception as err:  # the input's own: the map's error
-                                try:
-                                    hand_on(index, (index, False, err))
-                                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                                    pass  # the consumer left
+                                hand_on(index, (index, False, err))
                                 break
                             nursery.start_soon(one, index, kwargs)
                             index += 1
@@ -321,7 +318,7 @@ class ActorPool:
 
 
 def _check_retries(retries: Any) -> None:
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+    if type(retries) is not int or retries < 0:
         raise ValueError(f'retries must be an int >= 0, not {retries!r}')
 
 
@@ -356,8 +353,7 @@ async def open_actor_pool(size: int, *, enable_modules: Sequence[str] = (),
     if size < 1 or concurrency < 1:
         raise ValueError('size and concurrency must be at least 1')
     _check_retries(retries)
-    if isinstance(enable_modules, str):
-        raise TypeError('enable_modules must be a list of module names')
+    check_modules(enable_modules)
     async with open_supervisor('one_for_one', max_restarts=max_restarts, within=within,
                                **root_kwargs) as sup:
         names = [f'{name}-{i}' for i in range(size)]

@@ -59,7 +59,7 @@ class SupervisorError(TractorishError):
         self.failures = list(failures)
 
 
-def _check_modules(enable_modules: Sequence[str]) -> None:
+def check_modules(enable_modules: Sequence[str]) -> None:
     if isinstance(enable_modules, str):
         raise TypeError(f'enable_modules must be a list of module names, not the string '
                         f'{enable_modules!r}')
@@ -121,7 +121,7 @@ class Supervisor:
         ``infect_asyncio`` it runs asyncio, trio as its guest (see
         ``tractorish.to_asyncio``).
         """
-        _check_modules(enable_modules)
+        check_modules(enable_modules)
         return await self._add(ChildSpec(name, enable_modules, restart, None, loglevel,
                                          infect_asyncio))
 
@@ -135,7 +135,7 @@ class Supervisor:
         restart type says whether that restarts it, running ``fn`` again.
         ``await portal.result()`` gives this incarnation's outcome.
         """
-        _check_modules(enable_modules)
+        check_modules(enable_modules)
         ns, func_name = function_ref(fn)
         modules = [ns, *(m for m in enable_modules if m != ns)]
         spec = ChildSpec(name or func_name, modules, restart, (ns, func_name, kwargs), loglevel,
@@ -360,8 +360,7 @@ async def open_supervisor(strategy: str = 'one_for_one', *, max_restarts: int = 
     """
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {STRATEGIES}, not {strategy!r}')
-    if (not isinstance(max_restarts, int) or isinstance(max_restarts, bool)
-            or max_restarts < 0):
+    if type(max_restarts) is not int or max_restarts < 0:
         raise ValueError(f'max_restarts must be an int >= 0, not {max_restarts!r}')
     if not isinstance(within, (int, float)) or not within > 0 or math.isinf(within):
         raise ValueError(f'within must be a positive number of seconds, not {within!r}')
